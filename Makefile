@@ -1,0 +1,35 @@
+# Two entry points, each doing all of its own set-up from nothing:
+#   make run   - the main job: quick grid -> optimal-k fit -> figures
+#   make test  - ruff + the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test grid fit figures bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: pip then takes the local CPU wheel instead of a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e ".[dev,ray]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m simulations.grid --resume
+	$(BIN)/python -m fits.optimal_k
+	$(BIN)/python -m figures
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/layer.py
+	$(BIN)/python bench/theory.py
+
+clean:
+	rm -rf results figures/out fits_out
