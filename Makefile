@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test grid fit figures bench clean
+.PHONY: run test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e ".[dev,ray]"
 	touch $(STAMP)
 
-run: $(STAMP)
+SOFTMOE := results/softmoe/single_expert/manifest.json results/softmoe/expert_drop/manifest.json
+
+run: $(STAMP) $(SOFTMOE)
 	$(BIN)/python -m simulations.grid --resume
 	$(BIN)/python -m fits.optimal_k
 	$(BIN)/python -m figures
+
+# The Soft MoE (P3) quick experiments; each is skipped once its results exist (`make clean` redoes them).
+results/softmoe/%/manifest.json: $(STAMP)
+	$(BIN)/python -m simulations.softmoe $(subst _,-,$*) --out results/softmoe/$* --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/theory.py
 
 clean:
-	rm -rf results figures/out fits_out
+	rm -rf results figures/out

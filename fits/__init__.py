@@ -1,1 +1,48 @@
-"""placeholder"""
+"""fits: per-cell optimal k with seed-cluster bootstrap uncertainty, the scaling law of k*, and a
+Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (docs/fits.md)."""
+
+from .cells import CellFits, cell_optimal_k
+from .coverage import coverage_study
+from .curve import SHAPES, fit_curves, loss_curve
+from .data import METRICS, FitInputError, check_results, load_results
+from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
+from .surface import (
+    EPOCH_REFIT,
+    SurfaceFit,
+    SurfaceModel,
+    fit_chinchilla,
+    fit_moe_loss,
+    fit_surface,
+    load_chinchilla,
+)
+from .synthetic import PlantedLaw, planted_results
+from .theory_compare import predicted_exponents, theory_comparison
+
+__all__ = [
+    "CellFits",
+    "cell_optimal_k",
+    "coverage_study",
+    "SHAPES",
+    "fit_curves",
+    "loss_curve",
+    "METRICS",
+    "FitInputError",
+    "check_results",
+    "load_results",
+    "LawFit",
+    "LawNotIdentified",
+    "fit_law",
+    "law_data",
+    "wald_tests",
+    "EPOCH_REFIT",
+    "SurfaceFit",
+    "SurfaceModel",
+    "fit_chinchilla",
+    "fit_moe_loss",
+    "fit_surface",
+    "load_chinchilla",
+    "PlantedLaw",
+    "planted_results",
+    "predicted_exponents",
+    "theory_comparison",
+]

@@ -1,1 +1,40 @@
-"""placeholder"""
+"""simulations: the compositional task, the batched top-k MoE and Soft MoE layers, the bundle trainer and
+the grid with its results store.
+
+Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md) and
+`python -m simulations.softmoe` (docs/softmoe.md).
+"""
+
+from importlib import import_module
+
+from .config import ConfigError, GridConfig, load_config
+from .moe import RouterStats, TopKMoE
+from .results import load
+from .softmoe import SoftMoE
+from .tasks import CompositionalTask, TaskSpec
+from .train import train_bundle
+
+# Imported on first use: importing the grid module here would make `python -m simulations.grid` warn.
+_LAZY = {"run_grid": "simulations.grid", "run_bundle": "simulations.grid"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simulations' has no attribute {name!r}")
+
+
+__all__ = [
+    "CompositionalTask",
+    "ConfigError",
+    "GridConfig",
+    "RouterStats",
+    "SoftMoE",
+    "TaskSpec",
+    "TopKMoE",
+    "load",
+    "load_config",
+    "run_bundle",
+    "run_grid",
+    "train_bundle",
+]

@@ -1,0 +1,36 @@
+"""Figure 3: k* vs training-set size m (top) and vs expert width h (bottom), same layout as figure 2.
+
+One series per task complexity s (at most four levels). Top: at the largest width h; bottom: at the
+largest m. Points: per-cell k* with seed-cluster bootstrap 95 % CIs (hollow: excluded from the law as
+censored); solid: the fitted law with its 95 % band; dotted: `theory.continuous_optimum`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from figures import kstar, style
+
+NAME = "kstar_data_width"
+TITLE = "k* vs data size m and vs expert width h, with fitted law, 95 % band and theory's k*"
+INPUTS = ("results", "fits")
+
+PANELS = (("n_train", "width"), ("width", "n_train"))  # (x, factor held at its largest level)
+
+
+def data(inputs) -> pd.DataFrame:
+    cells = kstar.measured(inputs)
+    parts = [kstar.kstar_table(inputs, x, "complexity", {held: cells[held].max()}) for x, held in PANELS]
+    return pd.concat(parts, ignore_index=True)
+
+
+@style.styled
+def plot(df: pd.DataFrame):
+    fig, axes = style.new_figure(2, 1, height_in=4.6)
+    for ax, (x, held) in zip(axes[:, 0], PANELS, strict=True):
+        panel = df[df["x"] == x]
+        kstar.draw(ax, panel)
+        ax.set_title(f"at {kstar.symbol(held)} = {panel[held].iloc[0]:g}", loc="left")
+    kstar.legend_handles(axes[0, 0], df)
+    style.top_legend(fig, axes[0, 0], ncol=3, title=f"complexity $s$ ($T$ = {df['n_experts'].iloc[0]:g})")
+    return fig

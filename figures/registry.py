@@ -1,0 +1,28 @@
+"""The paper figures, in order. Adding a figure is one line: its module path in FIGURE_MODULES.
+
+Each module defines NAME, TITLE, INPUTS (which of figures.inputs.SOURCES it reads), `data(inputs) ->
+DataFrame` (exactly what is plotted) and `plot(df) -> matplotlib Figure` (decorate it with
+`figures.style.styled` for the shared look). A module may also define REQUIRES: (source, relative path)
+or (source, relative path, command) tuples that must exist beyond the source's own marker file, e.g.
+("softmoe", "single_expert/results.parquet", "python -m simulations.softmoe single-expert").
+"""
+
+from __future__ import annotations
+
+import importlib
+
+FIGURE_MODULES = (
+    "figures.error_vs_k",
+    "figures.kstar_complexity",
+    "figures.kstar_data_width",
+    "figures.tradeoff",
+    "figures.p2_bound",
+    "figures.softmoe_single_expert", "figures.softmoe_expert_drop",
+)
+
+FIGURES = [importlib.import_module(path) for path in FIGURE_MODULES]
+
+
+def by_name() -> dict:
+    """{NAME: module} in registry order."""
+    return {fig.NAME: fig for fig in FIGURES}

@@ -1,0 +1,109 @@
+"""Reading and checking the results store for the fits.
+
+The store is a directory of Parquet files (one per bundle) plus `manifest.json`, written by
+`simulations.grid`; `simulations.results.load` is used when it is importable, otherwise the Parquet files
+are read directly. Either way the table is checked here, so every caller gets the same one-line errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+DEFAULT_RESULTS = Path("results/quick")
+DEFAULT_OUT = Path("results/fits")
+
+#: `--metric` choice -> results column.
+METRICS = {"ood": "test_mse_ood", "id": "test_mse_id", "train": "train_mse"}
+
+#: The factors of a cell (a cell groups rows across k and seeds) and the factors of the law.
+CELL_KEYS = ("complexity", "n_train", "width", "n_experts")
+LAW_FACTORS = ("complexity", "n_train", "width")
+
+#: Cell fields of the grid that the fits do not group by: they must take one value per (cell, k, seed).
+OTHER_CELL_FIELDS = (
+    "d_in",
+    "n_skills",
+    "teacher_width",
+    "noise",
+    "holdout_frac",
+    "renormalize",
+    "impl",
+    "lr",
+    "max_steps",
+    "dtype",
+)
+
+#: Columns the fits need; the full schema (docs/results.md) has more, which are carried but not used.
+REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
+
+
+class FitInputError(ValueError):
+    """Bad input to the fits: the message is one line naming the problem."""
+
+
+def metric_column(metric: str) -> str:
+    """Results column for a `--metric` choice; a clear error for anything else."""
+    if metric not in METRICS:
+        raise FitInputError(f"unknown metric {metric!r}: allowed values are {', '.join(METRICS)}")
+    return METRICS[metric]
+
+
+def _read_store(path: Path) -> pd.DataFrame:
+    try:
+        from simulations.results import load  # the store's own loader, once it exists
+    except ImportError:
+        load = None
+    if load is not None:
+        return load(path)
+    files = sorted(path.glob("bundle-*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise FitInputError(f"results directory {path} holds no Parquet files")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Load the results store at `path` (a directory, or one Parquet file) and check it."""
+    path = Path(path)
+    if not path.exists():
+        raise FitInputError(f"results path {path} does not exist (run `python -m simulations.grid` first)")
+    try:
+        df = _read_store(path)
+    except FitInputError:
+        raise
+    except Exception as exc:  # a corrupt file or a loader error: report it on one line
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FitInputError(f"could not read results at {path}: {msg}") from exc
+    if len(df) == 0:
+        raise FitInputError(f"results at {path} hold no rows (no bundle files, or empty ones)")
+    return check_results(df)
+
+
+def check_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns and values the fits rely on; return the table with clean dtypes."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise FitInputError(f"results table lacks required column(s): {', '.join(missing)}")
+    if len(df) == 0:
+        raise FitInputError("results table is empty: no rows to fit")
+    df = df.copy()
+    df["diverged"] = df["diverged"].fillna(False).astype(bool)
+    for col in ("k", "n_experts", "seed"):
+        if df[col].isna().any():
+            raise FitInputError(f"column {col!r} has missing values")
+    if (df["k"] < 1).any() or (df["k"] > df["n_experts"]).any():
+        raise FitInputError("column 'k' must satisfy 1 <= k <= n_experts in every row")
+    for col in LAW_FACTORS:
+        if df[col].isna().any() or (df[col] <= 0).any():
+            raise FitInputError(f"column {col!r} must be positive in every row (the law takes its log)")
+    dup = df.duplicated([*CELL_KEYS, "k", "seed"], keep=False)
+    if dup.any():
+        varying = [
+            c for c in OTHER_CELL_FIELDS if c in df.columns and df.loc[dup, c].nunique(dropna=False) > 1
+        ]
+        what = f"; {', '.join(varying)} vary: fit one value at a time" if varying else ""
+        raise FitInputError(
+            f"{int(dup.sum())} rows repeat a (complexity, n_train, width, n_experts, k, seed){what}"
+        )
+    return df

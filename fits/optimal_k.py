@@ -1,0 +1,342 @@
+"""`python -m fits.optimal_k [RESULTS] [--metric id|ood|train] [--out DIR] [--bootstrap N] [--seed S]`
+
+Per-cell optimal k with seed-cluster bootstrap uncertainty, the scaling law of k*, and its comparison
+with the theory. Prints a summary; writes `optimal_k.json`, `cells.csv` and `report.md` to DIR, all at
+the end and atomically (nothing is written when the input is bad).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fits.cells import CellFits, cell_optimal_k
+from fits.curve import SHAPES
+from fits.data import DEFAULT_OUT, DEFAULT_RESULTS, METRICS, FitInputError, load_results, metric_column
+from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law
+from fits.surface import fit_moe_loss
+from fits.theory_compare import theory_comparison, theory_kwargs
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise FitInputError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m fits.optimal_k", description=__doc__.splitlines()[2])
+    p.add_argument(
+        "results", nargs="?", default=str(DEFAULT_RESULTS), help="results store (default %(default)s)"
+    )
+    p.add_argument("--metric", default="ood", help=f"one of {', '.join(METRICS)} (default %(default)s)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="seed-cluster resamples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument(
+        "--method", default="hc3", help=f"law fit: one of {', '.join(METHODS)} (default %(default)s)"
+    )
+    p.add_argument(
+        "--k-source",
+        default="continuous",
+        help=f"k* feeding the law: one of {', '.join(K_SOURCES)} (default %(default)s)",
+    )
+    p.add_argument(
+        "--surface-bootstrap",
+        type=int,
+        default=100,
+        help="point-bootstrap resamples of the joint loss surface; 0 skips its CIs (default %(default)s)",
+    )
+    p.add_argument(
+        "--shape",
+        default="linear",
+        help=f"estimation term of the smooth fit: one of {', '.join(SHAPES)} (default %(default)s)",
+    )
+    p.add_argument("--no-surface", action="store_true", help="skip the joint loss-surface fit")
+    return p
+
+
+def _clean(x):
+    """JSON-ready: numpy scalars to Python, NaN to null, tuples to lists."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple | np.ndarray):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def law_summary(law: LawFit) -> dict:
+    """The law as the JSON contract has it (exponents with estimate, se, ci95) plus the extras."""
+    exps = {}
+    for r in law.exponents.itertuples():
+        exps[r.factor] = {
+            "estimate": r.estimate,
+            "se": r.se,
+            "ci95": [r.ci_low, r.ci_high],
+            "ci95_bootstrap": [r.boot_ci_low, r.boot_ci_high],
+            "n_levels": r.n_levels,
+            "fitted": r.factor in law.factors,
+        }
+    return {
+        "exponents": exps,
+        "intercept": law.intercept,
+        "r2": law.r2,
+        "aic": law.aic,
+        "bic": law.bic,
+        "n_cells": law.n_cells,
+        "method": law.method,
+        "k_source": law.k_source,
+        "alternatives": law.alternatives.to_dict(orient="records"),
+        "leave_one_level_out": law.lolo.to_dict(orient="records"),
+        "diagnostics": law.diagnostics,
+        "notes": law.notes,
+    }
+
+
+def joint_surface(cf: CellFits, n_boot: int, seed: int) -> dict:
+    """The joint fit of loss(k, s, m, h) (`fits.surface.fit_moe_loss`), JSON-ready, or why it was skipped."""
+    curves = cf.curves[np.isfinite(cf.curves["mean"])]
+    if len(curves) < 16:
+        return {"fitted": False, "reason": f"{len(curves)} (cell, k) points: too few for 8 parameters"}
+    fit = fit_moe_loss(curves, n_boot=n_boot, seed=seed)
+    return {
+        "fitted": True,
+        "form": "L = E + A s^gamma / k^alpha + B k^beta h^nu / m^mu",
+        "params": fit.params,
+        "ci95": fit.ci if n_boot else None,
+        "convergence": fit.convergence,
+        "n_points": len(curves),
+    }
+
+
+def _cells_records(cf: CellFits) -> list[dict]:
+    probs = cf.curves.groupby(["complexity", "n_train", "width", "n_experts"])
+    recs = []
+    for row in cf.cells.to_dict(orient="records"):
+        g = probs.get_group((row["complexity"], row["n_train"], row["width"], row["n_experts"]))
+        row["p_argmin"] = (
+            {int(k): p for k, p in zip(g["k"], g["p_argmin"], strict=True)} if cf.n_boot else None
+        )
+        row["mean_loss"] = {int(k): m for k, m in zip(g["k"], g["mean"], strict=True)}
+        row["censored"] = row["censored"] or False
+        recs.append(row)
+    return recs
+
+
+def _fmt(x, nd=2):
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
+
+
+def _ci(ci, nd=2):
+    return "-" if not all(math.isfinite(v) for v in ci) else f"[{_fmt(ci[0], nd)}, {_fmt(ci[1], nd)}]"
+
+
+def cells_table(cf: CellFits) -> pd.DataFrame:
+    """The per-cell table as printed and written to report.md (strings)."""
+    c = cf.cells
+    return pd.DataFrame(
+        {
+            "s": c["complexity"],
+            "m": c["n_train"],
+            "h": c["width"],
+            "T": c["n_experts"],
+            "k*": [_fmt(v, 0) for v in c["k_star"]],
+            "k* 95% CI": [_ci(v, 0) for v in c["k_star_ci"]],
+            "P(argmin)": [_fmt(v) for v in c["p_k_star"]],
+            "censored": c["censored"].replace("", "-"),
+            "k*_cont": [_fmt(v) for v in c["k_star_cont"]],
+            "k*_cont 95% CI": [_ci(v) for v in c["k_star_cont_ci"]],
+            "fit R2": [_fmt(v) for v in c["fit_r2"]],
+            "seeds": c["n_seeds"],
+            "diverged": c["n_diverged"],
+        }
+    )
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def law_text(law: LawFit | None, reason: str | None) -> str:
+    if law is None:
+        return f"Law of k*: {reason}"
+    lines = [
+        f"Law of k* ({law.method.upper()} on log {law.k_source} k*, {law.n_cells} cells, "
+        f"R2 = {law.r2:.3f}, AIC = {law.aic:.1f}, BIC = {law.bic:.1f}):",
+        f"  log k* = {law.intercept:.3f}",
+    ]
+    for r in law.exponents.itertuples():
+        if r.factor in law.factors:
+            lines.append(
+                f"    {r.estimate:+.3f} log {r.factor:<10}  se {r.se:.3f}"
+                f"  95% CI {_ci((r.ci_low, r.ci_high), 3)}"
+                f"  bootstrap CI {_ci((r.boot_ci_low, r.boot_ci_high), 3)}"
+            )
+        else:
+            lines.append(f"    (no {r.factor} term: one level in the usable cells)")
+    return "\n".join(lines)
+
+
+def _report(args, cf: CellFits, law, reason, theory: dict, notes: list[str]) -> str:
+    parts = [
+        "# Optimal k per cell and the law of k*",
+        "",
+        f"Results: `{args.results}`; metric `{metric_column(args.metric)}`; {cf.n_boot} seed-cluster"
+        f" bootstrap resamples (seed {args.seed}).",
+        "",
+        "## Notes",
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+        "## Cells",
+        "",
+        "k* is the argmin over k of the mean over seeds; `k*_cont` the argmin of the smooth fit "
+        f"L(k) = c + a k^-p + b e(k), e = {args.shape} (docs/fits.md). Censored: k* at the smallest or"
+        " largest tested k.",
+        "",
+        _markdown(cells_table(cf)),
+        "",
+        "## Law",
+        "",
+        "```",
+        law_text(law, reason),
+        "```",
+        "",
+    ]
+    if law is not None:
+        parts += [
+            "### Alternatives",
+            "",
+            _markdown(law.alternatives.round(3)),
+            "",
+            "### Leave one level out",
+            "",
+            _markdown(law.lolo.round(3)) if len(law.lolo) else "(no factor has 3 or more levels)",
+            "",
+            "### Residual diagnostics",
+            "",
+            *[f"- {k}: {_fmt(v, 3)}" for k, v in law.diagnostics.items()],
+            "",
+        ]
+    parts += ["## Theory comparison", "", "```", json.dumps(_clean(theory), indent=2), "```", ""]
+    return "\n".join(parts)
+
+
+def _write_atomic(out: Path, files: dict[str, str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmps = []
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            tmps.append((tmp, out / name))
+        for tmp, dest in tmps:
+            os.replace(tmp, dest)
+    finally:
+        for tmp, _ in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse, fit, print and write; returns the JSON document. Raises FitInputError on bad input."""
+    args = _parser().parse_args(argv)
+    metric_column(args.metric)
+    if args.method not in METHODS:
+        raise FitInputError(f"unknown --method {args.method!r}: allowed values are {', '.join(METHODS)}")
+    if args.k_source not in K_SOURCES:
+        raise FitInputError(
+            f"unknown --k-source {args.k_source!r}: allowed values are {', '.join(K_SOURCES)}"
+        )
+    if args.shape not in SHAPES:
+        raise FitInputError(f"unknown --shape {args.shape!r}: allowed values are {', '.join(SHAPES)}")
+    for name in ("bootstrap", "surface_bootstrap"):
+        if getattr(args, name) < 0:
+            raise FitInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    df = load_results(args.results)
+    try:
+        cf = cell_optimal_k(df, args.metric, n_boot=args.bootstrap, seed=args.seed, shape=args.shape)
+    except ValueError as exc:
+        raise FitInputError(str(exc)) from exc
+    law, reason = None, None
+    try:
+        law = fit_law(cf, method=args.method, k_source=args.k_source)
+    except LawNotIdentified as exc:
+        reason = str(exc)
+    theory = theory_comparison(law, cf.cells, **theory_kwargs(df, args.metric))
+    surface = {"fitted": False, "reason": "--no-surface"}
+    if not args.no_surface:
+        surface = joint_surface(cf, args.surface_bootstrap, args.seed)
+    notes = cf.notes + (law.notes if law is not None else [reason])
+    doc = _clean(
+        {
+            "results": str(args.results),
+            "metric": metric_column(args.metric),
+            "n_bootstrap": cf.n_boot,
+            "seed": args.seed,
+            "shape": args.shape,
+            "n_rows": len(df),
+            "n_diverged_rows": int(df["diverged"].sum()),
+            "cells": _cells_records(cf),
+            "law": law_summary(law) if law is not None else None,
+            "law_not_fitted_reason": reason,
+            "theory_comparison": theory,
+            "joint_surface": surface,
+            "notes": notes,
+        }
+    )
+    files = {
+        "optimal_k.json": json.dumps(doc, indent=2),
+        "cells.csv": cf.cells.assign(
+            k_star_ci_low=[c[0] for c in cf.cells["k_star_ci"]],
+            k_star_ci_high=[c[1] for c in cf.cells["k_star_ci"]],
+            k_star_cont_ci_low=[c[0] for c in cf.cells["k_star_cont_ci"]],
+            k_star_cont_ci_high=[c[1] for c in cf.cells["k_star_cont_ci"]],
+        )
+        .drop(columns=["k_star_ci", "k_star_cont_ci"])
+        .to_csv(index=False),
+        "report.md": _report(args, cf, law, reason, theory, notes),
+    }
+    print(cells_table(cf).to_string(index=False))
+    print()
+    print(law_text(law, reason))
+    if theory.get("available"):
+        print(
+            "Theory's predicted exponents:",
+            {k: round(v, 3) for k, v in theory["predicted_exponents"].items()},
+        )
+    else:
+        print("Theory comparison unavailable:", theory.get("reason"))
+    for n in notes:
+        print("note:", n)
+    _write_atomic(Path(args.out), files)
+    print(f"wrote {', '.join(files)} to {args.out}")
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except FitInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

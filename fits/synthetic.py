@@ -1,0 +1,142 @@
+"""Synthetic results drawn from a planted scaling law of k*, in the results store's schema.
+
+Used to validate the fits (parameter recovery, CI coverage) before real results exist, and by the
+figures' tests. The planted law is
+
+    log k*(s, m, h) = b0 + b_s log s + b_m log m + b_h log h
+
+and each cell's loss against k follows `fits.curve.loss_curve` with its minimum at that k*. Every
+(seed, cell) gets a shared multiplicative offset (a seed's runs share data across k; the offset moves the
+curve, not its argmin) and every run an independent multiplicative noise, which is what makes the
+per-cell k* noisy.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fits.curve import coefficient_a_for_minimum, estimation_shape, loss_curve
+
+
+@dataclass(frozen=True)
+class PlantedLaw:
+    """log k* = b0 + complexity * log s + n_train * log m + width * log h."""
+
+    b0: float = -1.2
+    complexity: float = 1.0
+    n_train: float = 0.25
+    width: float = -0.3
+
+    def k_star(self, s, m, h):
+        s, m, h = (np.asarray(v, dtype=float) for v in (s, m, h))
+        return np.exp(
+            self.b0 + self.complexity * np.log(s) + self.n_train * np.log(m) + self.width * np.log(h)
+        )
+
+
+def _approximation_coefficient(k_star: float, n_experts: int, b: float, p: float, shape: str) -> float:
+    """The coefficient a of `loss_curve` whose minimum over [1, T] sits at k* (clipped to [1, T]).
+
+    With P2's shape an interior minimum exists only up to a p-dependent limit (about 6.3 for p = 1 and 9
+    for p = 2 at T = 16): planting k* beyond it is refused rather than silently planting another k*.
+    A k* at or above T gets a curve that falls all the way to T."""
+    fine = np.geomspace(1.0, n_experts, 4001)
+    if k_star >= n_experts:
+        slope = np.gradient(estimation_shape(fine, n_experts, shape), fine)
+        return float(2.0 * b * np.max(slope * fine ** (p + 1.0)) / p)
+    a = float(coefficient_a_for_minimum(max(k_star, 1.0 + 1e-9), n_experts, b, p, shape))
+    found = fine[np.argmin(loss_curve(fine, n_experts, 0.0, a, b, p, shape))]
+    if abs(np.log(found / max(k_star, 1.0))) > 0.02:
+        raise ValueError(
+            f"planted k* = {k_star:.2f} is beyond the shape's reach for p = {p}: raise p, lower k*"
+        )
+    return a
+
+
+def planted_results(
+    law: PlantedLaw | None = None,
+    complexities=(2, 3, 4, 6),
+    n_trains=(1000, 4000),
+    widths=(16, 64),
+    n_experts: int = 16,
+    ks=(1, 2, 3, 4, 6, 8, 12, 16),
+    n_seeds: int = 3,
+    run_noise: float = 0.02,
+    seed_noise: float = 0.05,
+    p: float = 1.0,
+    b: float = 0.005,
+    shape: str = "linear",
+    floor: float = 0.05,
+    diverged_frac: float = 0.0,
+    rng_seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (cell, seed), exactly the results store's schema, with k* planted by `law`.
+
+    The loss against k is `fits.curve.loss_curve(k, T, floor, a, b, p, shape)` with a set so that its
+    minimum sits at the planted k*.
+    `run_noise` and `seed_noise` are the standard deviations of the per-run and per-(seed, cell)
+    multiplicative log-normal noise; `diverged_frac` of the rows are marked diverged with NaN metrics.
+    """
+    law = law or PlantedLaw()
+    rng = np.random.default_rng(rng_seed)
+    ks = np.asarray(ks, dtype=float)
+    rows = []
+    for s, m, h in itertools.product(complexities, n_trains, widths):
+        a = _approximation_coefficient(float(law.k_star(s, m, h)), n_experts, b, p, shape)
+        clean = loss_curve(ks, n_experts, floor, a, b, p, shape)
+        for seed in range(n_seeds):
+            offset = rng.normal(0.0, seed_noise)
+            noisy = clean * np.exp(offset + rng.normal(0.0, run_noise, size=len(ks)))
+            for k, loss in zip(ks, noisy, strict=True):
+                rows.append((s, m, h, int(k), seed, loss))
+    raw = pd.DataFrame(rows, columns=["complexity", "n_train", "width", "k", "seed", "loss"])
+    n = len(raw)
+    diverged = rng.random(n) < diverged_frac
+    loss = np.where(diverged, np.nan, raw["loss"].to_numpy())
+    df = pd.DataFrame(
+        {
+            "cell_id": [
+                f"s{s}-m{m}-h{h}-T{n_experts}-k{k}"
+                for s, m, h, k in raw[["complexity", "n_train", "width", "k"]].itertuples(index=False)
+            ],
+            "seed": raw["seed"].astype(int),
+            "k": raw["k"].astype(int),
+            "n_experts": n_experts,
+            "complexity": raw["complexity"].astype(int),
+            "n_train": raw["n_train"].astype(int),
+            "width": raw["width"].astype(int),
+            "d_in": 16,
+            "train_mse": 0.6 * loss,
+            "test_mse_id": 0.9 * loss,
+            "test_mse_ood": loss,
+            "target_var": 1.0 + 0.1**2,
+            "diverged": diverged,
+            "steps": np.where(diverged, 0, 2000),
+            "wall_s": 1.0,
+            "renormalize": True,
+            "n_skills": max(complexities) + 2,
+            "noise": 0.1,
+            "holdout_frac": 0.25,
+            "n_heldout_combos": 1,
+        }
+    )
+    tv = df["target_var"]
+    df["train_nmse"] = df["train_mse"] / tv
+    df["test_nmse_id"] = df["test_mse_id"] / tv
+    df["test_nmse_ood"] = df["test_mse_ood"] / tv
+    df["val_mse"] = 0.92 * loss
+    df["early_stopped"] = False
+    df["router_entropy"] = np.where(diverged, np.nan, np.log(n_experts) / 2)
+    df["lr"] = 1e-3
+    df["max_steps"] = 2000
+    df["bundle_id"] = [f"planted-seed{s}" for s in df["seed"]]
+    df["git_commit"] = "planted"
+    df["torch_version"] = "none"
+    df["device"] = "cpu"
+    df["dtype"] = "float32"
+    df["config_hash"] = "planted"
+    return df

@@ -1,0 +1,221 @@
+"""The grid's configuration: one flat dataclass, loaded from YAML or TOML and validated field by field.
+
+Grid axes (`complexity`, `n_experts`, `k`, `n_train`, `width`, `seeds`) are lists; every other field is
+a scalar shared by all cells. `k: all` means 1..n_experts for each n_experts. Every problem raises
+`ConfigError`, whose one-line message names the field and what is allowed; the CLI prints it and exits
+non-zero before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RENORMALIZE_CHOICES = ("k>1", "always", "never")
+DTYPE_CHOICES = ("float32", "float64")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+IMPL_CHOICES = ("auto", "dense", "sparse")
+
+# Fields that only say where or how fast to run: they never change a row's values, so they stay out of
+# the cell hash and the config hash (a resumed run may use another device or bundle size).
+RUNTIME_FIELDS = ("name", "device", "max_models_per_bundle", "threads")
+AXES = ("complexity", "n_experts", "k", "n_train", "width", "seeds")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message is one line naming the field and what is allowed."""
+
+
+@dataclass
+class GridConfig:
+    """Everything a grid run needs; see docs/tasks.md for the task fields' meaning."""
+
+    name: str = "quick"
+    # task (docs/tasks.md)
+    n_skills: int = 8
+    d_in: int = 8
+    teacher_width: int = 32
+    noise: float = 0.1
+    holdout_frac: float = 0.25
+    # grid axes
+    complexity: list[int] = field(default_factory=lambda: [1, 2, 4, 6])
+    n_experts: list[int] = field(default_factory=lambda: [8])
+    k: list[int] | str = "all"
+    n_train: list[int] = field(default_factory=lambda: [250, 1000])
+    width: list[int] = field(default_factory=lambda: [8, 32])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # student and training
+    renormalize: str = "k>1"
+    impl: str = "auto"
+    lr: float = 0.01
+    max_steps: int = 1500
+    eval_every: int = 25
+    patience: int = 8
+    clip_norm: float = 1.0
+    n_val: int = 500
+    n_test: int = 2000
+    dtype: str = "float32"
+    # runtime
+    device: str = "auto"
+    max_models_per_bundle: int = 128
+    threads: int = 1  # torch CPU threads per bundle; 0 keeps torch's default
+
+    def ks_for(self, n_experts: int) -> list[int]:
+        """The k values of the grid for one expert count."""
+        return list(range(1, n_experts + 1)) if self.k == "all" else list(self.k)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """Hash of every field that can change a row's values (runtime fields excluded)."""
+        return stable_hash({k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS})
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """A short hex digest of a JSON-serialisable object, independent of key order."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(GridConfig)}
+_INT_LIST = ("complexity", "n_experts", "n_train", "width", "seeds")
+_POS_INT = ("n_skills", "d_in", "teacher_width", "max_steps", "eval_every", "patience", "n_val", "n_test",
+            "max_models_per_bundle")
+_CHOICES = {"renormalize": RENORMALIZE_CHOICES, "dtype": DTYPE_CHOICES, "device": DEVICE_CHOICES,
+            "impl": IMPL_CHOICES}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_list(name: str, v: Any, lo: int = 1) -> list[int]:
+    if _is_int(v):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(_is_int(x) for x in v):
+        raise ConfigError(f"{name}: expected a non-empty list of integers, got {v!r}")
+    if any(x < lo for x in v):
+        raise ConfigError(f"{name}: every value must be an integer >= {lo}, got {v!r}")
+    if len(set(v)) != len(v):
+        raise ConfigError(f"{name}: values must be distinct, got {v!r}")
+    return list(v)
+
+
+def validate(raw: dict[str, Any]) -> GridConfig:
+    """Build a GridConfig from a plain mapping, checking names, types and ranges."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of field names to values, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown field; allowed fields: {', '.join(_FIELDS)}")
+    vals = dict(GridConfig().to_dict(), **raw)
+    for name in _POS_INT:
+        if not _is_int(vals[name]) or vals[name] < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
+    for name in _INT_LIST:
+        vals[name] = _int_list(name, vals[name], lo=0 if name == "seeds" else 1)
+    for name in ("noise", "holdout_frac", "lr", "clip_norm"):
+        v = vals[name]
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            raise ConfigError(f"{name}: expected a number, got {v!r}")
+        vals[name] = float(v)
+    if not _is_int(vals["threads"]) or vals["threads"] < 0:
+        raise ConfigError(f"threads: expected an integer >= 0 (0 = torch's default), got {vals['threads']!r}")
+    if vals["noise"] < 0:
+        raise ConfigError(f"noise: expected a number >= 0, got {vals['noise']!r}")
+    if not 0 <= vals["holdout_frac"] < 1:
+        raise ConfigError(f"holdout_frac: expected a number in [0, 1), got {vals['holdout_frac']!r}")
+    for name in ("lr", "clip_norm"):
+        if vals[name] <= 0:
+            raise ConfigError(f"{name}: expected a number > 0, got {vals[name]!r}")
+    if not isinstance(vals["name"], str) or not vals["name"]:
+        raise ConfigError(f"name: expected a non-empty string, got {vals['name']!r}")
+    for name, choices in _CHOICES.items():
+        if vals[name] not in choices:
+            raise ConfigError(f"{name}: expected one of {', '.join(choices)}; got {vals[name]!r}")
+    if vals["k"] != "all":
+        vals["k"] = _int_list("k", vals["k"])
+        bad = [k for k in vals["k"] if k > min(vals["n_experts"])]
+        if bad:
+            raise ConfigError(f"k: every k must be in 1..n_experts (1..{min(vals['n_experts'])}) "
+                              f"or 'all', got {bad[0]}")
+    bad = [s for s in vals["complexity"] if s > vals["n_skills"]]
+    if bad:
+        raise ConfigError(f"complexity: every value must be in 1..n_skills (1..{vals['n_skills']}), "
+                          f"got {bad[0]}")
+    return GridConfig(**vals)
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) config file into a mapping."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigError(f"config: file must end in .yaml, .yml or .toml, got {str(path)!r}")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if suffix == ".toml":
+        try:
+            import tomllib  # Python >= 3.11
+        except ImportError:  # pragma: no cover - Python 3.10
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ConfigError("config: TOML files need Python >= 3.11 or the tomli package; "
+                                  "use YAML instead") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config: cannot parse {str(path)!r}: {first}") from None
+    return {} if data is None else data
+
+
+def preset(name: str = "quick") -> dict[str, Any]:
+    """The built-in preset shipped as package data (simulations/presets/NAME.yaml)."""
+    text = resources.files("simulations").joinpath("presets", f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` with VALUE read as YAML (so `k=[1,2]`, `lr=0.003`, `k=all` all work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set: expected FIELD=VALUE, got {item!r}")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{key}: cannot parse value {text!r}") from None
+    return key, value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds`: `N` means seeds 0..N-1, `A:B` means A..B-1, `A,B,C` an explicit list."""
+    try:
+        if "," in text:
+            return [int(t) for t in text.split(",") if t.strip()]
+        if ":" in text:
+            a, b = text.split(":")
+            return list(range(int(a), int(b)))
+        return list(range(int(text)))
+    except ValueError:
+        raise ConfigError(f"seeds: expected N, A:B or A,B,C with integers, got {text!r}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> GridConfig:
+    """The preset (no path) or a file, with single-field overrides applied, validated."""
+    raw = preset("quick") if path is None else read_file(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of field names to values in {path}")
+    return validate({**raw, **(overrides or {})})

@@ -1,0 +1,512 @@
+"""Batched top-k Mixture-of-Experts: many small, independent MoE regressors trained at once.
+
+Every weight carries a leading model axis M, so one forward/backward trains a whole bundle of models
+(e.g. a sweep over k or seeds). Models never interact: model i's output and loss depend only on
+model i's slices of the parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+IMPLS = ("auto", "dense", "sparse", "reference")
+# impl="auto" picks "sparse" when T >= ratio * mean(k) and the bundle holds >= AUTO_MIN_TOKENS tokens.
+AUTO_MIN_RATIO_CPU = 3.0
+AUTO_MIN_RATIO_CUDA = 4.0
+AUTO_MIN_TOKENS = 16384
+RENORMALIZE = ("k>1", "always", "never")
+
+
+@dataclass
+class RouterStats:
+    """Per-model router statistics of one batch (never pooled across models).
+
+    fraction: [M, T] share of the k*N token-expert assignments that went to each expert (rows sum to 1).
+    mean_prob: [M, T] mean router probability P_j over the N tokens (differentiable).
+    load_balancing_loss: [M] Switch-style loss T * sum_j fraction_j * mean_prob_j (differentiable
+        through mean_prob; 1.0 when routing is perfectly balanced).
+    """
+
+    fraction: torch.Tensor
+    mean_prob: torch.Tensor
+    load_balancing_loss: torch.Tensor
+
+
+def _model_seed(seed: int, i: int) -> int:
+    # Model i's init depends only on (seed, i): bundles of different sizes share their first models.
+    return int(np.random.SeedSequence([seed, i]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+# Bytes of hidden activations per chunk of expert_mlp on CPU: the chunk stays in cache between its
+# forward GEMMs (and is recomputed in the backward), while the Python loop over chunks stays short.
+CHUNK_BYTES_CPU = 1 << 21
+CHUNK_BYTES_GPU = 1 << 30  # GPUs want few, large launches
+
+
+@dataclass(frozen=True)
+class ExpertChunk:
+    """One batched call of expert_mlp: `groups` (a slice or LongTensor over the M*T (model, expert)
+    pairs) each run on `cap` rows. The rows come from x_rows[inputs]: `cap` consecutive rows per group
+    (sparse packing), or, with `shared` = T, the same `cap` rows for all T experts of a model (dense:
+    inputs then indexes models). The outputs fill rows `outputs` of the [R, d_out] result."""
+
+    groups: slice | torch.Tensor
+    inputs: slice
+    outputs: slice
+    cap: int
+    shared: int = 0
+
+
+class _ExpertMLP(torch.autograd.Function):
+    """Batched 2-layer ReLU experts over a list of ExpertChunk. Inputs carry a trailing ones column,
+    so the layer-1 bias rides in the GEMM.
+
+    The hidden activations (the layer's largest tensor) are never stored: the backward recomputes
+    them chunk by chunk, which on memory-bound CPUs is cheaper than writing and re-reading them. With
+    d_out = 1 the backward also never forms the hidden gradient: for one expert,
+    grad [w1; b1] = (x * g)^T @ relu'(pre) * w2^T, with g the output gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x_rows, w1, b1, w2, b2, chunks, n_rows):
+        O = w2.shape[-1]
+        out = x_rows.new_empty(n_rows, O)
+        weights = [_chunk_weights(w1, b1, w2, b2, c.groups) for c in chunks]
+        for c, (w1_c, w2_c, b2_c) in zip(chunks, weights, strict=True):
+            h = torch.bmm(_chunk_inputs(x_rows, c), w1_c).clamp_min_(0)
+            torch.baddbmm(b2_c, h, w2_c, out=out[c.outputs].view(-1, c.cap, O))
+        ctx.chunks, ctx.weights = chunks, weights
+        ctx.save_for_backward(x_rows, w1, b1, w2, b2)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x_rows, w1, b1, w2, b2 = ctx.saved_tensors
+        G, d = w1.shape[0] * w1.shape[1], w1.shape[-2]
+        O = w2.shape[-1]
+        grad_out = grad_out.contiguous()
+        need_x = ctx.needs_input_grad[0]
+        gx = torch.zeros_like(x_rows) if need_x else None
+        # Groups no chunk covers (no tokens routed to them) keep a zero gradient.
+        gw1, gb1, gw2, gb2 = (torch.zeros_like(w).view(G, -1) for w in (w1, b1, w2, b2))
+        for c, (w1_c, w2_c, _) in zip(ctx.chunks, ctx.weights, strict=True):
+            x_c = _chunk_inputs(x_rows, c)
+            h = torch.bmm(x_c, w1_c).clamp_min_(0)
+            g_c = grad_out[c.outputs].view(-1, c.cap, O)
+            w2_t = w2_c.transpose(1, 2)
+            # Layouts chosen so that no [cap, H]-sized operand is transposed (that would cost a copy).
+            _put(gw2, c.groups, torch.bmm(g_c.transpose(1, 2), h).transpose(1, 2))
+            _put(gb2, c.groups, g_c.sum(1))
+            if O == 1 and not need_x:
+                relu_grad = h.sign_()  # h >= 0, so this is 1 where the pre-activation was > 0
+                gw = torch.bmm((x_c * g_c).transpose(1, 2), relu_grad).mul_(w2_t)
+            else:
+                gh = g_c * w2_t if O == 1 else torch.bmm(g_c, w2_t)  # a broadcast beats a K=1 GEMM
+                gh = torch.ops.aten.threshold_backward(gh, h, 0)  # as torch.relu's backward
+                gw = torch.bmm(x_c.transpose(1, 2), gh)
+                if need_x:
+                    gx_c = torch.bmm(gh, w1_c.transpose(1, 2))
+                    if c.shared:
+                        gx_c = gx_c.view(-1, c.shared, c.cap, d + 1).sum(1)
+                    gx[c.inputs] += gx_c.reshape(gx[c.inputs].shape)
+            _put(gw1, c.groups, gw[:, :-1])
+            _put(gb1, c.groups, gw[:, -1])
+        return gx, gw1.view_as(w1), gb1.view_as(b1), gw2.view_as(w2), gb2.view_as(b2), None, None
+
+
+def _chunk_weights(w1, b1, w2, b2, groups: slice | torch.Tensor):
+    """One chunk's weights: [w1; b1] as [n, d_in + 1, H] (b1 meets the inputs' ones column), w2 as
+    [n, H, d_out] and b2 as [n, 1, d_out]."""
+    d, H = w1.shape[-2:]
+    G, O = w1.shape[0] * w1.shape[1], w2.shape[-1]
+
+    def take(w: torch.Tensor, *shape: int) -> torch.Tensor:
+        w = w.reshape(G, *shape)
+        return w[groups] if isinstance(groups, slice) else w.index_select(0, groups)
+
+    return torch.cat([take(w1, d, H), take(b1, 1, H)], dim=1), take(w2, H, O), take(b2, 1, O)
+
+
+def _put(dst: torch.Tensor, groups: slice | torch.Tensor, value: torch.Tensor) -> None:
+    value = value.reshape(value.shape[0], -1)
+    if isinstance(groups, slice):
+        dst[groups] = value
+    else:
+        dst.index_copy_(0, groups, value)
+
+
+def _chunk_inputs(x_rows: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
+    """[n_groups, cap, d_in + 1] inputs of one chunk (a copy of cache size where rows are shared)."""
+    x = x_rows[c.inputs]
+    if c.shared:
+        x = x.unsqueeze(1).expand(-1, c.shared, -1, -1)
+    return x.reshape(-1, c.cap, x_rows.shape[-1])
+
+
+def with_ones(x: torch.Tensor) -> torch.Tensor:
+    """x [..., d] -> [..., d + 1] with a trailing column of ones (the input format of expert_mlp)."""
+    return torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
+
+
+def expert_mlp(x_rows, w1, b1, w2, b2, chunks: list[ExpertChunk], n_rows: int) -> torch.Tensor:
+    """Run expert (i, j) = relu(x @ w1[i, j] + b1[i, j]) @ w2[i, j] + b2[i, j] on the rows each chunk
+    gives it; x_rows carries a trailing ones column (see with_ones). Returns [n_rows, d_out]."""
+    return _ExpertMLP.apply(x_rows, w1, b1, w2, b2, chunks, n_rows)
+
+
+def _chunk_budget(x: torch.Tensor) -> int:
+    return (CHUNK_BYTES_CPU if x.device.type == "cpu" else CHUNK_BYTES_GPU) // x.element_size()
+
+
+def dense_chunks(M: int, T: int, N: int, H: int, x: torch.Tensor) -> list[ExpertChunk]:
+    """Every expert on all N tokens of its model, in chunks of whole models."""
+    step = max(1, _chunk_budget(x) // max(1, T * N * H))
+    G = M * T
+    return [
+        ExpertChunk(slice(m * T, min(G, (m + step) * T)), slice(m, m + step),
+                    slice(m * T * N, min(G, (m + step) * T) * N), N, shared=T)
+        for m in range(0, M, step)
+    ]
+
+
+def sparse_chunks(counts: list[int], H: int, x: torch.Tensor) -> tuple[list[ExpertChunk], list[int], int]:
+    """Pack (model, expert) groups of `counts` rows: groups sorted by size, chunks padded to their own
+    largest group, so a skewed router costs little padding. Returns the chunks, each group's first row
+    (groups with no rows get none) and the number of rows."""
+    budget = _chunk_budget(x)
+    order = sorted((n, g) for g, n in enumerate(counts) if n > 0)
+    base = [0] * len(counts)
+    chunks, row, i = [], 0, 0
+    while i < len(order):
+        j = i + 1  # grow the chunk while its padded hidden activations fit the budget
+        while j < len(order) and (j + 1 - i) * order[j][0] * H <= budget:
+            j += 1
+        cap, ids = order[j - 1][0], [g for _, g in order[i:j]]
+        for r, g in enumerate(ids):
+            base[g] = row + r * cap
+        rows = slice(row, row + (j - i) * cap)
+        chunks.append(ExpertChunk(torch.tensor(ids, device=x.device), rows, rows, cap))
+        row, i = rows.stop, j
+    return chunks, base, row
+
+
+def topk_mask(p: torch.Tensor, k: torch.Tensor, k_min: int, k_max: int) -> torch.Tensor:
+    """Bool [M, T, N]: for each (model m, token n) the k[m] largest p[m, :, n]; among equal p the lower
+    expert index is kept (torch.topk promises no tie rule, so the rule is built here).
+
+    p >= 0 (router probabilities), so the integer view of its float32 bits orders like p; with the
+    expert index packed below it, every key is unique and max-selection needs no tie handling. The
+    winners are picked one round at a time (k_max rounds) or, when fewer rounds, the losers are dropped
+    (T - k_min rounds: smallest p first, the higher index first among equals). float64 (whose bits do
+    not leave room for the index) uses a stable sort instead.
+    """
+    M, T, _ = p.shape
+    p = p.detach()
+    if p.dtype == torch.float64:
+        order = torch.sort(p, dim=1, descending=True, stable=True).indices  # ties: lower index first
+        keep = torch.arange(T, device=p.device).view(1, T, 1) < k.view(M, 1, 1)
+        return torch.zeros_like(p, dtype=torch.bool).scatter_(1, order, keep.expand_as(order))
+    bits = p.float().view(torch.int32).to(torch.int64)
+    index = torch.arange(T, device=p.device).view(1, T, 1)
+    keep_winners = k_max <= T - k_min
+    if keep_winners:
+        key, rounds, wanted, shared = bits * T + (T - 1 - index), k_max, k, k_min
+    else:
+        key, rounds, wanted, shared = index - bits * T, T - k_min, T - k, T - k_max
+    taken = torch.iinfo(torch.int64).min
+    chosen = torch.zeros_like(p, dtype=torch.bool)
+    for r in range(rounds):
+        pick = key == key.amax(1, keepdim=True)
+        if r >= shared:  # rounds some models have already finished
+            pick &= (wanted > r).view(M, 1, 1)
+        if r == rounds - 1:
+            chosen = (key == taken) | pick
+        else:
+            key.masked_fill_(pick, taken)
+    return chosen if keep_winners else ~chosen
+
+
+class TopKMoE(nn.Module):
+    """M independent top-k MoE regressors with T two-layer ReLU experts each.
+
+    Expert j of model i: ``relu(x @ w1[i, j] + b1[i, j]) @ w2[i, j] + b2[i, j]``.
+
+    Gating (per model, per token): ``p = softmax(x @ router)`` over the T experts; the k largest p are
+    kept, ties broken deterministically (the lower expert index wins); the kept p are divided by their
+    sum when ``renormalize`` applies; the output is the gate-weighted sum of the kept experts' outputs.
+    ``renormalize``: "k>1" (default) renormalizes only models whose k > 1 (at k = 1 a renormalized
+    gate is the constant 1 and the router would get no gradient), decided per model when k is a
+    per-model tensor; "always"; "never".
+
+    ``k`` is an int or a LongTensor [M] (one k per model, so one bundle can hold a k sweep); it can be
+    reassigned after construction (validated to 1 <= k <= T).
+
+    Router statistics per model (never pooled across models): ``forward(x, return_stats=True)``
+    returns ``(y, RouterStats)``; ``router_stats(x)`` returns the RouterStats alone.
+
+    Implementations (the same selection exactly, the same outputs and gradients up to float rounding;
+    ``impl`` picks one and can be reassigned):
+      - "dense": every expert on every token, combined with a masked gate tensor (static shapes,
+        batched matmuls over the flattened (model, expert) axis).
+      - "sparse": only the selected (model, expert, token) triples: packed per (model, expert)
+        group, groups sorted by size and run in cache-sized batched matmuls, each padded only to its
+        own largest group (a collapsed router costs little padding).
+      - "reference": a plain Python loop over models and experts (for tests).
+      - "auto": "sparse" when T / mean(k) >= 3 and the bundle has M * N >= 16384 tokens, else
+        "dense" (measured on a 2-core CPU: sparse's cost grows with k, dense's does not, and they
+        cross near T / k = 2; on small batches sparse's fixed bookkeeping loses). On CUDA the same rule
+        with T / mean(k) >= 4 (not measured: sparse pays host syncs for its packing plan).
+    Both fast impls share the expert kernel (expert_mlp): the layer-1 bias rides in the GEMM via a
+    ones column, the hidden activations are recomputed in the backward instead of stored, and it is
+    differentiable once (no double backward).
+
+    Init, like nn.Linear: every weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in =
+    d_in for ``router``, ``w1``, ``b1`` and d_hidden for ``w2``, ``b2`` (the router has no bias).
+    Values come from a CPU torch.Generator seeded per model from (seed, model index), so the same seed
+    gives the same weights on every device, and model i's weights do not depend on n_models.
+    ``seed=None`` draws the seed from torch's global generator.
+    """
+
+    def __init__(
+        self,
+        n_models: int,
+        n_experts: int,
+        d_in: int,
+        d_hidden: int,
+        d_out: int = 1,
+        k: int | torch.Tensor = 2,
+        impl: str = "auto",
+        renormalize: str = "k>1",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_models", n_models), ("n_experts", n_experts), ("d_in", d_in),
+                            ("d_hidden", d_hidden), ("d_out", d_out)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.n_models, self.n_experts = n_models, n_experts
+        self.d_in, self.d_hidden, self.d_out = d_in, d_hidden, d_out
+        self.impl, self.renormalize = impl, renormalize
+        dtype = dtype if dtype is not None else torch.get_default_dtype()
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.seed = seed
+
+        M, T = n_models, n_experts
+        shapes = {
+            "router": ((d_in, T), d_in),
+            "w1": ((T, d_in, d_hidden), d_in),
+            "b1": ((T, d_hidden), d_in),
+            "w2": ((T, d_hidden, d_out), d_hidden),
+            "b2": ((T, d_out), d_hidden),
+        }
+        values: dict[str, list[torch.Tensor]] = {name: [] for name in shapes}
+        for i in range(M):
+            gen = torch.Generator().manual_seed(_model_seed(seed, i))
+            for name, (shape, fan_in) in shapes.items():
+                bound = 1.0 / math.sqrt(fan_in)
+                u = torch.rand(shape, generator=gen, dtype=dtype)
+                values[name].append(u.mul_(2 * bound).sub_(bound))
+        for name, chunks in values.items():
+            setattr(self, name, nn.Parameter(torch.stack(chunks).to(device)))
+        self.register_buffer("_k_vec", torch.empty(M, dtype=torch.long, device=device), persistent=False)
+        self.k = k
+
+    # ---------------------------------------------------------------- settings
+    @property
+    def impl(self) -> str:
+        """Which implementation forward() uses: one of IMPLS."""
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        if value not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {value!r}")
+        self._impl = value
+
+    @property
+    def renormalize(self) -> str:
+        """When kept probabilities are divided by their sum: one of RENORMALIZE."""
+        return self._renormalize
+
+    @renormalize.setter
+    def renormalize(self, value: str) -> None:
+        if value not in RENORMALIZE:
+            raise ValueError(f"renormalize must be one of {RENORMALIZE}, got {value!r}")
+        self._renormalize = value
+
+    @property
+    def k(self) -> int | torch.Tensor:
+        """Experts kept per token: an int (all models) or a LongTensor [M] (one per model)."""
+        return self._k
+
+    @k.setter
+    def k(self, value: int | torch.Tensor) -> None:
+        M, T = self.n_models, self.n_experts
+        if isinstance(value, torch.Tensor):
+            if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+                raise ValueError(f"k must be an int or an integer tensor [n_models={M}], got {value.dtype}")
+            if value.shape != (M,):
+                raise ValueError(f"k as a tensor must have shape [n_models={M}], got {tuple(value.shape)}")
+            lo, hi = int(value.min()), int(value.max())
+            if lo < 1 or hi > T:
+                raise ValueError(f"k must satisfy 1 <= k <= n_experts={T}, got values in [{lo}, {hi}]")
+            self._k = value.detach().to(device=self._k_vec.device, dtype=torch.long).clone()
+            self._k_vec.copy_(self._k)
+        else:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ValueError(f"k must be an int or a LongTensor [n_models], got {type(value).__name__}")
+            if not 1 <= int(value) <= T:
+                raise ValueError(f"k must satisfy 1 <= k <= n_experts={T}, got {int(value)}")
+            self._k = int(value)
+            self._k_vec.fill_(self._k)
+        self._k_min, self._k_max = int(self._k_vec.min()), int(self._k_vec.max())
+        self._k_mean = float(self._k_vec.float().mean())
+
+    def _renorm_mask(self) -> torch.Tensor:
+        """Bool [M]: which models divide their kept probabilities by their sum."""
+        if self.renormalize == "always":
+            return torch.ones_like(self._k_vec, dtype=torch.bool)
+        if self.renormalize == "never":
+            return torch.zeros_like(self._k_vec, dtype=torch.bool)
+        return self._k_vec > 1
+
+    def resolved_impl(self, n_tokens: int | None = None) -> str:
+        """The implementation forward() runs on batches of n_tokens tokens per model ("auto" resolved
+        by T / mean k, the bundle's token count and the device; see the class docstring)."""
+        if self.impl != "auto":
+            return self.impl
+        min_ratio = AUTO_MIN_RATIO_CUDA if self.w1.device.type == "cuda" else AUTO_MIN_RATIO_CPU
+        enough_tokens = n_tokens is None or self.n_models * n_tokens >= AUTO_MIN_TOKENS
+        return "sparse" if self.n_experts >= min_ratio * self._k_mean and enough_tokens else "dense"
+
+    # ---------------------------------------------------------------- gating
+    # Gating works in a [M, T, N] layout: reductions over the T experts then run along a strided
+    # axis and vectorise over the N tokens, which is much faster than reducing a short last axis.
+    def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Router probabilities p, [M, T, N]."""
+        return torch.softmax(torch.bmm(self.router.transpose(1, 2), x.transpose(1, 2)), dim=1)
+
+    def _gates(self, p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[M, T, N] gate weights: kept p (renormalized per model where it applies), zeros elsewhere.
+
+        A renormalized k = 1 gate is the constant 1, written as such so the router gets exactly no
+        gradient (p / p would leak rounding-level gradients)."""
+        g = p * mask
+        renorm = self._renorm_mask()
+        if bool(renorm.all()):
+            g = g / g.sum(1, keepdim=True)
+        elif bool(renorm.any()):
+            g = torch.where(renorm[:, None, None], g / g.sum(1, keepdim=True), g)
+        if bool(renorm.any()):
+            constant = renorm & (self._k_vec == 1)
+            if bool(constant.any()):
+                g = torch.where(constant[:, None, None], mask.to(p.dtype), g)
+        return g
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 3 or x.shape[0] != self.n_models or x.shape[2] != self.d_in:
+            raise ValueError(
+                f"x must have shape [n_models={self.n_models}, N, d_in={self.d_in}], got {tuple(x.shape)}"
+            )
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor, return_stats: bool = False):
+        """x [M, N, d_in] -> y [M, N, d_out]; with return_stats, (y, RouterStats)."""
+        self._check_input(x)
+        impl = self.resolved_impl(x.shape[1])
+        if impl == "reference":
+            y, p, mask = self._forward_reference(x)
+        else:
+            p = self._probs(x)
+            mask = topk_mask(p, self._k_vec, self._k_min, self._k_max)
+            gates = self._gates(p, mask)
+            y = self._dense(x, gates) if impl == "dense" else self._sparse(x, gates, mask)
+        if not return_stats:
+            return y
+        return y, self._stats(p, mask)
+
+    def router_stats(self, x: torch.Tensor) -> RouterStats:
+        """Per-model router statistics of batch x (see RouterStats); differentiable like forward's."""
+        self._check_input(x)
+        p = self._probs(x)
+        return self._stats(p, topk_mask(p, self._k_vec, self._k_min, self._k_max))
+
+    def _stats(self, p: torch.Tensor, mask: torch.Tensor) -> RouterStats:
+        counts = mask.sum(2, dtype=p.dtype)  # [M, T]
+        fraction = counts / counts.sum(-1, keepdim=True)
+        mean_prob = p.mean(2)
+        return RouterStats(fraction, mean_prob, self.n_experts * (fraction * mean_prob).sum(-1))
+
+    def _dense(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        M, N, d = x.shape
+        T, O = self.n_experts, self.d_out
+        chunks = dense_chunks(M, T, N, self.d_hidden, x)
+        out = expert_mlp(with_ones(x), self.w1, self.b1, self.w2, self.b2, chunks, M * T * N)
+        return (gates.unsqueeze(-1) * out.view(M, T, N, O)).sum(1)
+
+    def _sparse(self, x: torch.Tensor, gates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        M, N, d = x.shape
+        T, O = self.n_experts, self.d_out
+        # Selected (model, expert, token) triples, in (model, expert, token) order.
+        m_idx, e_idx, n_idx = mask.nonzero(as_tuple=True)
+        group = m_idx * T + e_idx
+        counts = mask.sum(-1).flatten()
+        chunks, base, n_rows = sparse_chunks(counts.tolist(), self.d_hidden, x)
+        starts = counts.cumsum(0) - counts  # first triple of each group
+        rank = torch.arange(group.numel(), device=x.device) - starts.index_select(0, group)
+        dest = torch.tensor(base, device=x.device).index_select(0, group) + rank
+        tokens = m_idx * N + n_idx
+        # Padding rows read token 0 of the bundle: finite work whose outputs are never read.
+        src = torch.zeros(n_rows, dtype=torch.long, device=x.device).index_copy_(0, dest, tokens)
+        packed = with_ones(x.reshape(M * N, d)).index_select(0, src)
+        out = expert_mlp(packed, self.w1, self.b1, self.w2, self.b2, chunks, n_rows)
+        ys = out.index_select(0, dest) * gates.view(-1).index_select(0, group * N + n_idx).unsqueeze(-1)
+        return x.new_zeros(M * N, O).index_add(0, tokens, ys).view(M, N, O)
+
+    def _forward_reference(self, x: torch.Tensor):
+        """Loop over models and experts; selection by numpy lexsort on (-p, expert index)."""
+        M, N, _ = x.shape
+        T = self.n_experts
+        renorm = self._renorm_mask().tolist()
+        ys, ps, masks = [], [], []
+        for i in range(M):
+            p = torch.softmax(x[i] @ self.router[i], dim=-1)
+            pn = p.detach().cpu().double().numpy()
+            idx = np.broadcast_to(np.arange(T), pn.shape)
+            order = np.lexsort((idx, -pn), axis=-1)[:, : int(self._k_vec[i])]
+            keep = np.zeros((N, T), dtype=bool)
+            np.put_along_axis(keep, order, True, axis=-1)
+            keep_t = torch.as_tensor(keep, device=x.device)
+            g = torch.where(keep_t, p, torch.zeros_like(p))
+            if renorm[i]:
+                g = g / g.sum(-1, keepdim=True)
+            y = x.new_zeros(N, self.d_out)
+            for j in range(T):
+                rows = keep_t[:, j].nonzero(as_tuple=True)[0]
+                if rows.numel() == 0:
+                    continue
+                hj = torch.relu(x[i, rows] @ self.w1[i, j] + self.b1[i, j])
+                yj = hj @ self.w2[i, j] + self.b2[i, j]
+                y = y.index_add(0, rows, g[rows, j : j + 1] * yj)
+            ys.append(y)
+            ps.append(p)
+            masks.append(keep_t)
+        return torch.stack(ys), torch.stack(ps).transpose(1, 2), torch.stack(masks).transpose(1, 2)
+
+    def extra_repr(self) -> str:
+        k = self._k if isinstance(self._k, int) else f"per-model[{self.n_models}]"
+        return (
+            f"n_models={self.n_models}, n_experts={self.n_experts}, d_in={self.d_in}, "
+            f"d_hidden={self.d_hidden}, d_out={self.d_out}, k={k}, impl={self.impl!r}, "
+            f"renormalize={self.renormalize!r}"
+        )

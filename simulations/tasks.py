@@ -1,0 +1,173 @@
+r"""The synthetic compositional regression task (definition mirrored in docs/tasks.md).
+
+Parameters: S = n_skills, s = complexity, d = d_in, w = teacher_width, sigma = noise,
+rho = holdout_frac, and the task seed.
+
+1. Inputs: x ~ N(0, I_d).
+2. Skills, j = 1..S:  g_j(x) = (v_j . tanh(W_j x + b_j) - mu_j) / sd_j,
+   W_j in R^{w x d} with entries N(0, 1/d), b_j entries N(0, 1), v_j in R^w entries N(0, 1/w);
+   mu_j, sd_j are the mean and standard deviation of the raw skill on a reference sample of n_ref
+   inputs, so E g_j = 0 and Var g_j = 1 on the input distribution.
+3. Teacher router: z(x) = U^T x, U in R^{d x S}; A(x) = indices of the s largest entries of z(x).
+   If S <= d, U has orthonormal columns (z ~ N(0, I_S), A(x) uniform over the binom(S, s) subsets);
+   otherwise its columns are independent unit vectors.
+4. Target: y = (G(x) - m_G) / sd_G + sigma * eps,  G(x) = sum_{j in A(x)} g_j(x),  eps ~ N(0, 1),
+   m_G and sd_G the mean and standard deviation of G on the reference sample: the noise-free target
+   has variance 1 for every s, and target_var = 1 + sigma^2.
+5. Compositional split: H_s, a set of round(rho * binom(S, s)) combinations drawn uniformly among the
+   draws that leave every skill in at least one training combination (empty if there is none, or for
+   s = 1, s = S), never appears in training. Train, validation and ID test inputs are x conditioned on
+   A(x) not in H_s; OOD test inputs on A(x) in H_s (a fresh ID sample when H_s is empty).
+6. Determinism: skills and U depend on (seed, S, d, w); H_s on (seed, S, s); each split is the
+   accepted prefix of its own random stream keyed by (seed, S, d, w, s, split), drawn in fixed-size
+   chunks, so a training set of size m is the first m points of every larger one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+SPLITS = {"train": 1, "val": 2, "test_id": 3, "test_ood": 4}
+_CHUNK = 4096  # fixed draw size: keeps prefixes of the streams independent of the requested size
+_MAX_CHUNKS = 2000
+_COVER_TRIES = 1000
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task instance; `seed` fixes everything (see the module docstring)."""
+
+    n_skills: int
+    complexity: int
+    d_in: int
+    teacher_width: int = 32
+    noise: float = 0.1
+    holdout_frac: float = 0.25
+    seed: int = 0
+    n_ref: int = 50_000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.complexity <= self.n_skills:
+            raise ValueError(f"complexity must be in 1..n_skills={self.n_skills}, got {self.complexity}")
+        if min(self.d_in, self.teacher_width, self.n_ref) < 1 or self.noise < 0:
+            raise ValueError("d_in, teacher_width, n_ref must be >= 1 and noise >= 0")
+        if not 0 <= self.holdout_frac < 1:
+            raise ValueError(f"holdout_frac must be in [0, 1), got {self.holdout_frac}")
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
+
+
+def combo_code(combo) -> int:
+    """The bitmask of a skill combination (set of skill indices)."""
+    return sum(1 << int(j) for j in combo)
+
+
+class CompositionalTask:
+    """The teacher of one TaskSpec: skills, router, held-out combinations and the data streams."""
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        S, d, w = spec.n_skills, spec.d_in, spec.teacher_width
+        rng = _rng(spec.seed, 0, S, d, w)
+        self.W = rng.normal(0.0, 1.0 / math.sqrt(d), size=(S, w, d))
+        self.b = rng.normal(0.0, 1.0, size=(S, w))
+        self.v = rng.normal(0.0, 1.0 / math.sqrt(w), size=(S, w))
+        raw = rng.normal(size=(d, S))
+        if S <= d:
+            q, r = np.linalg.qr(raw)
+            self.U = q * np.sign(np.diag(r))  # sign fix makes the factorisation unique
+        else:
+            self.U = raw / np.linalg.norm(raw, axis=0, keepdims=True)
+        x_ref = _rng(spec.seed, 5, S, d, w).standard_normal((spec.n_ref, d))
+        raw_skills = self._raw_skills(x_ref)
+        self.mu = raw_skills.mean(axis=0)
+        self.sd = raw_skills.std(axis=0)
+        g_ref = self._composed(x_ref)
+        self.mean_G = float(g_ref.mean())
+        self.sd_G = float(g_ref.std())
+
+    # -- the teacher ---------------------------------------------------------------------------------
+    def _raw_skills(self, x: np.ndarray) -> np.ndarray:
+        h = np.tanh(np.einsum("swd,nd->nsw", self.W, x) + self.b)
+        return np.einsum("nsw,sw->ns", h, self.v)
+
+    def skills(self, x: np.ndarray) -> np.ndarray:
+        """g(x): [N, S], each column mean 0 and variance 1 on N(0, I_d)."""
+        return (self._raw_skills(x) - self.mu) / self.sd
+
+    def active_sets(self, x: np.ndarray) -> np.ndarray:
+        """A(x): [N, s] indices of the s largest router scores, sorted ascending."""
+        s = self.spec.complexity
+        z = x @ self.U
+        top = np.argpartition(-z, s - 1, axis=1)[:, :s]
+        return np.sort(top, axis=1)
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        """Bitmask of A(x) per input."""
+        return np.bitwise_or.reduce(np.left_shift(1, self.active_sets(x)), axis=1)
+
+    def _composed(self, x: np.ndarray) -> np.ndarray:
+        g = self.skills(x)
+        return np.take_along_axis(g, self.active_sets(x), axis=1).sum(axis=1)
+
+    def clean_target(self, x: np.ndarray) -> np.ndarray:
+        """(G(x) - m_G) / sd_G: the noise-free target, variance 1 on the input distribution."""
+        return (self._composed(x) - self.mean_G) / self.sd_G
+
+    @property
+    def target_var(self) -> float:
+        return 1.0 + self.spec.noise**2
+
+    # -- the compositional split ---------------------------------------------------------------------
+    @cached_property
+    def heldout(self) -> tuple[tuple[int, ...], ...]:
+        """H_s: the held-out combinations (sorted tuples of skill indices)."""
+        S, s = self.spec.n_skills, self.spec.complexity
+        n_combos = math.comb(S, s)
+        n_hold = round(self.spec.holdout_frac * n_combos)
+        if s in (1, S) or n_hold < 1 or n_hold >= n_combos:
+            return ()
+        combos = list(itertools.combinations(range(S), s))
+        rng = _rng(self.spec.seed, 1, S, s)
+        for _ in range(_COVER_TRIES):
+            pick = rng.permutation(n_combos)
+            held, kept = pick[:n_hold], pick[n_hold:]
+            if len({j for i in kept for j in combos[i]}) == S:
+                return tuple(sorted(combos[i] for i in held))
+        return ()
+
+    @cached_property
+    def _heldout_codes(self) -> np.ndarray:
+        return np.array([combo_code(c) for c in self.heldout], dtype=np.int64)
+
+    def is_heldout(self, x: np.ndarray) -> np.ndarray:
+        return np.isin(self.codes(x), self._heldout_codes)
+
+    # -- data ----------------------------------------------------------------------------------------
+    def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first n accepted points of a split's stream: x [n, d] and y [n] (float64)."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        sp = self.spec
+        rng = _rng(sp.seed, 2, sp.n_skills, sp.d_in, sp.teacher_width, sp.complexity, SPLITS[split])
+        want_heldout = split == "test_ood" and len(self.heldout) > 0
+        xs, ys, have, chunks = [], [], 0, 0
+        while have < n:
+            if chunks == _MAX_CHUNKS:
+                raise RuntimeError(f"split {split!r}: fewer than {n} accepted points in "
+                                   f"{_MAX_CHUNKS * _CHUNK} draws (held-out combinations too rare)")
+            x = rng.standard_normal((_CHUNK, sp.d_in))
+            eps = rng.standard_normal(_CHUNK)
+            keep = self.is_heldout(x) == want_heldout
+            xs.append(x[keep])
+            ys.append(self.clean_target(x[keep]) + sp.noise * eps[keep])
+            have += int(keep.sum())
+            chunks += 1
+        return np.concatenate(xs)[:n], np.concatenate(ys)[:n]

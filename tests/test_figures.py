@@ -1,0 +1,189 @@
+"""Every figure regenerates from a small results store (plus the real fits run on it); the files exist,
+are not blank, and each CSV is exactly the DataFrame its data function returns; the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from figure_fixtures import fixture_rows, write_store
+from matplotlib import image
+from PIL import Image
+from statsmodels.stats.weightstats import DescrStatsW
+from test_softmoe_figures import write_softmoe_store
+
+from figures import FIGURES, Inputs, main
+from figures.error_vs_k import select_slice
+from figures.inputs import SOURCES
+from figures.output import EXTENSIONS, save
+from figures.stats import seed_summary
+from fits.optimal_k import main as fits_main
+
+NAMES = [f.NAME for f in FIGURES]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """(results dir, fits dir, out dir, softmoe dir) with every figure rendered once by the CLI."""
+    root = tmp_path_factory.mktemp("figures")
+    results, fits, out = root / "results", root / "fits", root / "out"
+    write_store(fixture_rows(), results)
+    softmoe = write_softmoe_store(root / "softmoe")
+    assert fits_main([str(results), "--out", str(fits), "--bootstrap", "200"]) == 0
+    assert main(["--results", str(results), "--fits", str(fits), "--softmoe", str(softmoe),
+                 "--out", str(out)]) == 0
+    return results, fits, out, softmoe
+
+
+@pytest.fixture(scope="module")
+def inputs(store):
+    results, fits, _, softmoe = store
+    return Inputs(results=results, fits=fits, softmoe=softmoe)
+
+
+def test_registry_follows_the_module_convention():
+    assert len(set(NAMES)) == len(NAMES) >= 5
+    for fig in FIGURES:
+        assert fig.NAME.isidentifier() and fig.TITLE
+        assert set(fig.INPUTS) <= set(SOURCES)
+        assert callable(fig.data) and callable(fig.plot)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_files_exist_and_png_is_not_blank(store, name):
+    out = store[2]
+    for ext in EXTENSIONS:
+        assert (out / f"{name}.{ext}").stat().st_size > 0
+    assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert min(Image.open(out / f"{name}.png").info["dpi"]) >= 149
+    rgb = image.imread(out / f"{name}.png")[..., :3]
+    ink = (rgb < 0.9).any(axis=-1).mean()  # share of pixels that are not (near) white
+    assert 0.02 < ink < 0.6, f"{name}: {ink:.3f} of the pixels are drawn"
+    assert not list(out.glob(".figures-*")), "temporary files left behind"
+
+
+@pytest.mark.parametrize("fig", FIGURES, ids=NAMES)
+def test_csv_matches_the_data_function(store, inputs, fig):
+    df = fig.data(inputs)
+    assert len(df) > 0
+    csv = pd.read_csv(store[2] / f"{fig.NAME}.csv")
+    assert list(csv.columns) == list(df.columns)
+    pd.testing.assert_frame_equal(csv, df.reset_index(drop=True), check_dtype=False)
+
+
+def test_figure1_k_star_is_the_fits_discrete_k_star(inputs):
+    """The ringed k* of figure 1's OOD panel is the fits' per-cell k* (argmin of the seed mean)."""
+    from figures import error_vs_k
+
+    df = error_vs_k.data(inputs)
+    stars = df[(df["panel"] == "OOD") & df["is_k_star"]].set_index("complexity")["k"]
+    cells = pd.DataFrame(inputs.fits["cells"])
+    ref = select_slice(inputs.results).iloc[0]
+    cells = cells[(cells["n_train"] == ref["n_train"]) & (cells["width"] == ref["width"])]
+    assert len(stars) == len(cells) == 4
+    for c in cells.itertuples():
+        assert stars[c.complexity] == c.k_star
+
+
+def test_law_curve_reproduces_the_fitted_exponents(inputs):
+    """Figure 2's law line has the slope the fits report, and its band brackets it."""
+    from figures import kstar_complexity
+
+    df = kstar_complexity.data(inputs)
+    law = inputs.fits["law"]
+    for _, g in df[df["kind"] == "law"].groupby("n_train"):
+        slope = np.polyfit(np.log(g["complexity"]), np.log(g["k_star"]), 1)[0]
+        assert slope == pytest.approx(law["exponents"]["complexity"]["estimate"], rel=1e-6)
+        assert (g["ci_lo"] < g["k_star"]).all() and (g["k_star"] < g["ci_hi"]).all()
+
+
+def test_seed_ci_matches_statsmodels():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"g": np.repeat([0, 1], 5), "v": rng.normal(size=10)})
+    df.loc[9, "v"] = np.nan  # a diverged seed: left out and counted
+    out = seed_summary(df, ["g"], "v")
+    for g, row in out.set_index("g").iterrows():
+        v = df.loc[df["g"] == g, "v"].dropna().to_numpy()
+        lo, hi = DescrStatsW(v).tconfint_mean(alpha=0.05)
+        assert (row["ci_lo"], row["ci_hi"]) == pytest.approx((lo, hi))
+    assert out["n_nan"].tolist() == [0, 1]
+
+
+def test_missing_input_names_its_command_and_writes_nothing(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    missing = tmp_path / "nofits" / "optimal_k.json"
+    assert err == [f"figures: missing {missing} (run: python -m fits.optimal_k)"]
+
+
+def test_only_needs_only_its_inputs(store, tmp_path):
+    out = tmp_path / "out"
+    assert main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--out", str(out),
+                 "--only", "error_vs_k"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"error_vs_k.{e}" for e in sorted(EXTENSIONS)]
+
+
+def test_unknown_only_name_lists_the_allowed_ones(tmp_path, capsys):
+    assert main(["--only", "nope", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and all(n in err[0] for n in NAMES)
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_prints_names_and_titles(capsys):
+    assert main(["--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t") for line in lines] == [[f.NAME, f.TITLE] for f in FIGURES]
+
+
+def test_stale_fits_are_refused(store, tmp_path, capsys):
+    """Fits computed from other results: the k* figures refuse to draw the law, nothing is written."""
+    other = write_store(fixture_rows().assign(test_mse_ood=lambda d: d["test_mse_ood"][::-1].to_numpy()),
+                        tmp_path / "other")
+    out = tmp_path / "out"
+    assert main(["--results", str(other), "--fits", str(store[1]), "--out", str(out)]) == 2
+    assert "python -m fits.optimal_k" in capsys.readouterr().err and not out.exists()
+
+
+def test_save_is_atomic_when_a_write_fails(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    df = pd.DataFrame({"a": [1]})
+    (tmp_path / "x.png").write_bytes(b"old")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        save("x", df, fig, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
+    assert (tmp_path / "x.png").read_bytes() == b"old"
+
+
+
+def test_module_requires_name_their_own_command(tmp_path):
+    """A figure's REQUIRES entries replace its source's generic check, each with its own command."""
+    inputs = Inputs(softmoe=tmp_path / "softmoe")
+    (tmp_path / "softmoe" / "expert_drop").mkdir(parents=True)
+    (tmp_path / "softmoe" / "expert_drop" / "results.parquet").write_bytes(b"x")
+    need = [("softmoe", "single_expert/results.parquet", "python -m simulations.softmoe single-expert"),
+            ("softmoe", "expert_drop/results.parquet")]
+    assert inputs.missing(["softmoe"], need) == [
+        f"figures: missing {tmp_path / 'softmoe' / 'single_expert' / 'results.parquet'} "
+        "(run: python -m simulations.softmoe single-expert)"
+    ]
+
+
+def test_k_star_figures_without_a_fitted_law(store, tmp_path):
+    """When the fits could not fit the law, figures 2-3 still draw the cells and the theory."""
+    doc = json.loads((store[1] / "optimal_k.json").read_text())
+    doc["law"] = None
+    (tmp_path / "optimal_k.json").write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    assert main(["--results", str(store[0]), "--fits", str(tmp_path), "--out", str(out),
+                 "--only", "kstar_complexity", "kstar_data_width"]) == 0
+    df = pd.read_csv(out / "kstar_complexity.csv")
+    assert df.loc[df["kind"] == "law", "k_star"].isna().all()
+    assert df.loc[df["kind"] != "law", "k_star"].notna().all()

@@ -1,0 +1,174 @@
+"""The grid driver: rows, resume after SIGKILL, determinism, bad input, failing bundles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from simulations import grid, results
+from simulations.config import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+VALUE_COLS = ["train_mse", "val_mse", "test_mse_id", "test_mse_ood", "diverged", "early_stopped", "steps",
+              "router_entropy", "n_heldout_combos"]
+
+
+def values(df: pd.DataFrame) -> pd.DataFrame:
+    return df[["cell_id", "seed", *VALUE_COLS]].sort_values(["cell_id", "seed"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted in-process run of the tiny grid (shared by several tests)."""
+    from conftest import TINY
+
+    out = tmp_path_factory.mktemp("ref")
+    summary = grid.run_grid(validate(dict(TINY)), out, progress=False)
+    return out, summary, results.load(out)
+
+
+def test_rows_columns_and_layout(reference, tiny_raw):
+    out, summary, df = reference
+    cfg = validate(tiny_raw)
+    assert summary["models"] == 16 and summary["bundles"] == 4 and not summary["failed"]
+    assert len(df) == len(grid.cells(cfg)) * len(cfg.seeds) == 16
+    assert not df.duplicated(["cell_id", "seed"]).any()
+    assert set(results.REQUIRED_COLUMNS) <= set(df.columns)
+    assert df.groupby("cell_id")[["k", "complexity", "n_train"]].nunique().eq(1).all().all()
+    assert len(results.bundle_files(out)) == 4 and (out / "manifest.json").exists()
+    assert df.diverged.dtype == bool and (df.renormalize == "k>1").all()
+
+
+def test_same_config_twice_is_bit_identical(reference, tmp_path, tiny_raw):
+    grid.run_grid(validate(tiny_raw), tmp_path, progress=False)
+    pd.testing.assert_frame_equal(values(results.load(tmp_path)), values(reference[2]))
+
+
+def test_bundle_rows_do_not_depend_on_other_bundles(reference, tiny_raw):
+    bundles = grid.make_bundles(validate(tiny_raw), "cpu")
+    rows = grid.run_bundle(bundles[-1])
+    ref = reference[2]
+    pd.testing.assert_frame_equal(values(rows), values(ref[ref.bundle_id == bundles[-1].bundle_id]))
+
+
+def test_existing_output_refused_then_resume_and_overwrite(reference, tmp_path, tiny_raw):
+    out = reference[0]
+    with pytest.raises(grid.ConfigError, match="out: .*--resume"):
+        grid.run_grid(validate(tiny_raw), out, progress=False)
+    resumed = grid.run_grid(validate(tiny_raw), out, resume=True, progress=False)
+    assert resumed["models"] == 0 and resumed["skipped"] == 16
+    # overwrite of a copy: starts from nothing
+    small = tmp_path / "o"
+    grid.run_grid(validate({**tiny_raw, "seeds": [0], "complexity": [1]}), small, progress=False)
+    grid.run_grid(validate({**tiny_raw, "seeds": [1], "complexity": [1]}), small, overwrite=True,
+                  progress=False)
+    assert set(results.load(small).seed) == {1}
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(reference, tmp_path, tiny_raw):
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_raw))
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "simulations.grid", "--config", str(cfg_path), "--out", str(out),
+           "--no-progress"]
+    env = {**os.environ, grid.DELAY_ENV: "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not results.bundle_files(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_done = len(results.bundle_files(out))
+    assert 1 <= n_done < 4, "the kill should land between the first and the last bundle"
+    done = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{16 - 4 * n_done} models" in done.stdout
+    df = results.load(out)
+    assert not df.duplicated(["cell_id", "seed"]).any()
+    pd.testing.assert_frame_equal(values(df), values(reference[2]))
+
+
+def test_failing_bundle_is_reported_and_the_grid_goes_on(tmp_path, tiny_raw, monkeypatch, capsys):
+    tiny_raw["seeds"] = [0]
+    real = grid.run_bundle
+    bad = grid.make_bundles(validate(tiny_raw), "cpu")[1].bundle_id
+
+    def flaky(bundle):
+        if bundle.bundle_id == bad:
+            raise RuntimeError("injected failure")
+        return real(bundle)
+
+    monkeypatch.setattr(grid, "run_bundle", flaky)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_raw))
+    code = grid.main(["--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and bad in err and "injected failure" in err
+    assert len(results.load(tmp_path / "o")) == 4  # 2 bundles of 4, one failed
+
+
+@pytest.mark.parametrize("override, field", [
+    ({"k": [0]}, "k"), ({"k": [5]}, "k"), ({"complexity": [5]}, "complexity"), ({"n_train": [0]}, "n_train"),
+    ({"width": [-2]}, "width"), ({"n_val": 0}, "n_val"), ({"bogus": 1}, "bogus"), ({"lr": "fast"}, "lr"),
+    ({"max_steps": 1.5}, "max_steps"), ({"device": "tpu"}, "device"),
+    ({"renormalize": "maybe"}, "renormalize"),
+    ({"holdout_frac": 1.0}, "holdout_frac"), ({"seeds": "x"}, "seeds"),
+])
+def test_bad_config_one_line_error_and_nothing_written(tmp_path, tiny_raw, capsys, override, field):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_raw, **override}))
+    out = tmp_path / "out"
+    assert grid.main(["--config", str(cfg), "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {field}:")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--config", "/nonexistent/x.yaml"], "config"), (["--config", "README.md"], "config"),
+    (["--device", "tpu"], "device"), (["--set", "k=[0]"], "k"), (["--set", "nope=1"], "nope"),
+    (["--seeds", "a,b"], "seeds"), (["--executor", "mpi"], "executor"),
+])
+def test_bad_cli_one_line_error(tmp_path, capsys, argv, field):
+    out = tmp_path / "out"
+    assert grid.main([*argv, "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {field}:")
+    assert not out.exists()
+
+
+def test_cuda_refused_without_gpu(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: --device cuda is valid here")
+    assert grid.main(["--device", "cuda", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: device:")
+
+
+def test_unparsable_file_and_toml(tmp_path, tiny_raw, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("k: [1, 2\n")
+    assert grid.main(["--config", str(bad), "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: config:")
+    toml = tmp_path / "c.toml"
+    toml.write_text("\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in tiny_raw.items()))
+    assert grid.main(["--config", str(toml), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert "models: 16" in capsys.readouterr().out and not (tmp_path / "o").exists()
+
+
+def test_default_preset_meets_the_brief():
+    cfg = grid.load_config()
+    assert min(cfg.n_experts) >= 8 and cfg.k == "all" and len(cfg.complexity) >= 4
+    assert len(cfg.n_train) >= 2 and len(cfg.width) >= 2 and len(cfg.seeds) >= 3
+    assert validate(yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())) == cfg
+    paper = validate(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
+    assert len(grid.cells(paper)) * len(paper.seeds) >= 5000
