@@ -41,7 +41,8 @@ def _refit(results_path: str, fits_path: str, mtime: float):
     if law is None:
         return None, []
     metric = {col: key for key, col in METRICS.items()}[doc["metric"]]
-    cf = cell_optimal_k(load_results(results_path), metric, n_boot=doc["n_bootstrap"], seed=doc["seed"])
+    cf = cell_optimal_k(load_results(results_path), metric, n_boot=doc["n_bootstrap"], seed=doc["seed"],
+                        shape=doc.get("shape", "linear"))
     fit = fit_law(cf, method=law["method"], k_source=law["k_source"], diagnose=False)
     for f in fit.factors:
         stored = law["exponents"][f]["estimate"]

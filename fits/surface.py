@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
-
-try:  # tiny L-BFGS-B steps are 10-100x slower with multi-threaded BLAS on a busy machine
-    from threadpoolctl import threadpool_limits
-except ImportError:  # optional; without it the fits are correct, only slower under load
-    threadpool_limits = None
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -107,7 +102,8 @@ def fit_surface(
     lowest starting objective. A start "reaches the best optimum" when its objective is within `tol`
     (relative) of the best. Bootstrap resamples of the points are refitted from the best optimum.
     """
-    with threadpool_limits(1) if threadpool_limits is not None else nullcontext():
+    # tiny L-BFGS-B steps are 10-100x slower with multi-threaded BLAS on a busy machine
+    with threadpool_limits(1):
         return _fit_surface(model, X, y, delta, n_starts, n_boot, seed, level, bounds, tol)
 
 
