@@ -54,11 +54,14 @@ def data(inputs) -> pd.DataFrame:
 
 
 def _k_ticks(ax, ks) -> None:
-    ks = np.sort(np.unique(ks))
-    if ks.min() > 0 and len(ks) > 2 and ks.max() / ks.min() >= 8:
+    ks = np.sort(np.unique(ks)).astype(int)
+    log = ks.min() > 0 and len(ks) > 2 and ks.max() / ks.min() >= 8
+    if log:
         ax.set_xscale("log", base=2)
+    # On a log axis the labels of 9..15 collide: label powers of two and the largest k, tick every k.
+    shown = [not log or (k & (k - 1)) == 0 or k == ks.max() for k in ks]
     ax.set_xticks(ks)
-    ax.set_xticklabels([str(int(k)) for k in ks])
+    ax.set_xticklabels([str(k) if show else "" for k, show in zip(ks, shown, strict=True)])
     ax.minorticks_off()
 
 

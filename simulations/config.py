@@ -35,7 +35,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class GridConfig:
-    """Everything a grid run needs; see docs/tasks.md for the task fields' meaning."""
+    """Everything a grid run needs; see docs/tasks.md for the task fields' meaning. The defaults are the
+    quick preset (simulations/presets/quick.yaml), so a config file that sets a few fields changes only
+    those."""
 
     name: str = "quick"
     # task (docs/tasks.md)
@@ -46,25 +48,25 @@ class GridConfig:
     holdout_frac: float = 0.25
     # grid axes
     complexity: list[int] = field(default_factory=lambda: [1, 2, 4, 6])
-    n_experts: list[int] = field(default_factory=lambda: [8])
+    n_experts: list[int] = field(default_factory=lambda: [16])
     k: list[int] | str = "all"
-    n_train: list[int] = field(default_factory=lambda: [250, 1000])
-    width: list[int] = field(default_factory=lambda: [8, 32])
+    n_train: list[int] = field(default_factory=lambda: [150, 500])
+    width: list[int] = field(default_factory=lambda: [4, 8])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # student and training
     renormalize: str = "k>1"
     impl: str = "auto"
-    lr: float = 0.01
-    max_steps: int = 1500
+    lr: float = 0.005
+    max_steps: int = 1000
     eval_every: int = 25
     patience: int = 8
     clip_norm: float = 1.0
-    n_val: int = 500
+    n_val: int = 300
     n_test: int = 2000
     dtype: str = "float32"
     # runtime
     device: str = "auto"
-    max_models_per_bundle: int = 128
+    max_models_per_bundle: int = 96
     threads: int = 1  # torch CPU threads per bundle; 0 keeps torch's default
 
     def ks_for(self, n_experts: int) -> list[int]:

@@ -170,5 +170,6 @@ def test_default_preset_meets_the_brief():
     assert min(cfg.n_experts) >= 8 and cfg.k == "all" and len(cfg.complexity) >= 4
     assert len(cfg.n_train) >= 2 and len(cfg.width) >= 2 and len(cfg.seeds) >= 3
     assert validate(yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())) == cfg
+    assert validate({}) == cfg  # a config file that sets a few fields changes only those
     paper = validate(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
     assert len(grid.cells(paper)) * len(paper.seeds) >= 5000
