@@ -113,7 +113,8 @@ def test_seed_ci_matches_statsmodels():
 
 def test_missing_input_names_its_command_and_writes_nothing(store, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--out", str(out)])
+    code = main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--softmoe", str(store[3]),
+                 "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists()
     missing = tmp_path / "nofits" / "optimal_k.json"
@@ -145,7 +146,8 @@ def test_stale_fits_are_refused(store, tmp_path, capsys):
     other = write_store(fixture_rows().assign(test_mse_ood=lambda d: d["test_mse_ood"][::-1].to_numpy()),
                         tmp_path / "other")
     out = tmp_path / "out"
-    assert main(["--results", str(other), "--fits", str(store[1]), "--out", str(out)]) == 2
+    assert main(["--results", str(other), "--fits", str(store[1]), "--softmoe", str(store[3]),
+                 "--out", str(out)]) == 2
     assert "python -m fits.optimal_k" in capsys.readouterr().err and not out.exists()
 
 
