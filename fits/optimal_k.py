@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from fits.data import DEFAULT_OUT, DEFAULT_RESULTS, METRICS, FitInputError, load
 from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law
 from fits.surface import fit_moe_loss
 from fits.theory_compare import theory_comparison, theory_kwargs
+from simulations.atomic import staged_files
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,23 +235,6 @@ def _report(args, cf: CellFits, law, reason, theory: dict, notes: list[str]) -> 
     return "\n".join(parts)
 
 
-def _write_atomic(out: Path, files: dict[str, str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    tmps = []
-    try:
-        for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            tmps.append((tmp, out / name))
-        for tmp, dest in tmps:
-            os.replace(tmp, dest)
-    finally:
-        for tmp, _ in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-
 def run(argv: list[str] | None = None) -> dict:
     """Parse, fit, print and write; returns the JSON document. Raises FitInputError on bad input."""
     args = _parser().parse_args(argv)
@@ -324,7 +306,9 @@ def run(argv: list[str] | None = None) -> dict:
         print("Theory comparison unavailable:", theory.get("reason"))
     for n in notes:
         print("note:", n)
-    _write_atomic(Path(args.out), files)
+    with staged_files(args.out) as stage:  # all files land together, or none
+        for name, text in files.items():
+            stage(name, lambda tmp, text=text: Path(tmp).write_text(text))
     print(f"wrote {', '.join(files)} to {args.out}")
     return doc
 

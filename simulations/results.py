@@ -7,12 +7,12 @@ is atomic), so a killed run leaves whole bundle files or none; `load` ignores te
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from simulations.atomic import atomic_write, atomic_write_text
 
 REQUIRED_COLUMNS = (
     "cell_id", "seed", "k", "n_experts", "complexity", "n_train", "width", "d_in", "train_mse",
@@ -23,33 +23,19 @@ BUNDLE_GLOB = "bundle-*.parquet"
 MANIFEST = "manifest.json"
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame) -> Path:
     """Write one bundle's rows atomically as `bundle-<bundle_id>.parquet`."""
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"bundle {bundle_id}: rows lack required columns {missing}")
     path = Path(out) / f"bundle-{bundle_id}.parquet"
-    _atomic_write(path, lambda fh: rows.to_parquet(fh, index=False))
+    atomic_write(path, lambda tmp: rows.to_parquet(tmp, index=False))
     return path
 
 
 def write_manifest(out: str | Path, manifest: dict[str, Any]) -> Path:
     path = Path(out) / MANIFEST
-    text = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    _atomic_write(path, lambda fh: fh.write(text))
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True))
     return path
 
 

@@ -61,7 +61,7 @@ def test_files_exist_and_png_is_not_blank(store, name):
     rgb = image.imread(out / f"{name}.png")[..., :3]
     ink = (rgb < 0.9).any(axis=-1).mean()  # share of pixels that are not (near) white
     assert 0.02 < ink < 0.6, f"{name}: {ink:.3f} of the pixels are drawn"
-    assert not list(out.glob(".figures-*")), "temporary files left behind"
+    assert not list(out.glob(".*")), "temporary files left behind"
 
 
 @pytest.mark.parametrize("fig", FIGURES, ids=NAMES)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from simulations.atomic import atomic_write
 from simulations.provenance import device_name
 from simulations.provenance import provenance as base_provenance
 
@@ -29,24 +28,12 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise OutputDirError(f"--out: {out} is not empty; pass --overwrite to replace its results")
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame atomically as Parquet or CSV, chosen by the suffix."""
     if path.suffix == ".parquet":
-        _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     elif path.suffix == ".csv":
-        _atomic(path, lambda tmp: df.to_csv(tmp, index=False))
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     else:
         raise ValueError(f"path: expected a .parquet or .csv suffix, got {path.suffix!r}")
 
@@ -56,7 +43,7 @@ def write_json(obj: Any, path: Path) -> None:
         with open(tmp, "w") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def provenance(device: str, seeds: list[int], config: dict[str, Any]) -> dict[str, Any]:
