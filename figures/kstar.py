@@ -1,15 +1,12 @@
 """Shared data and drawing for the k* figures (2 and 3): measured k* per cell, the fitted law with its
 95 % confidence band, and the theory's k*, along one factor with one series per level of another.
 
-The law's band needs the covariance of its parameters, which `optimal_k.json` does not store (only
-each exponent's standard error), so the law is refitted here with the fits' own code and the settings
-that `optimal_k.json` records (metric, bootstrap size and seed, method, k source); the refit must
-reproduce the stored exponents, otherwise the fits output is stale and the figure refuses to draw.
+The law's band comes from the parameters and their covariance stored in `optimal_k.json`
+(`fits.law.law_band`); the fingerprint stored beside them must match the results store, otherwise the
+fits output is stale and the figure refuses to draw.
 """
 
 from __future__ import annotations
-
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -25,48 +22,23 @@ class StaleFits(InputError):
     """The fits output does not match the results store it should have been computed from."""
 
 
-@cache
-def _refit(results_path: str, fits_path: str, mtime: float):
-    """(statsmodels result, fitted factors) of the law, refitted as `python -m fits.optimal_k` did."""
-    del mtime  # part of the cache key only: a rewritten optimal_k.json invalidates the cache
-    import json
-    from pathlib import Path
-
-    from fits.cells import cell_optimal_k
-    from fits.data import METRICS, load_results
-    from fits.law import fit_law
-
-    doc = json.loads((Path(fits_path) / "optimal_k.json").read_text())
-    law = doc.get("law")
-    if law is None:
-        return None, []
-    metric = {col: key for key, col in METRICS.items()}[doc["metric"]]
-    cf = cell_optimal_k(load_results(results_path), metric, n_boot=doc["n_bootstrap"], seed=doc["seed"],
-                        shape=doc.get("shape", "linear"))
-    fit = fit_law(cf, method=law["method"], k_source=law["k_source"], diagnose=False)
-    for f in fit.factors:
-        stored = law["exponents"][f]["estimate"]
-        if not np.isclose(fit.result.params[f"log_{f}"], stored, rtol=1e-6, atol=1e-9):
-            raise StaleFits(f"figures: {fits_path}/optimal_k.json does not match {results_path} "
-                            "(rerun: python -m fits.optimal_k)")
-    return fit.result, fit.factors
-
-
 def law_band(inputs, grid: pd.DataFrame) -> pd.DataFrame:
     """The fitted law's k* and its 95 % confidence band (for the mean of log k*) at the rows of `grid`
-    (columns complexity, n_train, width); NaN where no law was fitted."""
-    path = inputs.path("fits") / "optimal_k.json"
-    result, factors = _refit(str(inputs.path("results")), str(inputs.path("fits")), path.stat().st_mtime)
-    out = grid.copy()
-    if result is None:
+    (columns complexity, n_train, width); NaN where no law was fitted. Refuses fits computed from
+    other results than the store at hand."""
+    from fits.data import check_results, results_fingerprint
+    from fits.law import law_band as band
+
+    doc = inputs.fits
+    if doc.get("results_fingerprint") != results_fingerprint(check_results(inputs.results)):
+        raise StaleFits(f"figures: {inputs.path('fits')}/optimal_k.json does not match "
+                        f"{inputs.path('results')} (rerun: python -m fits.optimal_k)")
+    law = doc.get("law")
+    if law is None:
+        out = grid.copy()
         out[["k_star", "ci_lo", "ci_hi"]] = np.nan
         return out
-    exog = pd.DataFrame({"const": 1.0} | {f"log_{f}": np.log(grid[f].to_numpy(float)) for f in factors})
-    frame = result.get_prediction(exog[result.params.index]).summary_frame(alpha=0.05)
-    out["k_star"] = np.exp(frame["mean"].to_numpy())
-    out["ci_lo"] = np.exp(frame["mean_ci_lower"].to_numpy())
-    out["ci_hi"] = np.exp(frame["mean_ci_upper"].to_numpy())
-    return out
+    return band(law, grid)
 
 
 def theory_k_star(grid: pd.DataFrame, task_kwargs: dict) -> np.ndarray:

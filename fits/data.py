@@ -7,6 +7,7 @@ are read directly. Either way the table is checked here, so every caller gets th
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,14 @@ OTHER_CELL_FIELDS = (
 
 #: Columns the fits need; the full schema (docs/results.md) has more, which are carried but not used.
 REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
+
+
+def results_fingerprint(df: pd.DataFrame) -> str:
+    """A hash of the rows the fits read (their columns, in (cell, k, seed) order): written into
+    `optimal_k.json` so that consumers can tell whether the fits still match the results store."""
+    rows = df[list(REQUIRED_COLUMNS)].sort_values(["seed", "k", *CELL_KEYS], kind="stable")
+    digest = pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy()
+    return hashlib.sha256(digest.tobytes()).hexdigest()[:16]
 
 
 class FitInputError(ValueError):

@@ -277,6 +277,23 @@ def fit_law(cf: CellFits, method: str = "hc3", k_source: str = "continuous", dia
     )
 
 
+def law_band(law: dict, grid: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """The law's k* and the (1 - alpha) confidence band of its mean at the rows of `grid` (columns named
+    after the factors), from the law block of `optimal_k.json` (params, cov_params, use_t, df_resid):
+    the same numbers as statsmodels' `get_prediction(...).summary_frame(alpha)`, without refitting."""
+    names = list(law["params"])
+    X = np.column_stack([np.ones(len(grid)) if n == "const" else np.log(grid[n.removeprefix("log_")]
+                                                                        .to_numpy(float)) for n in names])
+    beta = np.array([law["params"][n] for n in names])
+    cov = np.asarray(law["cov_params"], dtype=float)
+    mean = X @ beta
+    se = np.sqrt(np.einsum("ij,jk,ik->i", X, cov, X))
+    q = stats.t.ppf(1 - alpha / 2, law["df_resid"]) if law["use_t"] else stats.norm.ppf(1 - alpha / 2)
+    out = grid.copy()
+    out["k_star"], out["ci_lo"], out["ci_hi"] = np.exp(mean), np.exp(mean - q * se), np.exp(mean + q * se)
+    return out
+
+
 def wald_tests(law: LawFit, predicted: dict[str, float]) -> pd.DataFrame:
     """Test each fitted exponent against a predicted value (t tests), and all of them jointly (Wald).
 

@@ -18,7 +18,15 @@ import pandas as pd
 
 from fits.cells import CellFits, cell_optimal_k
 from fits.curve import SHAPES
-from fits.data import DEFAULT_OUT, DEFAULT_RESULTS, METRICS, FitInputError, load_results, metric_column
+from fits.data import (
+    DEFAULT_OUT,
+    DEFAULT_RESULTS,
+    METRICS,
+    FitInputError,
+    load_results,
+    metric_column,
+    results_fingerprint,
+)
 from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law
 from fits.surface import fit_moe_loss
 from fits.theory_compare import theory_comparison, theory_kwargs
@@ -90,6 +98,11 @@ def law_summary(law: LawFit) -> dict:
     return {
         "exponents": exps,
         "intercept": law.intercept,
+        # what a consumer needs to draw the law's confidence band without refitting (fits.law.law_band)
+        "params": law.result.params.to_dict(),
+        "cov_params": law.result.cov_params().to_numpy().tolist(),
+        "use_t": bool(law.result.use_t),
+        "df_resid": float(law.result.df_resid),
         "r2": law.r2,
         "aic": law.aic,
         "bic": law.bic,
@@ -273,6 +286,7 @@ def run(argv: list[str] | None = None) -> dict:
             "seed": args.seed,
             "shape": args.shape,
             "n_rows": len(df),
+            "results_fingerprint": results_fingerprint(df),
             "n_diverged_rows": int(df["diverged"].sum()),
             "cells": _cells_records(cf),
             "law": law_summary(law) if law is not None else None,

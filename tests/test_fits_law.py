@@ -110,3 +110,23 @@ def test_discrete_source_and_bad_options(big_fit):
         fit_law(big_fit, method="gls")
     with pytest.raises(ValueError, match="allowed values"):
         fit_law(big_fit, k_source="median")
+
+
+@pytest.mark.parametrize("method", ["hc3", "ols", "wls"])
+def test_law_band_from_the_json_block_matches_statsmodels(big_fit, method):
+    """figures draw the band from optimal_k.json alone: it must equal statsmodels' prediction band."""
+    import json
+
+    from fits.law import law_band
+    from fits.optimal_k import law_summary
+
+    law = fit_law(big_fit, method=method)
+    block = json.loads(json.dumps(law_summary(law)))  # through JSON, as the figures read it
+    grid = pd.DataFrame({"complexity": [1.5, 3.0, 7.0], "n_train": [300.0, 1000.0, 8000.0],
+                         "width": [8.0, 8.0, 8.0]})
+    exog = pd.DataFrame({"const": 1.0} | {f"log_{f}": np.log(grid[f]) for f in law.factors})
+    ref = law.result.get_prediction(exog[law.result.params.index]).summary_frame(alpha=0.05)
+    got = law_band(block, grid)
+    np.testing.assert_allclose(got["k_star"], np.exp(ref["mean"]), rtol=1e-10)
+    np.testing.assert_allclose(got["ci_lo"], np.exp(ref["mean_ci_lower"]), rtol=1e-10)
+    np.testing.assert_allclose(got["ci_hi"], np.exp(ref["mean_ci_upper"]), rtol=1e-10)
