@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from simulations.results import load
+
 DEFAULT_RESULTS = Path("results/quick")
 DEFAULT_OUT = Path("results/fits")
 
@@ -59,26 +61,13 @@ def metric_column(metric: str) -> str:
     return METRICS[metric]
 
 
-def _read_store(path: Path) -> pd.DataFrame:
-    try:
-        from simulations.results import load  # the store's own loader, once it exists
-    except ImportError:
-        load = None
-    if load is not None:
-        return load(path)
-    files = sorted(path.glob("bundle-*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise FitInputError(f"results directory {path} holds no Parquet files")
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-
-
 def load_results(path: str | Path) -> pd.DataFrame:
     """Load the results store at `path` (a directory, or one Parquet file) and check it."""
     path = Path(path)
     if not path.exists():
         raise FitInputError(f"results path {path} does not exist (run `python -m simulations.grid` first)")
     try:
-        df = _read_store(path)
+        df = load(path)
     except FitInputError:
         raise
     except Exception as exc:  # a corrupt file or a loader error: report it on one line
