@@ -22,11 +22,18 @@ RENORMALIZE_CHOICES = ("k>1", "always", "never")
 DTYPE_CHOICES = ("float32", "float64")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 IMPL_CHOICES = ("auto", "dense", "sparse")
+ROUTER_CHOICES = ("learned", "oracle", "dense")
+EXPERTS_CHOICES = ("learned", "teacher")
 
 # Fields that only say where or how fast to run: they never change a row's values, so they stay out of
 # the cell hash and the config hash (a resumed run may use another device or bundle size).
 RUNTIME_FIELDS = ("name", "device", "max_models_per_bundle", "threads")
-AXES = ("complexity", "n_experts", "k", "n_train", "width", "seeds")
+AXES = ("complexity", "n_experts", "k", "n_train", "width", "seeds", "router", "experts")
+ROUTER_SETTINGS = ("router_lr_mult", "balance_loss", "router_noise")  # scalars of a learned router
+# Fields added after the first stores were written, with the value those stores implied: at that value
+# they stay out of the cell and config hashes, so earlier stores keep their cell ids and resume.
+LATER_DEFAULTS = {"router": "learned", "experts": "learned", "router_lr_mult": 1.0, "balance_loss": 0.0,
+                  "router_noise": 0.0}
 
 
 class ConfigError(ValueError):
@@ -53,6 +60,10 @@ class GridConfig:
     n_train: list[int] = field(default_factory=lambda: [150, 500])
     width: list[int] = field(default_factory=lambda: [4, 8])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # controls (docs/tasks.md, "Controls"): router x experts arms; experts "teacher" pairs with a
+    # learned router only, and "oracle"/"teacher" need n_experts to be a multiple of n_skills
+    router: list[str] = field(default_factory=lambda: ["learned"])
+    experts: list[str] = field(default_factory=lambda: ["learned"])
     # student and training
     renormalize: str = "k>1"
     impl: str = "auto"
@@ -61,6 +72,9 @@ class GridConfig:
     eval_every: int = 25
     patience: int = 8
     clip_norm: float = 1.0
+    router_lr_mult: float = 1.0  # learned router: learning rate = lr * router_lr_mult
+    balance_loss: float = 0.0  # learned router: weight of the load-balancing auxiliary loss
+    router_noise: float = 0.0  # learned router: sd of N(0, .) jitter on its logits in training steps
     n_val: int = 300
     n_test: int = 2000
     dtype: str = "float32"
@@ -68,6 +82,11 @@ class GridConfig:
     device: str = "auto"
     max_models_per_bundle: int = 96
     threads: int = 1  # torch CPU threads per bundle; 0 keeps torch's default
+
+    def arms(self) -> list[tuple[str, str]]:
+        """The (router, experts) pairs of the grid: the product of the two axes, less the pairs that
+        do not exist (teacher experts are trained through a learned router only)."""
+        return [(r, e) for r in self.router for e in self.experts if e == "learned" or r == "learned"]
 
     def ks_for(self, n_experts: int) -> list[int]:
         """The k values of the grid for one expert count."""
@@ -78,7 +97,16 @@ class GridConfig:
 
     def config_hash(self) -> str:
         """Hash of every field that can change a row's values (runtime fields excluded)."""
-        return stable_hash({k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS})
+        return stable_hash(without_later_defaults(
+            {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}))
+
+
+def without_later_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    """`d` less the LATER_DEFAULTS fields that hold their default (a single-value list counts)."""
+    def at_default(k: str, v: Any) -> bool:
+        return k in LATER_DEFAULTS and (v == LATER_DEFAULTS[k] or v == [LATER_DEFAULTS[k]])
+
+    return {k: v for k, v in d.items() if not at_default(k, v)}
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:
@@ -124,7 +152,7 @@ def validate(raw: dict[str, Any]) -> GridConfig:
             raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
     for name in _INT_LIST:
         vals[name] = _int_list(name, vals[name], lo=0 if name == "seeds" else 1)
-    for name in ("noise", "holdout_frac", "lr", "clip_norm"):
+    for name in ("noise", "holdout_frac", "lr", "clip_norm", *ROUTER_SETTINGS):
         v = vals[name]
         if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
             raise ConfigError(f"{name}: expected a number, got {v!r}")
@@ -135,9 +163,24 @@ def validate(raw: dict[str, Any]) -> GridConfig:
         raise ConfigError(f"noise: expected a number >= 0, got {vals['noise']!r}")
     if not 0 <= vals["holdout_frac"] < 1:
         raise ConfigError(f"holdout_frac: expected a number in [0, 1), got {vals['holdout_frac']!r}")
-    for name in ("lr", "clip_norm"):
+    for name in ("lr", "clip_norm", "router_lr_mult"):
         if vals[name] <= 0:
             raise ConfigError(f"{name}: expected a number > 0, got {vals[name]!r}")
+    for name in ("balance_loss", "router_noise"):
+        if vals[name] < 0:
+            raise ConfigError(f"{name}: expected a number >= 0, got {vals[name]!r}")
+    for name, choices in (("router", ROUTER_CHOICES), ("experts", EXPERTS_CHOICES)):
+        v = [vals[name]] if isinstance(vals[name], str) else vals[name]
+        if not isinstance(v, list) or not v or any(x not in choices for x in v) or len(set(v)) != len(v):
+            raise ConfigError(f"{name}: expected a non-empty list of distinct values from "
+                              f"{', '.join(choices)}; got {vals[name]!r}")
+        vals[name] = list(v)
+    needs_replicas = (["the oracle router"] if "oracle" in vals["router"] else []) + (
+        ["teacher experts"] if "teacher" in vals["experts"] else [])
+    bad = [T for T in vals["n_experts"] if T % vals["n_skills"]] if needs_replicas else []
+    if bad:
+        raise ConfigError(f"n_experts: {' and '.join(needs_replicas)} need every n_experts to be a "
+                          f"multiple of n_skills={vals['n_skills']} (r replicas per skill), got {bad[0]}")
     if not isinstance(vals["name"], str) or not vals["name"]:
         raise ConfigError(f"name: expected a non-empty string, got {vals['name']!r}")
     for name, choices in _CHOICES.items():

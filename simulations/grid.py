@@ -30,28 +30,43 @@ import torch
 from tqdm.auto import tqdm
 
 from simulations import results
-from simulations.config import ConfigError, GridConfig, load_config, parse_override, parse_seeds, stable_hash
+from simulations.config import (
+    ROUTER_SETTINGS,
+    ConfigError,
+    GridConfig,
+    load_config,
+    parse_override,
+    parse_seeds,
+    stable_hash,
+    without_later_defaults,
+)
 from simulations.executors import LocalExecutor
 from simulations.provenance import device_name, provenance
 from simulations.tasks import CompositionalTask, TaskSpec
 from simulations.train import TrainSettings, init_model, make_bundle_data, train_bundle
 
 TASK_FIELDS = ("n_skills", "d_in", "teacher_width", "noise", "holdout_frac")
-TRAIN_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", "n_val", "n_test")
+TRAIN_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", *ROUTER_SETTINGS, "n_val", "n_test")
+SETTINGS_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", "router", "experts",
+                   *ROUTER_SETTINGS)
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"
 
 
 def cells(config: GridConfig) -> list[dict[str, Any]]:
-    """Every cell of the grid as a canonical dict including its `cell_id` (seeds excluded)."""
+    """Every cell of the grid as a canonical dict including its `cell_id` (seeds excluded). Fields
+    added later hash only when they leave their old default (config.LATER_DEFAULTS), so the cells of
+    earlier stores keep their ids."""
     shared = {f: getattr(config, f) for f in (*TASK_FIELDS, *TRAIN_FIELDS, "renormalize", "impl", "dtype")}
     out = []
-    for T in config.n_experts:
-        for h in config.width:
-            for s in config.complexity:
-                for m in config.n_train:
-                    for k in config.ks_for(T):
-                        cell = {**shared, "n_experts": T, "width": h, "complexity": s, "n_train": m, "k": k}
-                        out.append({"cell_id": stable_hash(cell), **cell})
+    for router, experts in config.arms():
+        for T in config.n_experts:
+            for h in config.width:
+                for s in config.complexity:
+                    for m in config.n_train:
+                        for k in config.ks_for(T):
+                            cell = {**shared, "router": router, "experts": experts, "n_experts": T,
+                                    "width": h, "complexity": s, "n_train": m, "k": k}
+                            out.append({"cell_id": stable_hash(without_later_defaults(cell)), **cell})
     return out
 
 
@@ -79,19 +94,22 @@ class Bundle:
     @property
     def name(self) -> str:
         c = self.models[0].cell
-        return f"{self.bundle_id} (T={c['n_experts']}, h={c['width']}, {len(self.models)} models)"
+        arm = "" if (c["router"], c["experts"]) == ("learned", "learned") else \
+            f", router={c['router']}, experts={c['experts']}"
+        return f"{self.bundle_id} (T={c['n_experts']}, h={c['width']}{arm}, {len(self.models)} models)"
 
 
 def make_bundles(config: GridConfig, device: str, skip: set[tuple[str, int]] = frozenset()) -> list[Bundle]:
-    """Group the grid's models into bundles of equal shape, at most `max_models_per_bundle` each.
+    """Group the grid's models into bundles of equal shape and arm, at most `max_models_per_bundle` each.
 
     Bundles are formed from the full grid first and only then filtered by `skip`, so a resumed run
     trains the same bundles (hence the same bits) as an uninterrupted one.
     """
-    groups: dict[tuple[int, int], list[ModelSpec]] = {}
+    groups: dict[tuple, list[ModelSpec]] = {}
     for cell in cells(config):
         for seed in config.seeds:
-            groups.setdefault((cell["n_experts"], cell["width"]), []).append(ModelSpec(cell, seed))
+            key = (cell["n_experts"], cell["width"], cell["router"], cell["experts"])
+            groups.setdefault(key, []).append(ModelSpec(cell, seed))
     prov = provenance()
     bundles = []
     for specs in groups.values():
@@ -129,18 +147,22 @@ def run_bundle(bundle: Bundle) -> pd.DataFrame:
     task_fields = ("n_skills", "complexity", "d_in", "teacher_width", "noise", "holdout_frac")
     tasks = [_task(TaskSpec(*(m.cell[f] for f in task_fields), seed=m.seed)) for m in bundle.models]
     data = make_bundle_data(tasks, [m.cell["n_train"] for m in bundle.models], first["n_val"],
-                            first["n_test"], dtype, device)
+                            first["n_test"], dtype, device,
+                            n_experts=first["n_experts"] if first["experts"] == "teacher" else None)
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
     model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, first["impl"],
                        first["renormalize"], dtype, device)
-    settings = TrainSettings(*(first[f] for f in ("lr", "max_steps", "eval_every", "patience", "clip_norm")))
+    settings = TrainSettings(**{f: first[f] for f in SETTINGS_FIELDS})
     metrics = train_bundle(model, data, settings)
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     if delay > 0:
         time.sleep(delay)
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])
     cols["n_heldout_combos"] = [len(t.heldout) for t in tasks]
+    cols["route_free_nmse"] = [t.route_free_nmse for t in tasks]
     rows = pd.concat([cols, metrics], axis=1)
+    for split in ("id", "ood"):  # the share of the route-free baseline's error left (docs/results.md)
+        rows[f"rel_nmse_{split}"] = rows[f"test_nmse_{split}"] / rows["route_free_nmse"]
     rows["bundle_id"] = bundle.bundle_id
     extra = {**bundle.provenance, "device": device_name(device), "config_hash": bundle.config_hash}
     for key, value in extra.items():

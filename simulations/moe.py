@@ -392,9 +392,22 @@ class TopKMoE(nn.Module):
     # ---------------------------------------------------------------- gating
     # Gating works in a [M, T, N] layout: reductions over the T experts then run along a strided
     # axis and vectorise over the N tokens, which is much faster than reducing a short last axis.
-    def _probs(self, x: torch.Tensor) -> torch.Tensor:
-        """Router probabilities p, [M, T, N]."""
-        return torch.softmax(torch.bmm(self.router.transpose(1, 2), x.transpose(1, 2)), dim=1)
+    def _probs(self, x: torch.Tensor, logit_noise: float = 0.0) -> torch.Tensor:
+        """Router probabilities p, [M, T, N]; `logit_noise` > 0 adds N(0, logit_noise^2) jitter to the
+        router logits (a training-time exploration aid, drawn from torch's global generator)."""
+        logits = torch.bmm(self.router.transpose(1, 2), x.transpose(1, 2))
+        if logit_noise > 0:
+            logits = logits + logit_noise * torch.randn_like(logits)
+        return torch.softmax(logits, dim=1)
+
+    def route(self, x: torch.Tensor, logit_noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor,
+                                                                      torch.Tensor]:
+        """The router's decision on x [M, N, d_in]: probabilities p, the top-k mask and the gates, each
+        [M, T, N] (gates differentiable through p)."""
+        self._check_input(x)
+        p = self._probs(x, logit_noise)
+        mask = topk_mask(p, self._k_vec, self._k_min, self._k_max)
+        return p, mask, self._gates(p, mask)
 
     def _gates(self, p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[M, T, N] gate weights: kept p (renormalized per model where it applies), zeros elsewhere.
@@ -420,14 +433,27 @@ class TopKMoE(nn.Module):
             )
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor, return_stats: bool = False):
-        """x [M, N, d_in] -> y [M, N, d_out]; with return_stats, (y, RouterStats)."""
+    def forward(self, x: torch.Tensor, return_stats: bool = False, gates: torch.Tensor | None = None,
+                logit_noise: float = 0.0):
+        """x [M, N, d_in] -> y [M, N, d_out]; with return_stats, (y, RouterStats).
+
+        `gates` [M, T, N], when given, replaces the router (a fixed routing such as an oracle's): the
+        experts with a positive gate run, weighted by it, and the router gets no gradient; router
+        statistics are then unavailable. `logit_noise`: see `route`."""
         self._check_input(x)
         impl = self.resolved_impl(x.shape[1])
+        if gates is not None:
+            if return_stats:
+                raise ValueError("return_stats needs the learned router; it is unavailable with fixed gates")
+            if gates.shape != (self.n_models, self.n_experts, x.shape[1]):
+                raise ValueError(f"gates must have shape [n_models, n_experts, N] = "
+                                 f"{[self.n_models, self.n_experts, x.shape[1]]}, got {list(gates.shape)}")
+            mask = gates > 0
+            return self._sparse(x, gates, mask) if impl == "sparse" else self._dense(x, gates)
         if impl == "reference":
             y, p, mask = self._forward_reference(x)
         else:
-            p = self._probs(x)
+            p = self._probs(x, logit_noise)
             mask = topk_mask(p, self._k_vec, self._k_min, self._k_max)
             gates = self._gates(p, mask)
             y = self._dense(x, gates) if impl == "dense" else self._sparse(x, gates, mask)

@@ -19,6 +19,9 @@ REQUIRED_COLUMNS = (
     "test_mse_id", "test_mse_ood", "target_var", "diverged", "steps", "wall_s", "renormalize",
     "git_commit", "torch_version", "device", "dtype", "config_hash",
 )
+# Written by every grid since the routing controls (docs/results.md); stores from before lack them.
+ROUTING_COLUMNS = ("routing_recall", "routing_gate_mass", "routing_recall_baseline",
+                   "routing_gate_mass_baseline")
 BUNDLE_GLOB = "bundle-*.parquet"
 MANIFEST = "manifest.json"
 

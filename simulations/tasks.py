@@ -102,6 +102,31 @@ class CompositionalTask:
         """g(x): [N, S], each column mean 0 and variance 1 on N(0, I_d)."""
         return (self._raw_skills(x) - self.mu) / self.sd
 
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """z(x) = U^T x: [N, S] teacher router scores (A(x) holds the s largest)."""
+        return x @ self.U
+
+    def skill_experts(self, x: np.ndarray, n_experts: int) -> np.ndarray:
+        """[N, T] the skills as experts of a top-k student with T = r * S: expert e = rep * S + j outputs
+        (s * g_j(x) - m_G) / sd_G, so the s experts of A(x) with gates 1 / s give the clean target."""
+        S, s = self.spec.n_skills, self.spec.complexity
+        if n_experts % S:
+            raise ValueError(f"teacher experts need n_experts to be a multiple of n_skills={S}, "
+                             f"got {n_experts}")
+        one = (s * self.skills(x) - self.mean_G) / self.sd_G
+        return np.tile(one, (1, n_experts // S))
+
+    @cached_property
+    def route_free_nmse(self) -> float:
+        """NMSE of the best fixed linear mix of the true skills (intercept included, no routing) on
+        20,000 ID points: the share of the target that composing skills per input, rather than any
+        fixed blend of them, accounts for. Roughly 1 - s / S (docs/tasks.md, "The route-free
+        baseline")."""
+        x, y = self.sample("test_id", 20_000)
+        design = np.column_stack([np.ones(len(y)), self.skills(x)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        return float(np.mean((y - design @ coef) ** 2) / self.target_var)
+
     def active_sets(self, x: np.ndarray) -> np.ndarray:
         """A(x): [N, s] indices of the s largest router scores, sorted ascending."""
         s = self.spec.complexity

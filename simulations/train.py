@@ -13,23 +13,50 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
+from simulations import routing
 from simulations.moe import TopKMoE
 from simulations.tasks import CompositionalTask
+
+ROUTERS = ("learned", "oracle", "dense")
+EXPERTS = ("learned", "teacher")
+SPLIT_NAMES = ("train", "val", "id", "ood")  # BundleData's splits (x_<name>, y_<name>)
 
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """Optimisation settings and the bundle's arm (docs/tasks.md, "Controls").
+
+    router: "learned" (the softmax top-k router), "oracle" (fixed gates from the teacher's active sets,
+    `routing.oracle_gates`) or "dense" (the first k experts with gate 1: a dense MLP of width k * h).
+    experts: "learned" (trained ReLU experts) or "teacher" (the teacher's own skills, frozen and scaled,
+    `BundleData.expert_out`; only the router learns). Router settings apply to a learned router:
+    `router_lr_mult` scales its learning rate, `balance_loss` weighs the layer's load-balancing loss,
+    `router_noise` is the sd of N(0, .) jitter on its logits during training steps."""
+
     lr: float = 0.01
     max_steps: int = 1500
     eval_every: int = 25
     patience: int = 8
     clip_norm: float = 1.0
+    router: str = "learned"
+    experts: str = "learned"
+    router_lr_mult: float = 1.0
+    balance_loss: float = 0.0
+    router_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.router not in ROUTERS:
+            raise ValueError(f"router must be one of {ROUTERS}, got {self.router!r}")
+        if self.experts not in EXPERTS:
+            raise ValueError(f"experts must be one of {EXPERTS}, got {self.experts!r}")
+        if self.experts == "teacher" and self.router != "learned":
+            raise ValueError("experts='teacher' needs router='learned' (only the router learns)")
 
 
 @dataclass
@@ -46,11 +73,22 @@ class BundleData:
     x_ood: torch.Tensor
     y_ood: torch.Tensor
     target_var: torch.Tensor  # [M]
+    complexity: torch.Tensor | None = None  # [M] long: s of each model's task
+    z: dict[str, torch.Tensor] = field(default_factory=dict)  # split -> teacher scores [M, N, S]
+    # split -> the teacher's skills as frozen experts [M, N, T] (experts="teacher"): expert
+    # e = rep * S + j outputs (s * g_j(x) - mean_G) / sd_G, so s of them with gates 1 / s give the target
+    expert_out: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
 
 def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: int, n_test: int,
-                     dtype: torch.dtype, device: torch.device | str) -> BundleData:
-    """Draw every model's splits (deduplicated across models sharing a task) and stack them."""
+                     dtype: torch.dtype, device: torch.device | str, n_experts: int | None = None
+                     ) -> BundleData:
+    """Draw every model's splits (deduplicated across models sharing a task) and stack them, with the
+    teacher's scores of every point; with `n_experts`, also the teacher-expert outputs (r = T / S
+    replicas of each skill)."""
     cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def draw(task: CompositionalTask, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,23 +98,33 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
         return cache[key]
 
     n_max = max(n_train)
+    z: dict[str, torch.Tensor] = {}
+    expert_out: dict[str, torch.Tensor] = {}
 
-    def stack(split: str, sizes: list[int], n_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def stack(split: str, name: str, sizes: list[int], n_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
         xs = np.zeros((len(tasks), n_pad, tasks[0].spec.d_in))
         ys = np.zeros((len(tasks), n_pad, 1))
         for i, (task, n) in enumerate(zip(tasks, sizes, strict=True)):
             x, y = draw(task, split, n)
             xs[i, :n], ys[i, :n, 0] = x, y
+        # Teacher quantities from the float64 inputs, so the oracle sees exactly the teacher's A(x).
+        z[name] = torch.as_tensor(np.stack([t.scores(x) for t, x in zip(tasks, xs, strict=True)]),
+                                  dtype=dtype, device=device)
+        if n_experts is not None:
+            expert_out[name] = torch.as_tensor(
+                np.stack([t.skill_experts(x, n_experts) for t, x in zip(tasks, xs, strict=True)]),
+                dtype=dtype, device=device)
         return (torch.as_tensor(xs, dtype=dtype, device=device),
                 torch.as_tensor(ys, dtype=dtype, device=device))
 
-    x_tr, y_tr = stack("train", n_train, n_max)
+    x_tr, y_tr = stack("train", "train", n_train, n_max)
     mask = torch.arange(n_max, device=device)[None, :] < torch.tensor(n_train, device=device)[:, None]
-    x_val, y_val = stack("val", [n_val] * len(tasks), n_val)
-    x_id, y_id = stack("test_id", [n_test] * len(tasks), n_test)
-    x_ood, y_ood = stack("test_ood", [n_test] * len(tasks), n_test)
+    x_val, y_val = stack("val", "val", [n_val] * len(tasks), n_val)
+    x_id, y_id = stack("test_id", "id", [n_test] * len(tasks), n_test)
+    x_ood, y_ood = stack("test_ood", "ood", [n_test] * len(tasks), n_test)
     tv = torch.tensor([t.target_var for t in tasks], dtype=dtype, device=device)
-    return BundleData(x_tr, y_tr, mask, x_val, y_val, x_id, y_id, x_ood, y_ood, tv)
+    s = torch.tensor([t.spec.complexity for t in tasks], device=device)
+    return BundleData(x_tr, y_tr, mask, x_val, y_val, x_id, y_id, x_ood, y_ood, tv, s, z, expert_out)
 
 
 def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds: list[int], impl: str,
@@ -106,23 +154,103 @@ def _masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None =
     return (err * mask).sum(1) / mask.sum(1)
 
 
+class Student:
+    """How one bundle's models predict a split, per its arm (TrainSettings.router / experts): the
+    learned router (optionally jittered), fixed gates (oracle, dense, computed once per split), or the
+    teacher's skills as frozen experts."""
+
+    def __init__(self, model: TopKMoE, data: BundleData, settings: TrainSettings):
+        self.model, self.data, self.settings = model, data, settings
+        k = model._k_vec
+        self.fixed: dict[str, torch.Tensor] = {}
+        if settings.router != "learned":
+            for name in SPLIT_NAMES:
+                x = data.split(name)[0]
+                self.fixed[name] = (
+                    routing.oracle_gates(data.z[name], data.complexity, k, model.n_experts)
+                    if settings.router == "oracle"
+                    else routing.dense_gates(k, model.n_experts, x.shape[1], x.dtype)
+                )
+
+    def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """(name, parameter) pairs the arm trains, sorted by name."""
+        skip = {"oracle": {"router"}, "dense": {"router"}}.get(self.settings.router, set())
+        if self.settings.experts == "teacher":
+            skip = {"w1", "b1", "w2", "b2"}
+        return [(n, p) for n, p in sorted(self.model.named_parameters()) if n not in skip]
+
+    def route(self, split: str, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(selection mask, gates), each [M, T, n], on a split's points (on `x` instead, for a learned
+        router); fixed gates select the experts whose gate is positive."""
+        if self.fixed:
+            return self.fixed[split] > 0, self.fixed[split]
+        return self.model.route(self.data.split(split)[0] if x is None else x)[1:]
+
+    def __call__(self, split: str, sl: slice = slice(None), training: bool = False):
+        """Predictions [M, n, 1] on a split's points; in training, also the balance loss [M] or None."""
+        x = self.data.split(split)[0][:, sl]
+        st, model = self.settings, self.model
+        if self.fixed:
+            return model(x, gates=self.fixed[split][:, :, sl]), None
+        noise = st.router_noise if training else 0.0
+        balance = None
+        if st.experts == "teacher":
+            p, mask, g = model.route(x, noise)
+            y = torch.einsum("mtn,mnt->mn", g, self.data.expert_out[split][:, sl]).unsqueeze(-1)
+            if training and st.balance_loss > 0:
+                balance = model._stats(p, mask).load_balancing_loss
+            return y, balance
+        if training and st.balance_loss > 0:
+            y, stats = model(x, return_stats=True, logit_noise=noise)
+            return y, stats.load_balancing_loss
+        return model(x, logit_noise=noise), None
+
+
 @torch.no_grad()
-def _evaluate(model: TopKMoE, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
-              chunk: int = 4096) -> torch.Tensor:
+def _evaluate(student: Student, split: str, mask: torch.Tensor | None = None, chunk: int = 4096
+              ) -> torch.Tensor:
     """Per-model MSE on a full split, in chunks of points to bound memory."""
+    x, y = student.data.split(split)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for start in range(0, x.shape[1], chunk):
         sl = slice(start, start + chunk)
-        err = (model(x[:, sl]) - y[:, sl]).squeeze(-1).square()
+        err = (student(split, sl)[0] - y[:, sl]).squeeze(-1).square()
         total += (err * mask[:, sl]).sum(1) if mask is not None else err.sum(1)
     return total / (mask.sum(1) if mask is not None else x.shape[1])
 
 
 @torch.no_grad()
-def _router_entropy(model: TopKMoE, x: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each model's load: the share of token-expert assignments per expert."""
-    f = model.router_stats(x).fraction
+def _router_entropy(student: Student) -> torch.Tensor:
+    """Entropy (nats) of each model's load on the ID test split: the share of gated token-expert
+    assignments per expert."""
+    counts = student.route("id")[0].sum(2, dtype=student.data.x_id.dtype)
+    f = counts / counts.sum(-1, keepdim=True)
     return -(torch.where(f > 0, f * f.log(), torch.zeros_like(f))).sum(-1)
+
+
+@torch.no_grad()
+def routing_report(student: Student, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Routing measures per model on the ID test split (docs/results.md): experts are mapped to skills
+    from co-activation on the training split; the baseline routes inputs permuted across points (so
+    they carry no information about each point's active set). NaN for the dense arm (no routing)."""
+    data = student.data
+    M = data.x_id.shape[0]
+    if student.settings.router == "dense":
+        nan = torch.full((M,), math.nan, dtype=torch.float64)
+        return {"routing_recall": nan, "routing_gate_mass": nan, "routing_recall_baseline": nan,
+                "routing_gate_mass_baseline": nan}
+    active = {name: routing.active_skills(data.z[name], data.complexity) for name in ("train", "id")}
+    mapping = routing.skill_map(student.route("train")[1], active["train"], data.mask_train)
+    recall, mass = routing.routing_measures(*student.route("id"), active["id"], mapping)
+    perm = torch.randperm(data.x_id.shape[1], generator=torch.Generator().manual_seed(seed))
+    perm = perm.to(data.x_id.device)
+    if student.fixed:
+        base = (student.fixed["id"][:, :, perm] > 0, student.fixed["id"][:, :, perm])
+    else:
+        base = student.route("id", x=data.x_id[:, perm])
+    recall_b, mass_b = routing.routing_measures(*base, active["id"], mapping)
+    return {"routing_recall": recall, "routing_gate_mass": mass, "routing_recall_baseline": recall_b,
+            "routing_gate_mass_baseline": mass_b}
 
 
 def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
@@ -139,8 +267,16 @@ def _where_models(sel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.
 def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> pd.DataFrame:
     """Train every model of the bundle; one row of metrics per model, in model order."""
     t0 = time.perf_counter()
-    params = [p for _, p in sorted(model.named_parameters())]
-    opt = torch.optim.Adam(params, lr=settings.lr)
+    student = Student(model, data, settings)
+    named = student.trainable()
+    params = [p for _, p in named]
+    router = [p for n, p in named if n == "router"]
+    if router and settings.router_lr_mult != 1.0:
+        rest = [p for n, p in named if n != "router"]
+        groups = [{"params": rest}, {"params": router, "lr": settings.lr * settings.router_lr_mult}]
+        opt = torch.optim.Adam([g for g in groups if g["params"]], lr=settings.lr)
+    else:
+        opt = torch.optim.Adam(params, lr=settings.lr)
     M, dev = model.n_models, data.x_train.device
     best = [p.detach().clone() for p in params]
     best_val = torch.full((M,), math.inf, dtype=data.x_train.dtype, device=dev)
@@ -151,7 +287,7 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
 
     for step in range(settings.max_steps + 1):
         if step % settings.eval_every == 0 or step == settings.max_steps:
-            val = _evaluate(model, data.x_val, data.y_val)
+            val = _evaluate(student, "val")
             running = ~(stopped | diverged)
             improved = running & (val < best_val)
             best_val = torch.where(improved, val, best_val)
@@ -166,7 +302,10 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
                 break
         frozen = stopped | diverged
         opt.zero_grad(set_to_none=False)
-        loss = _masked_mse(model(data.x_train), data.y_train, data.mask_train)
+        pred, balance = student("train", training=True)
+        loss = _masked_mse(pred, data.y_train, data.mask_train)
+        if balance is not None:
+            loss = loss + settings.balance_loss * balance
         bad = ~torch.isfinite(loss) & ~frozen
         steps = torch.where(bad, step, steps)
         diverged |= bad
@@ -188,11 +327,12 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         def metric(v: torch.Tensor) -> np.ndarray:
             return torch.where(diverged, nan, v).cpu().double().numpy()
 
-        train = metric(_evaluate(model, data.x_train, data.y_train, data.mask_train))
+        train = metric(_evaluate(student, "train", data.mask_train))
         val = metric(best_val)
-        test_id = metric(_evaluate(model, data.x_id, data.y_id))
-        test_ood = metric(_evaluate(model, data.x_ood, data.y_ood))
-        entropy = metric(_router_entropy(model, data.x_id))
+        test_id = metric(_evaluate(student, "id"))
+        test_ood = metric(_evaluate(student, "ood"))
+        entropy = metric(_router_entropy(student))
+        measures = {name: metric(v.to(best_val)) for name, v in routing_report(student).items()}
     tv = data.target_var.cpu().double().numpy()
     wall = time.perf_counter() - t0
     return pd.DataFrame({
@@ -200,5 +340,5 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         "train_nmse": train / tv, "test_nmse_id": test_id / tv, "test_nmse_ood": test_ood / tv,
         "target_var": tv, "diverged": diverged.cpu().numpy(),
         "early_stopped": (stopped & ~diverged).cpu().numpy(), "steps": steps.cpu().numpy(),
-        "router_entropy": entropy, "wall_s": np.full(M, wall / M),
+        "router_entropy": entropy, **measures, "wall_s": np.full(M, wall / M),
     })

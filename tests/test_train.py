@@ -31,8 +31,12 @@ def bundle(ks, seeds, n_train, task_seeds=None, s=2):
 
 def select(data: BundleData, idx: list[int], n: int) -> BundleData:
     """Models idx of a bundle, training set cut to n points (what a solo bundle would hold)."""
-    return BundleData(*(t[idx][:, :n] if name in ("x_train", "y_train", "mask_train") else t[idx]
-                        for name, t in vars(data).items()))
+    def pick(t, train):
+        return t[idx][:, :n] if train else t[idx]
+
+    fields = {name: {split: pick(v, split == "train") for split, v in t.items()} if isinstance(t, dict)
+              else pick(t, name in ("x_train", "y_train", "mask_train")) for name, t in vars(data).items()}
+    return BundleData(**fields)
 
 
 def test_each_model_trains_as_if_alone():

@@ -1,0 +1,96 @@
+"""Routing controls and routing measures for the compositional task (docs/tasks.md, "Controls").
+
+Experts of the oracle and teacher-expert arms come in r = T / S replicas per skill: expert
+e = rep * S + j is replica `rep` of skill j, so the first S experts are one copy of every skill.
+
+- `oracle_gates`: the oracle router of the theory's modular student (assumption A2, docs/theory.md).
+  The active skills A(x) (the s largest teacher scores) are ranked by score; selection is round-robin:
+  replica 0 of each active skill in score order, then replica 1, and so on, until k experts are picked
+  or all s * r replicas of active skills are. Each active skill's total gate is 1 / s, split evenly
+  over its selected replicas, so at k = q * s every selected expert has gate 1 / k (uniform) and the
+  prediction is an equally weighted sum over skills, as the target is. For k < s the last s - k
+  skills get no expert; for k > s * r the remaining k - s * r slots go unused (gate 0: replicas of
+  inactive skills would only misroute), so those k behave exactly like k = s * r.
+- `dense_gates`: the first k experts with gate 1 each, for every input: a dense MLP of width k * h
+  (a reference row without routing; at k = T it is matched to the MoE's total parameters).
+- `skill_map` and `routing_measures`: how well a router finds the teacher's skills, for any T, S, k.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def skill_ranks(z: torch.Tensor) -> torch.Tensor:
+    """[..., S] teacher scores -> [..., S] rank of each skill (0 = largest score; ties: lower index)."""
+    order = torch.sort(z, dim=-1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(-1, order, torch.arange(z.shape[-1], device=z.device).expand_as(order))
+    return ranks
+
+
+def active_skills(z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Bool [M, N, S]: the teacher's active set A(x) (the s[m] largest scores) of every point."""
+    return skill_ranks(z) < s.view(-1, 1, 1)
+
+
+def oracle_gates(z: torch.Tensor, s: torch.Tensor, k: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """The oracle's gates [M, T, N] from teacher scores z [M, N, S], complexities s [M] and k [M].
+
+    T must be a multiple of S (r = T / S replicas per skill); see the module docstring for the rule."""
+    M, N, S = z.shape
+    if n_experts % S:
+        raise ValueError(f"the oracle needs n_experts to be a multiple of n_skills={S}, got {n_experts}")
+    r = n_experts // S
+    s_, k_ = s.view(M, 1, 1, 1).to(z.device), k.view(M, 1, 1, 1).to(z.device)
+    rank = skill_ranks(z).unsqueeze(1)  # [M, 1, N, S]
+    rep = torch.arange(r, device=z.device).view(1, r, 1, 1)
+    position = rep * s_ + rank  # place in the round-robin order, for active skills
+    chosen = (rank < s_) & (position < k_)  # [M, r, N, S]
+    per_skill = chosen.sum(1, keepdim=True).clamp_min(1)
+    gates = chosen.to(z.dtype) / (s_.to(z.dtype) * per_skill.to(z.dtype))
+    return gates.permute(0, 1, 3, 2).reshape(M, n_experts, N)  # expert e = rep * S + j
+
+
+def dense_gates(k: torch.Tensor, n_experts: int, n_points: int, dtype: torch.dtype) -> torch.Tensor:
+    """Gates [M, T, N] = 1 for the first k[m] experts of model m on every point, 0 elsewhere."""
+    on = torch.arange(n_experts, device=k.device).view(1, -1, 1) < k.view(-1, 1, 1)
+    return on.to(dtype).expand(-1, -1, n_points).contiguous()
+
+
+def skill_map(gates: torch.Tensor, active: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Many-to-one map expert -> skill [M, T] from gate-weighted co-activation over the (valid) points:
+    each expert goes to the skill j with the largest association c_ej^2 / (G_e n_j), with c_ej the gate
+    mass of expert e on points where j is active, G_e its total gate mass and n_j the points where j is
+    active (P(j | e) * P(e | j), gate-weighted); -1 for an expert that never gets a positive gate.
+    Lift alone (P(j | e) / P(j)) ties when a skill only ever appears beside another; weighting by the
+    gate rather than by selection keeps the map informative when k = T selects every expert.
+    gates [M, T, N], active bool [M, N, S], valid bool [M, N]."""
+    g = gates.detach().to(torch.float64)
+    a = active.to(torch.float64)
+    if valid is not None:
+        g = g * valid.unsqueeze(1)
+        a = a * valid.unsqueeze(-1)
+    co = torch.bmm(g, a)  # [M, T, S]
+    mass = g.sum(2)
+    mapping = (co.square() / a.sum(1).clamp_min(1).unsqueeze(1)).argmax(-1)  # G_e is constant in j
+    return torch.where(mass > 0, mapping, torch.full_like(mapping, -1))
+
+
+def routing_measures(selected: torch.Tensor, gates: torch.Tensor, active: torch.Tensor,
+                     mapping: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per model [M]: skill recall (mean over points of the share of the active skills that some
+    selected expert maps to) and gate mass on active skills (share of the total gate on experts mapped
+    to an active skill). selected bool and gates [M, T, N], active bool [M, N, S], mapping [M, T]."""
+    M, T, N = gates.shape
+    S = active.shape[-1]
+    g = gates.detach().to(torch.float64)
+    onehot = torch.zeros(M, T, S + 1, dtype=torch.float64, device=g.device)
+    onehot.scatter_(-1, torch.where(mapping < 0, S, mapping).unsqueeze(-1), 1.0)
+    onehot = onehot[..., :S]  # unmapped experts count for no skill
+    a = active.to(torch.float64)
+    covered = torch.bmm(selected.to(torch.float64).transpose(1, 2), onehot) > 0  # [M, N, S]
+    recall = ((covered & active).sum(-1) / active.sum(-1).clamp_min(1)).mean(1)
+    on_active = (torch.bmm(g.transpose(1, 2), onehot) * a).sum(-1)  # [M, N]
+    mass = (on_active / g.sum(1).clamp_min(1e-300)).mean(1)
+    return recall, mass
