@@ -3,7 +3,8 @@
 Layout choice: the grid varies m and h too, but one panel per (m, h) would not stay readable at column
 width, so this figure shows one slice: the largest training set m, the largest expert width h and the
 most common number of experts T (the slice is in the CSV and the title). Every (m, h) cell enters
-figures 2 and 3 through the fits. Errors are normalized (MSE / Var y); a point is the mean over seeds
+figures 2 and 3 through the fits. Only the learned arm is drawn here (router and experts learned);
+the controls are in figure `controls`. Errors are normalized (MSE / Var y); a point is the mean over seeds
 with a Student-t 95 % band; diverged seeds are left out (counted in `n_nan`). The ring marks each
 curve's k*: the k with the lowest seed-mean error. Complexities without held-out combinations
 (n_heldout_combos = 0, e.g. s = 1 or s = S) have no OOD split: their OOD curve is a fresh ID sample and
@@ -35,7 +36,9 @@ def select_slice(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def data(inputs) -> pd.DataFrame:
-    rows = select_slice(inputs.results)
+    from fits.data import learned_arm
+
+    rows = select_slice(learned_arm(inputs.results))
     heldout = rows.groupby("complexity")["n_heldout_combos"].min().rename("n_heldout_combos")
     parts = []
     for panel, metric in PANELS.items():

@@ -84,10 +84,12 @@ def styled(plot_fn):
     return wrapper
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, height_in: float = 2.5, **kwargs):
-    """(figure, 2-d array of axes) at single-column width; call inside a `styled` plot function."""
+def new_figure(nrows: int = 1, ncols: int = 1, height_in: float = 2.5, columns: int = 1, **kwargs):
+    """(figure, 2-d array of axes) `columns` columns wide (1 or 2 in a two-column paper); call inside a
+    `styled` plot function."""
     return plt.subplots(
-        nrows, ncols, figsize=(COLUMN_WIDTH_IN, height_in), layout="constrained", squeeze=False, **kwargs
+        nrows, ncols, figsize=(columns * COLUMN_WIDTH_IN, height_in), layout="constrained", squeeze=False,
+        **kwargs
     )
 
 

@@ -41,11 +41,36 @@ OTHER_CELL_FIELDS = (
 #: Columns the fits need; the full schema (docs/results.md) has more, which are carried but not used.
 REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
 
+#: The arms of a store with routing controls (simulations.grid's `router` x `experts`), by name; a store
+#: without those columns is one "learned" arm. The dense rows are reference MLPs, not a top-k router:
+#: they have no k* of their own and are left out of the per-arm fits.
+ARMS = {"learned": ("learned", "learned"), "oracle": ("oracle", "learned"),
+        "teacher_experts": ("learned", "teacher")}
+ARM_COLUMNS = ("router", "experts")
+
+
+def learned_arm(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the learned router with learned experts (the whole table for a store without arms)."""
+    return split_arms(df).get("learned", df.iloc[:0])
+
+
+def split_arms(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The store's rows per arm (ARMS order), only the arms present; no arm columns: all rows "learned"."""
+    if not set(ARM_COLUMNS) <= set(df.columns):
+        return {"learned": df}
+    out = {}
+    for name, (router, experts) in ARMS.items():
+        part = df[(df["router"] == router) & (df["experts"] == experts)]
+        if len(part):
+            out[name] = part.reset_index(drop=True)
+    return out
+
 
 def results_fingerprint(df: pd.DataFrame) -> str:
     """A hash of the rows the fits read (their columns, in (cell, k, seed) order): written into
     `optimal_k.json` so that consumers can tell whether the fits still match the results store."""
-    rows = df[list(REQUIRED_COLUMNS)].sort_values(["seed", "k", *CELL_KEYS], kind="stable")
+    arms = [c for c in ARM_COLUMNS if c in df.columns]
+    rows = df[[*arms, *REQUIRED_COLUMNS]].sort_values([*arms, "seed", "k", *CELL_KEYS], kind="stable")
     digest = pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy()
     return hashlib.sha256(digest.tobytes()).hexdigest()[:16]
 
@@ -95,7 +120,10 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
     for col in LAW_FACTORS:
         if df[col].isna().any() or (df[col] <= 0).any():
             raise FitInputError(f"column {col!r} must be positive in every row (the law takes its log)")
-    dup = df.duplicated([*CELL_KEYS, "k", "seed"], keep=False)
+    arm_cols = [c for c in ARM_COLUMNS if c in df.columns]
+    for c in arm_cols:
+        df[c] = df[c].fillna("learned")
+    dup = df.duplicated([*arm_cols, *CELL_KEYS, "k", "seed"], keep=False)
     if dup.any():
         varying = [
             c for c in OTHER_CELL_FIELDS if c in df.columns and df.loc[dup, c].nunique(dropna=False) > 1

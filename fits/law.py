@@ -135,6 +135,20 @@ def _alternatives(d, factors, weights, method, main) -> pd.DataFrame:
     if X.shape[1] > len(main.params) and len(y) > X.shape[1]:
         fit = sm.WLS(y, X, weights=weights).fit()
         rows.append(("with interactions", X.shape[1], *_gaussian_ic(sw * fit.resid, weights, X.shape[1])))
+    if "complexity" in factors:
+        # Affine in s: k* = (a + b s) * prod_f f^b_f over the other factors; nonlinear least squares
+        # on log k*, started from the OLS line of k* on s.
+        s_ = d["complexity"].to_numpy(dtype=float)
+        Xo = _design(d, [f for f in factors if f != "complexity"]).to_numpy()[:, 1:]
+        a0, b0 = np.polyfit(s_, np.exp(y), 1)[::-1]
+
+        def resid_affine(theta):
+            lin = np.maximum(theta[0] + theta[1] * s_, 1e-9)
+            return sw * (y - np.log(lin) - Xo @ theta[2:])
+
+        sol = optimize.least_squares(resid_affine, np.r_[max(a0, 0.1), b0, np.zeros(Xo.shape[1])])
+        n_aff = 2 + Xo.shape[1]
+        rows.append(("affine in s", n_aff, *_gaussian_ic(sol.fun, weights, n_aff)))
     # Bounded by T: k* = T / (1 + exp(-eta)), eta linear in the logs; nonlinear least squares.
     Xb, log_t = _design(d, factors).to_numpy(), np.log(d["n_experts"].to_numpy(dtype=float))
     z = np.clip(np.exp(y - log_t), 1e-3, 1 - 1e-3)

@@ -26,10 +26,11 @@ from fits.data import (
     load_results,
     metric_column,
     results_fingerprint,
+    split_arms,
 )
-from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law
+from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.surface import fit_moe_loss
-from fits.theory_compare import theory_comparison, theory_kwargs
+from fits.theory_compare import predicted_exponents, theory_comparison, theory_kwargs
 from simulations.atomic import staged_files
 
 
@@ -144,6 +145,48 @@ def _cells_records(cf: CellFits) -> list[dict]:
         row["censored"] = row["censored"] or False
         recs.append(row)
     return recs
+
+
+def fit_arm(df: pd.DataFrame, args, k_source: str | None = None
+            ) -> tuple[CellFits, LawFit | None, str | None]:
+    """Per-cell k* and the law of one arm's rows (k* from `k_source`, default the --k-source)."""
+    try:
+        cf = cell_optimal_k(df, args.metric, n_boot=args.bootstrap, seed=args.seed, shape=args.shape)
+    except ValueError as exc:
+        raise FitInputError(str(exc)) from exc
+    try:
+        return cf, fit_law(cf, method=args.method, k_source=k_source or args.k_source), None
+    except LawNotIdentified as exc:
+        return cf, None, str(exc)
+
+
+def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | None, metric: str) -> dict:
+    """One arm's answer for `by_router`: the law (shaped like the top-level `law`), tests of the
+    complexity exponent against 0 and 1, and per cell k* beside the theory's k* and the routing recall
+    at k* (censored cells say so: their k* is only a bound)."""
+    block: dict = {"law": law_summary(law) if law is not None else None, "law_not_fitted_reason": reason}
+    if law is not None and "complexity" in law.factors:
+        block["complexity_tests"] = {
+            f"b_s={v}": wald_tests(law, {"complexity": float(v)}).iloc[0].to_dict() for v in (0, 1)}
+        aic = law.alternatives.set_index("model")["aic"]
+        if "affine in s" in aic.index:
+            block["affine_vs_power_law_delta_aic"] = float(aic["affine in s"] - aic["power law"])
+    cells = cf.cells[["complexity", "n_train", "width", "n_experts", "k_star", "k_star_ci", "censored",
+                      "k_star_cont", "n_seeds"]].copy()
+    try:
+        theory = predicted_exponents(cells, **theory_kwargs(df, metric))
+        cells["k_star_theory"] = theory["k_star_theory"].to_numpy()
+    except Exception as exc:  # theory missing or failing must not sink the fit (as theory_comparison)
+        block["theory_unavailable"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if "routing_recall" in df.columns:
+        recall = df[~df["diverged"]].groupby(["complexity", "n_train", "width", "n_experts", "k"])[
+            "routing_recall"].mean()
+        cells["routing_recall_at_k_star"] = [
+            recall.get((r.complexity, r.n_train, r.width, r.n_experts, r.k_star), np.nan)
+            for r in cells.itertuples()]
+    block["cells"] = cells.to_dict(orient="records")
+    block["n_censored"] = int((cf.cells["censored"] != "").sum())
+    return block
 
 
 def _fmt(x, nd=2):
@@ -263,16 +306,24 @@ def run(argv: list[str] | None = None) -> dict:
     for name in ("bootstrap", "surface_bootstrap"):
         if getattr(args, name) < 0:
             raise FitInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    df = load_results(args.results)
-    try:
-        cf = cell_optimal_k(df, args.metric, n_boot=args.bootstrap, seed=args.seed, shape=args.shape)
-    except ValueError as exc:
-        raise FitInputError(str(exc)) from exc
-    law, reason = None, None
-    try:
-        law = fit_law(cf, method=args.method, k_source=args.k_source)
-    except LawNotIdentified as exc:
-        reason = str(exc)
+    store = load_results(args.results)
+    arms = split_arms(store)
+    if not arms:
+        raise FitInputError(f"results at {args.results} hold no top-k rows (only dense reference rows)")
+    # The top-level cells and law are the learned arm's (the toolkit's question); every arm is under
+    # `by_router` when the store has routing controls.
+    primary = "learned" if "learned" in arms else next(iter(arms))
+    df = arms[primary]
+    cf, law, reason = fit_arm(df, args)
+    by_router = None
+    if "router" in store.columns:
+        by_router = {}
+        for name, part in arms.items():
+            # The oracle's curve is flat past k = s * r by construction (docs/tasks.md), a shape outside
+            # the smooth curve model's family: its law uses the discrete k*.
+            fitted = (cf, law, reason) if name == primary else fit_arm(
+                part, args, "discrete" if name == "oracle" else None)
+            by_router[name] = arm_block(part, *fitted, args.metric)
     theory = theory_comparison(law, cf.cells, **theory_kwargs(df, args.metric))
     surface = {"fitted": False, "reason": "--no-surface"}
     if not args.no_surface:
@@ -285,14 +336,16 @@ def run(argv: list[str] | None = None) -> dict:
             "n_bootstrap": cf.n_boot,
             "seed": args.seed,
             "shape": args.shape,
-            "n_rows": len(df),
-            "results_fingerprint": results_fingerprint(df),
+            "n_rows": len(store),
+            "arm": primary,
+            "results_fingerprint": results_fingerprint(store),
             "n_diverged_rows": int(df["diverged"].sum()),
             "cells": _cells_records(cf),
             "law": law_summary(law) if law is not None else None,
             "law_not_fitted_reason": reason,
             "theory_comparison": theory,
             "joint_surface": surface,
+            "by_router": by_router,
             "notes": notes,
         }
     )

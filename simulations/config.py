@@ -56,14 +56,14 @@ class GridConfig:
     # grid axes
     complexity: list[int] = field(default_factory=lambda: [1, 2, 4, 6])
     n_experts: list[int] = field(default_factory=lambda: [16])
-    k: list[int] | str = "all"
+    k: list[int] | str = field(default_factory=lambda: [1, 2, 3, 4, 6, 8, 12, 16])
     n_train: list[int] = field(default_factory=lambda: [150, 500])
-    width: list[int] = field(default_factory=lambda: [4, 8])
+    width: list[int] = field(default_factory=lambda: [4])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # controls (docs/tasks.md, "Controls"): router x experts arms; experts "teacher" pairs with a
     # learned router only, and "oracle"/"teacher" need n_experts to be a multiple of n_skills
-    router: list[str] = field(default_factory=lambda: ["learned"])
-    experts: list[str] = field(default_factory=lambda: ["learned"])
+    router: list[str] = field(default_factory=lambda: ["learned", "oracle", "dense"])
+    experts: list[str] = field(default_factory=lambda: ["learned", "teacher"])
     # student and training
     renormalize: str = "k>1"
     impl: str = "auto"

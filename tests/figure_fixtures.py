@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fits.synthetic import planted_results
@@ -19,10 +20,35 @@ COMPLEXITIES = (1, 2, 4, 8)
 
 
 def fixture_rows() -> pd.DataFrame:
-    """The fixture's rows: 4 complexities x 2 data sizes x 2 widths x 8 k x 3 seeds."""
+    """The fixture's rows: 4 complexities x 2 data sizes x 2 widths x 8 k x 3 seeds of the learned arm
+    (the planted law), plus the controls: oracle, teacher-expert and dense arms whose errors are the
+    learned ones rescaled, with routing measures of the documented shape (the oracle's recall is
+    min(k, s) / s)."""
     df = planted_results(complexities=COMPLEXITIES, diverged_frac=0.01, rng_seed=1)
     df.loc[df["complexity"] == min(COMPLEXITIES), "n_heldout_combos"] = 0
-    return df
+    df["route_free_nmse"] = 1 - df["complexity"] / 16
+    rng = np.random.default_rng(2)
+    arms = []
+    for (router, experts), scale in {("learned", "learned"): 1.0, ("oracle", "learned"): 0.3,
+                                     ("learned", "teacher"): 0.6, ("dense", "learned"): 1.1}.items():
+        arm = df.copy()
+        for col in ("test_mse_id", "test_mse_ood", "test_nmse_id", "test_nmse_ood"):
+            arm[col] = arm[col] * scale
+        chance = np.minimum(1.0, arm["k"] / 16)
+        recall = np.minimum(arm["k"], arm["complexity"]) / arm["complexity"]
+        if router == "learned":
+            recall = chance + (recall - chance) * rng.uniform(0.2, 0.8, len(arm))
+        arm["routing_recall"] = np.nan if router == "dense" else recall
+        arm["routing_recall_baseline"] = np.nan if router == "dense" else chance
+        arm["routing_gate_mass"] = arm["routing_recall"]
+        arm["routing_gate_mass_baseline"] = arm["routing_recall_baseline"]
+        arm["router"], arm["experts"] = router, experts
+        arm["bundle_id"] = arm["bundle_id"] + f"-{router}-{experts}"
+        arms.append(arm)
+    out = pd.concat(arms, ignore_index=True)
+    for split in ("id", "ood"):
+        out[f"rel_nmse_{split}"] = out[f"test_nmse_{split}"] / out["route_free_nmse"]
+    return out
 
 
 def write_store(df: pd.DataFrame, path: Path) -> Path:

@@ -52,9 +52,13 @@ def test_alternatives_leave_one_level_out_and_diagnostics(big_fit):
         "k* proportional to s",
         "with interactions",
         "bounded by n_experts",
+        "affine in s",
     }
     # the data are a pure power law with n_train and width effects: k* proportional to s loses clearly
     assert alt.loc["k* proportional to s", "aic"] > alt.loc["power law", "aic"] + 10
+    # the planted complexity exponent is 1, so k* = (a + b s) * ... with a = 0 is the same model
+    assert alt.loc["affine in s", "aic"] == pytest.approx(alt.loc["power law", "aic"], abs=0.5)
+    assert alt.loc["affine in s", "n_params"] == alt.loc["power law", "n_params"]
     assert np.isfinite(alt["bic"]).all() and alt["delta_aic"].min() == 0.0
     lolo = law.lolo
     assert set(lolo["factor"]) == {"complexity", "n_train"}  # width has 2 levels: skipped, and said so

@@ -167,8 +167,14 @@ def test_unparsable_file_and_toml(tmp_path, tiny_raw, capsys):
 
 def test_default_preset_meets_the_brief():
     cfg = grid.load_config()
-    assert min(cfg.n_experts) >= 8 and cfg.k == "all" and len(cfg.complexity) >= 4
-    assert len(cfg.n_train) >= 2 and len(cfg.width) >= 2 and len(cfg.seeds) >= 3
+    assert min(cfg.n_experts) >= 8 and len(cfg.complexity) >= 4
+    for T in cfg.n_experts:  # k spans 1..T densely enough to place k* between s and 2s
+        ks = cfg.ks_for(T)
+        assert ks[0] == 1 and ks[-1] == T and len(ks) >= 8 and all(s in ks for s in cfg.complexity)
+        assert all(2 * s in ks for s in cfg.complexity if 2 * s <= T)
+    assert len(cfg.n_train) >= 2 and len(cfg.seeds) >= 3
+    # every control is in the default grid, with the replicas the oracle needs
+    assert len(cfg.arms()) == 4 and all(T % cfg.n_skills == 0 for T in cfg.n_experts)
     assert validate(yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())) == cfg
     assert validate({}) == cfg  # a config file that sets a few fields changes only those
     paper = validate(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))

@@ -1,0 +1,53 @@
+"""Figure `regime_map`: where learned routers find the teacher's skills (`python -m simulations.regime`).
+
+One row per sweep variant (data size, training length, router settings, T / S, teacher experts), one
+column per complexity s. Left: routing recall at k = s above its permuted-input chance level (0 = no
+better than chance, 1 - chance = every active skill found). Right: the best test NMSE over k relative
+to the route-free baseline (below 1: the student beats the best fixed mix of the true skills). Cells are
+seed means; the numbers are printed in each cell and in the CSV (`simulations.regime.regime_table`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from figures import style
+
+NAME = "regime_map"
+TITLE = "Regime map: routing recall above chance at k = s, and error relative to the route-free baseline"
+INPUTS = ("regime",)
+
+PANELS = {"recall_above_chance": "recall - chance at k = s", "best_rel_nmse_id": "best NMSE / route-free"}
+
+
+def data(inputs) -> pd.DataFrame:
+    from simulations.regime import regime_table
+
+    table = regime_table(inputs.path("regime"))
+    table["recall_above_chance"] = table["routing_recall_at_s"] - table["routing_recall_baseline_at_s"]
+    keep = ["variant", "router", "experts", "complexity", "n_train", "n_seeds", "k_star", *PANELS,
+            "routing_recall_at_s", "routing_recall_baseline_at_s"]
+    return table[keep]
+
+
+@style.styled
+def plot(df: pd.DataFrame):
+    variants = list(dict.fromkeys(df["variant"]))
+    levels = sorted(df["complexity"].unique())
+    fig, axes = style.new_figure(1, 2, height_in=0.35 * len(variants) + 1.2, columns=2, sharey=True)
+    for ax, (col, title) in zip(axes[0], PANELS.items(), strict=True):
+        grid = df.pivot_table(index="variant", columns="complexity", values=col).reindex(variants)[levels]
+        values = grid.to_numpy(dtype=float)
+        cmap, (lo, hi) = ("viridis", (0.0, 1.0)) if col == "recall_above_chance" else ("magma_r", (0.0, 1.2))
+        ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
+                        color="white" if (v - lo) / (hi - lo) < 0.5 else "black")
+        ax.set_xticks(range(len(levels)), [f"{s:g}" for s in levels])
+        ax.set_yticks(range(len(variants)), variants)
+        ax.set_title(title, loc="left", fontsize="small")
+        style.label(ax, x="complexity")
+        ax.grid(False)
+    return fig
