@@ -143,16 +143,19 @@ def test_cli_refuses_non_empty_out_without_overwrite(tiny_presets, tmp_path, cap
     assert (out / "results.parquet").exists()
 
 
-def test_cli_refuses_an_out_under_a_file_before_running(tmp_path, capsys):
-    """An --out that cannot be created (a regular file where a parent should be; tests run as root, so
-    permission bits would not stop the write) fails at once: one line, exit 2, nothing written."""
+@pytest.mark.parametrize("under", [False, True], ids=["out-is-a-file", "out-under-a-file"])
+def test_cli_refuses_an_out_that_is_or_lies_under_a_file(tmp_path, capsys, under):
+    """An --out that is a regular file, or cannot be created because a regular file stands where a parent
+    should be (tests run as root, so permission bits would not stop the write), fails before anything
+    runs: one line, exit 2, nothing written."""
     blocker = tmp_path / "file"
     blocker.write_text("keep")
     with pytest.raises(SystemExit) as exc:
-        cli.main(["single-expert", "--out", str(blocker / "out")])
+        cli.main(["single-expert", "--out", str(blocker / "out" if under else blocker)])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0] and str(blocker) in err[0]
+    assert ("lies under" if under else "is not a directory") in err[0]
     assert blocker.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
