@@ -61,7 +61,7 @@ def _data(fig, inputs: Inputs):
         raise
     except FitInputError as exc:  # the results, as checked by the fits for the fingerprint
         raise InputError(f"figures: cannot draw {fig.NAME}: {exc}") from exc
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError) as exc:
         dirs = ", ".join(str(inputs.path(n)) for n in fig.INPUTS)
         raise InputError(f"figures: cannot draw {fig.NAME} from {dirs}: unusable input "
                          f"({type(exc).__name__}: {one_line(exc)})") from exc
