@@ -1,8 +1,12 @@
-"""The command line (`python -m figures`): regenerate every figure (or those named by --only).
+"""The command line (`python -m figures`): draw every figure whose inputs exist (or those named by --only).
 
-Exit codes: 0 done; 2 bad usage (unknown --only name), a missing input (one line per missing input,
-naming the command that produces it) or an unusable one (e.g. fits older than the results). Every
-selected figure's data is computed before any file is written, so an input error writes nothing.
+A figure whose input is missing is skipped and listed with the command that makes the input (in pipeline
+order: the grid before the fits). Exit codes: 0 when at least one figure was drawn; 2 when a figure named
+with --only cannot be drawn, when nothing can be drawn, on bad usage (unknown --only name, an --out that
+is a file, lies under a file or is not writable) and on an unusable input (unreadable, corrupt, lacking
+columns or keys, fits that belong to other results). Each error is one line on stderr. All selected
+figures' data are computed before any file is written, and their files are written all together or not
+at all, so an error writes nothing.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from figures.inputs import SOURCES, InputError, Inputs
-from figures.output import save
+from figures.inputs import SOURCES, InputError, Inputs, one_line
+from figures.output import save, save_all
 from figures.registry import FIGURES, by_name
+from simulations.atomic import unwritable_dir
 
 DEFAULT_OUT = Path("figures/out")
 
@@ -28,15 +33,38 @@ def render(figure, inputs: Inputs, out_dir: Path, df=None) -> list[Path]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m figures",
-                                description="Regenerate the paper figures from the results and the fits.")
+                                description="Regenerate the paper figures from the results and the fits; "
+                                            "figures whose inputs are missing are skipped and listed.")
     for name, src in SOURCES.items():
         p.add_argument(f"--{name}", type=Path, default=src.default, metavar="DIR",
                        help=f"{name} directory (default: {src.default}; made by `{src.command}`)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help=f"output directory (default: {DEFAULT_OUT})")
-    p.add_argument("--only", nargs="+", metavar="NAME", help="regenerate only these figures (see --list)")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="draw only these figures, and fail if one cannot be drawn (see --list)")
     p.add_argument("--list", action="store_true", help="print each figure's name and title, then exit")
     return p
+
+
+def _gaps(needs) -> str:
+    return "; ".join(f"missing {path} (run: {command})" for path, command in needs)
+
+
+def _data(fig, inputs: Inputs):
+    """The figure's data; an input that exists but does not have the shape the figure reads (a column or
+    key it lacks, values of the wrong type) becomes a one-line InputError instead of a traceback."""
+    from fits.data import FitInputError
+
+    try:
+        return fig.data(inputs)
+    except InputError:
+        raise
+    except FitInputError as exc:  # the results, as checked by the fits for the fingerprint
+        raise InputError(f"figures: cannot draw {fig.NAME}: {exc}") from exc
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError) as exc:
+        dirs = ", ".join(str(inputs.path(n)) for n in fig.INPUTS)
+        raise InputError(f"figures: cannot draw {fig.NAME} from {dirs}: unusable input "
+                         f"({type(exc).__name__}: {one_line(exc)})") from exc
 
 
 def main(argv=None) -> int:
@@ -55,19 +83,38 @@ def main(argv=None) -> int:
         selected = [registry[n] for n in dict.fromkeys(args.only)]
     else:
         selected = list(FIGURES)
+    problem = unwritable_dir(args.out)
+    if problem:
+        print(f"figures: --out: {problem}", file=sys.stderr)
+        return 2
 
     inputs = Inputs(**{name: getattr(args, name) for name in SOURCES})
-    missing = inputs.missing([s for fig in selected for s in fig.INPUTS],
-                             [r for fig in selected for r in getattr(fig, "REQUIRES", ())])
-    if missing:
-        print("\n".join(missing), file=sys.stderr)
+    needs = {fig.NAME: inputs.needs(fig.INPUTS, getattr(fig, "REQUIRES", ())) for fig in selected}
+    ready = [fig for fig in selected if not needs[fig.NAME]]
+    skipped = [fig for fig in selected if needs[fig.NAME]]
+    if args.only and skipped:
+        for fig in skipped:
+            print(f"figures: cannot draw {fig.NAME}: {_gaps(needs[fig.NAME])}", file=sys.stderr)
+        return 2
+    if not ready:
+        for fig in skipped:
+            print(f"figures: skipped {fig.NAME}: {_gaps(needs[fig.NAME])}", file=sys.stderr)
+        print("figures: nothing to draw: every figure lacks an input (run the commands above)",
+              file=sys.stderr)
         return 2
     try:
-        frames = [fig.data(inputs) for fig in selected]
+        frames = [_data(fig, inputs) for fig in ready]
     except InputError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    for fig, df in zip(selected, frames, strict=True):
-        paths = render(fig, inputs, args.out, df)
-        print(f"figures: {fig.NAME} -> {', '.join(str(p) for p in paths)}")
+    try:
+        written = save_all([(fig.NAME, df, lambda fig=fig, df=df: fig.plot(df))
+                            for fig, df in zip(ready, frames, strict=True)], args.out)
+    except OSError as exc:
+        print(f"figures: cannot write to {args.out}: {one_line(exc)}", file=sys.stderr)
+        return 2
+    for name, paths in written.items():
+        print(f"figures: {name} -> {', '.join(str(p) for p in paths)}")
+    for fig in skipped:
+        print(f"figures: skipped {fig.NAME}: {_gaps(needs[fig.NAME])}", file=sys.stderr)
     return 0

@@ -1,24 +1,33 @@
 """Where the figures' inputs live, how to load them, and which command makes each one that is missing.
 
 A figure module names the inputs it reads in `INPUTS` (a subset of `SOURCES`); `Inputs` holds one
-directory per source, loads each at most once, and `Inputs.missing(...)` turns absent inputs into the
-one-line messages the CLI prints (with the command that produces them) before anything is written.
+directory per source, loads each at most once, and `Inputs.needs(...)` lists the absent ones with the
+command that produces each (the CLI skips those figures). An input that exists but cannot be used
+(unreadable, corrupt, missing columns or keys, stale) raises `InputError` with a one-line message.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
-from simulations.results import BUNDLE_GLOB, load
+from simulations.results import BUNDLE_GLOB, REQUIRED_COLUMNS, load
 
 
 class InputError(ValueError):
-    """An input exists but cannot be used (stale, inconsistent); the message is one line for the CLI."""
+    """An input exists but cannot be used (unreadable, corrupt, stale, inconsistent); the message is one
+    line for the CLI."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -45,34 +54,64 @@ class Inputs:
     def __init__(self, results=None, fits=None, softmoe=None):
         given = {"results": results, "fits": fits, "softmoe": softmoe}
         self.paths = {name: Path(given[name] or src.default) for name, src in SOURCES.items()}
+        self._tables: dict[Path, pd.DataFrame] = {}
 
     def path(self, name: str) -> Path:
         """The directory of input `name` (one of SOURCES)."""
         return self.paths[name]
 
-    def missing(self, names, extra=()) -> list[str]:
-        """One message per absent input among `names`, plus one per absent `extra` entry: a
-        (source, relative path) or (source, relative path, command) tuple from a module's REQUIRES
-        (a source with such entries is checked through them only, so each message names one command)."""
+    def needs(self, names: Iterable[str], extra=()) -> list[tuple[Path, str]]:
+        """(path, command that makes it) for each absent input among `names`, plus one per absent `extra`
+        entry: a (source, relative path) or (source, relative path, command) tuple from a module's
+        REQUIRES (a source with such entries is checked through them only, so each names one command).
+        In pipeline order (SOURCES: results, then fits, then softmoe), so the first step comes first."""
         extra = list(dict.fromkeys(tuple(e) for e in extra))
         specific = {e[0] for e in extra}
-        messages = []
+        gaps = []
         for name in dict.fromkeys(n for n in names if n not in specific):
             src, root = SOURCES[name], self.paths[name]
             if not any(p.is_file() for p in root.glob(src.required)):
                 shown = root / src.required if "*" not in src.required else root
-                messages.append(f"figures: missing {shown} (run: {src.command})")
+                gaps.append((name, shown, src.command))
         for name, rel, *command in extra:
             path = self.paths[name] / rel
-            if not path.exists():
-                run = command[0] if command else SOURCES[name].command
-                messages.append(f"figures: missing {path} (run: {run})")
-        return messages
+            if not path.is_file():
+                gaps.append((name, path, command[0] if command else SOURCES[name].command))
+        order = list(SOURCES)
+        return [(path, cmd) for _, path, cmd in sorted(gaps, key=lambda g: order.index(g[0]))]
+
+    def missing(self, names, extra=()) -> list[str]:
+        """`needs` as one message per absent input: `figures: missing PATH (run: COMMAND)`."""
+        return [f"figures: missing {path} (run: {cmd})" for path, cmd in self.needs(names, extra)]
+
+    def table(self, name: str, rel: str) -> pd.DataFrame:
+        """The Parquet file `rel` under input `name`'s directory; an unreadable one is an InputError."""
+        path = self.paths[name] / rel
+        if path not in self._tables:
+            try:
+                self._tables[path] = pd.read_parquet(path)
+            except Exception as exc:  # empty, truncated, corrupt or not Parquet at all: pyarrow's reason
+                raise InputError(f"figures: cannot read {path}: {one_line(exc)} "
+                                 f"(made by: {SOURCES[name].command})") from exc
+        return self._tables[path]
 
     @cached_property
     def results(self) -> pd.DataFrame:
-        """The results store, one row per (cell, seed) (`simulations.results.load`)."""
-        return load(self.paths["results"])
+        """The results store, one row per (cell, seed) (`simulations.results.load`), with the store's
+        required columns and at least one row."""
+        root, command = self.paths["results"], SOURCES["results"].command
+        try:
+            df = load(root)
+        except Exception as exc:  # an empty, truncated or corrupt bundle file: pyarrow's reason
+            raise InputError(f"figures: cannot read the results store {root}: {one_line(exc)} "
+                             f"(made by: {command})") from exc
+        lacking = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        if lacking:
+            raise InputError(f"figures: the results store {root} lacks column(s) {', '.join(lacking)} "
+                             f"(made by: {command})")
+        if len(df) == 0:
+            raise InputError(f"figures: the results store {root} holds no rows (made by: {command})")
+        return df
 
     @cached_property
     def task_kwargs(self) -> dict:
@@ -89,5 +128,42 @@ class Inputs:
 
     @cached_property
     def fits(self) -> dict:
-        """The parsed `optimal_k.json` written by `python -m fits.optimal_k`."""
-        return json.loads((self.paths["fits"] / "optimal_k.json").read_text())
+        """The parsed `optimal_k.json` written by `python -m fits.optimal_k`, checked for what the figures
+        read: `results_fingerprint`, `cells` (a non-empty list of objects with FITS_CELL_KEYS) and `law`
+        (null, or an object with FITS_LAW_KEYS)."""
+        path, command = self.paths["fits"] / "optimal_k.json", SOURCES["fits"].command
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"figures: cannot read {path}: {one_line(exc)} (made by: {command})") from exc
+        except json.JSONDecodeError as exc:
+            raise InputError(f"figures: {path} is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                             f"{exc.colno}; rerun: {command})") from exc
+        problem = _fits_problem(doc)
+        if problem:
+            raise InputError(f"figures: {path} is not a fits output: {problem} (rerun: {command})")
+        return doc
+
+
+FITS_CELL_KEYS = ("complexity", "n_train", "width", "n_experts", "k_star", "k_star_ci", "k_star_cont",
+                  "k_star_cont_ci", "censored", "cont_at_edge")
+FITS_LAW_KEYS = ("params", "cov_params", "use_t", "df_resid")
+
+
+def _fits_problem(doc) -> str | None:
+    """What makes a parsed optimal_k.json unusable for the figures, or None."""
+    if not isinstance(doc, dict):
+        return f"expected a JSON object, found {type(doc).__name__}"
+    absent = [k for k in ("results_fingerprint", "cells", "law") if k not in doc]
+    if absent:
+        return f"it lacks the key(s) {', '.join(absent)}"
+    cells = doc["cells"]
+    if not isinstance(cells, list) or not cells or not all(isinstance(c, dict) for c in cells):
+        return "'cells' must be a non-empty list of objects"
+    absent = sorted({k for c in cells for k in FITS_CELL_KEYS if k not in c})
+    if absent:
+        return f"its cells lack the key(s) {', '.join(absent)}"
+    law = doc["law"]
+    if law is not None and (not isinstance(law, dict) or any(k not in law for k in FITS_LAW_KEYS)):
+        return f"'law' must be null or an object with the keys {', '.join(FITS_LAW_KEYS)}"
+    return None

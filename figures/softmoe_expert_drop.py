@@ -26,7 +26,7 @@ METHODS = {"algorithm1": "Algorithm 1 (largest combine sums)", "random": "random
 def data(inputs) -> pd.DataFrame:
     from simulations.softmoe.expert_drop import summarize
 
-    rows = pd.read_parquet(inputs.path("softmoe") / "expert_drop" / "results.parquet")
+    rows = inputs.table("softmoe", "expert_drop/results.parquet")
     summary = summarize(rows)
     parts = []
     for method, col, sd in (("algorithm1", "accuracy_algorithm1", None),

@@ -20,7 +20,7 @@ REQUIRES = (("softmoe", "single_expert/results.parquet", "python -m simulations.
 
 
 def data(inputs) -> pd.DataFrame:
-    rows = pd.read_parquet(inputs.path("softmoe") / "single_expert" / "results.parquet")
+    rows = inputs.table("softmoe", "single_expert/results.parquet")
     out = seed_summary(rows, ["tokenization", "n_experts"], "final_loss")
     widths = rows.groupby(["tokenization", "n_experts"])["expert_width"].first()
     out = out.join(widths, on=["tokenization", "n_experts"])

@@ -26,7 +26,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 GREY = "#666666"
 BAND_ALPHA = 0.2
 
-# Axis labels in the notation of shared/papers.md (T, k, m, s, h, d, d_N, R_m).
+# Axis labels in the papers' notation (docs/theory.md) (T, k, m, s, h, d, d_N, R_m).
 LABELS = {
     "k": r"experts per input $k$",
     "complexity": r"task complexity $s$",

@@ -8,7 +8,8 @@ Confidence intervals come from a bootstrap over points, each resample refitted f
 
 `fit_chinchilla(N, D, L)` is the Hoffmann et al. form L = E + A / N^alpha + B / D^beta written as
 log L = LSE(a - alpha log N, b - beta log D, e), as in Epoch AI's replication (Besiroglu et al. 2024);
-`load_chinchilla` reads Epoch's 245 extracted points and drops the 5 highest-loss ones as they did.
+`load_chinchilla` reads Epoch's 245 extracted points (shipped as package data: fits/reference/, with its
+provenance) and drops the 5 highest-loss ones as they did.
 `fit_moe_loss` fits the joint loss surface L(k, s, m, h) of the toolkit's grid in the same way.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -209,13 +211,24 @@ def fit_chinchilla(
     return fit_surface(CHINCHILLA_MODEL, X, L, delta=delta, n_starts=n_starts, n_boot=n_boot, seed=seed)
 
 
-def load_chinchilla(path: str | Path, drop_highest: int = 5) -> pd.DataFrame:
+CHINCHILLA_CSV = "reference/chinchilla_svg_extracted.csv"  # package data of `fits`
+
+
+def chinchilla_points() -> pd.DataFrame:
+    """The 245 raw points as Epoch AI extracted them (the copy shipped in the package; see
+    fits/reference/PROVENANCE.md)."""
+    with resources.files("fits").joinpath(CHINCHILLA_CSV).open("rb") as fh:
+        return pd.read_csv(fh)
+
+
+def load_chinchilla(path: str | Path | None = None, drop_highest: int = 5) -> pd.DataFrame:
     """Epoch AI's extracted Chinchilla points as a DataFrame with N, D = FLOP / (6 N), L; the
-    `drop_highest` highest-loss points are dropped (Epoch dropped 5 as outliers)."""
-    raw = pd.read_csv(path)
+    `drop_highest` highest-loss points are dropped (Epoch dropped 5 as outliers). Without `path`,
+    the copy shipped in the package (`chinchilla_points`)."""
+    raw = chinchilla_points() if path is None else pd.read_csv(path)
     missing = [c for c in ("Model Size", "Training FLOP", "loss") if c not in raw.columns]
     if missing:
-        raise ValueError(f"{path} lacks column(s) {', '.join(missing)}")
+        raise ValueError(f"{path or CHINCHILLA_CSV} lacks column(s) {', '.join(missing)}")
     df = pd.DataFrame(
         {"N": raw["Model Size"], "D": raw["Training FLOP"] / (6 * raw["Model Size"]), "L": raw["loss"]}
     )

@@ -60,3 +60,20 @@ def atomic_write(path: str | Path, write: Writer) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def unwritable_dir(path: str | Path) -> str | None:
+    """Why files cannot be written into directory `path` (created if need be), or None if they can: it
+    is a file, lies under a file, or its nearest existing ancestor is not writable. Checked before a
+    long computation so that a bad output path fails at once, with nothing written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} exists and is not a directory"
+    probe = path
+    while not probe.exists():  # the nearest existing ancestor ('.' or '/' at the latest)
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{path} lies under {probe}, which is a file, not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{path}: {probe} is not writable"
+    return None

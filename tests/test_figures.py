@@ -111,14 +111,58 @@ def test_seed_ci_matches_statsmodels():
     assert out["n_nan"].tolist() == [0, 1]
 
 
-def test_missing_input_names_its_command_and_writes_nothing(store, tmp_path, capsys):
-    out = tmp_path / "out"
-    code = main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--softmoe", str(store[3]),
-                 "--out", str(out)])
+def test_draws_what_it_can_and_lists_the_rest(store, tmp_path, capsys):
+    """Grid results and fits but no Soft MoE results: the five other figures are drawn; the two Soft MoE
+    figures are listed as skipped, each with the command that makes its input; exit 0."""
+    out, none = tmp_path / "out", tmp_path / "nosoftmoe"
+    assert main(["--results", str(store[0]), "--fits", str(store[1]), "--softmoe", str(none),
+                 "--out", str(out)]) == 0
+    drawn = [n for n in NAMES if not n.startswith("softmoe")]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{e}" for n in drawn for e in EXTENSIONS)
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"figures: skipped softmoe_single_expert: missing {none / 'single_expert' / 'results.parquet'} "
+        "(run: python -m simulations.softmoe single-expert)",
+        f"figures: skipped softmoe_expert_drop: missing {none / 'expert_drop' / 'results.parquet'} "
+        "(run: python -m simulations.softmoe expert-drop)",
+    ]
+
+
+def test_missing_grid_results_name_the_grid_first(store, tmp_path, capsys):
+    """Without grid results (and fits) only the Soft MoE figures are drawn; every skipped figure names the
+    grid command first, the k* figures then the fits command."""
+    results, fits, out = tmp_path / "noresults", tmp_path / "nofits", tmp_path / "out"
+    assert main(["--results", str(results), "--fits", str(fits), "--softmoe", str(store[3]),
+                 "--out", str(out)]) == 0
+    assert {p.stem for p in out.iterdir()} == {"softmoe_single_expert", "softmoe_expert_drop"}
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and not out.exists()
-    missing = tmp_path / "nofits" / "optimal_k.json"
-    assert err == [f"figures: missing {missing} (run: python -m fits.optimal_k)"]
+    grid = f"missing {results} (run: python -m simulations.grid)"
+    assert len(err) == 5
+    for line in err:
+        assert line.startswith("figures: skipped ") and line.split(": ", 2)[2].startswith(grid)
+    kstar = [line for line in err if "kstar" in line]
+    assert len(kstar) == 2
+    assert all(line.endswith(f"; missing {fits / 'optimal_k.json'} (run: python -m fits.optimal_k)")
+               for line in kstar)
+
+
+def test_nothing_to_draw_exits_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--results", str(tmp_path / "r"), "--fits", str(tmp_path / "f"), "--softmoe",
+                 str(tmp_path / "s"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == len(NAMES) + 1 and err[-1].startswith("figures: nothing to draw")
+    assert not out.exists()
+
+
+def test_only_fails_when_a_named_figure_cannot_be_drawn(store, tmp_path, capsys):
+    """--only names two figures, one lacks its fits: exit 2, one line, and the other is not drawn either."""
+    out = tmp_path / "out"
+    assert main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--out", str(out),
+                 "--only", "error_vs_k", "kstar_complexity"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"figures: cannot draw kstar_complexity: missing {tmp_path / 'nofits' / 'optimal_k.json'} "
+                   "(run: python -m fits.optimal_k)"]
+    assert not out.exists()
 
 
 def test_only_needs_only_its_inputs(store, tmp_path):
@@ -148,7 +192,9 @@ def test_stale_fits_are_refused(store, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--results", str(other), "--fits", str(store[1]), "--softmoe", str(store[3]),
                  "--out", str(out)]) == 2
-    assert "python -m fits.optimal_k" in capsys.readouterr().err and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not match" in err[0] and "python -m fits.optimal_k" in err[0]
+    assert not out.exists()
 
 
 def test_save_is_atomic_when_a_write_fails(tmp_path, monkeypatch):

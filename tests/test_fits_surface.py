@@ -2,7 +2,6 @@
 planted surfaces."""
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,29 +10,35 @@ import pytest
 from fits.surface import (
     CHINCHILLA_MODEL,
     EPOCH_REFIT,
+    chinchilla_points,
     fit_chinchilla,
     fit_moe_loss,
     fit_surface,
     load_chinchilla,
 )
 
-CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
-
 
 @pytest.fixture(scope="module")
 def chinchilla():
-    if not CSV.exists():
-        pytest.fail(f"the Chinchilla points are missing: expected {CSV} (../shared/data from the repo root)")
-    return load_chinchilla(CSV)
+    return load_chinchilla()  # the copy shipped as package data of `fits`
 
 
 def test_load_drops_the_five_highest_losses(chinchilla):
-    raw = pd.read_csv(CSV)
+    raw = chinchilla_points()
     assert len(raw) == 245 and len(chinchilla) == 240
     assert chinchilla["L"].max() < raw["loss"].nlargest(5).min()
     row = raw.loc[raw["loss"].idxmin()]
     best = chinchilla.iloc[0]
     assert best["D"] == pytest.approx(row["Training FLOP"] / (6 * row["Model Size"]))
+
+
+def test_load_reads_an_explicit_csv_like_the_packaged_copy(chinchilla, tmp_path):
+    path = tmp_path / "points.csv"
+    chinchilla_points().to_csv(path, index=False)
+    pd.testing.assert_frame_equal(load_chinchilla(path), chinchilla)
+    chinchilla_points().drop(columns="loss").to_csv(path, index=False)
+    with pytest.raises(ValueError, match="lacks column"):
+        load_chinchilla(path)
 
 
 def test_chinchilla_reproduces_the_epoch_refit(chinchilla):

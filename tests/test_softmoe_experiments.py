@@ -143,6 +143,37 @@ def test_cli_refuses_non_empty_out_without_overwrite(tiny_presets, tmp_path, cap
     assert (out / "results.parquet").exists()
 
 
+@pytest.mark.parametrize("under", [False, True], ids=["out-is-a-file", "out-under-a-file"])
+def test_cli_refuses_an_out_that_is_or_lies_under_a_file(tmp_path, capsys, under):
+    """An --out that is a regular file, or cannot be created because a regular file stands where a parent
+    should be (tests run as root, so permission bits would not stop the write), fails before anything
+    runs: one line, exit 2, nothing written."""
+    blocker = tmp_path / "file"
+    blocker.write_text("keep")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["single-expert", "--out", str(blocker / "out" if under else blocker)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and str(blocker) in err[0]
+    assert ("lies under" if under else "is not a directory") in err[0]
+    assert blocker.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_cli_failed_write_leaves_nothing(tiny_presets, tmp_path, capsys, monkeypatch):
+    """summary.csv cannot be written (a full disk, say) after results.parquet was: one line, exit 2, and
+    neither file, nor the manifest, nor the new directory is left."""
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    out = tmp_path / "new" / "out"
+    assert cli.main(["expert-drop", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"python -m simulations.softmoe: error: cannot write to {out}: "
+                   "[Errno 28] No space left on device"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="n_experts"):
         expert_drop.ExpertDropConfig(n_experts=(3,), total_width=16)

@@ -1,4 +1,4 @@
-"""Sympy symbols for the toolkit's notation (``shared/papers.md``), with their assumptions.
+"""Sympy symbols for the toolkit's notation (docs/theory.md), with their assumptions.
 
 Counts (T, k, m, s, h, d, S) are positive integers; ``k`` and ``s`` are declared positive *real* so that
 the continuous relaxation (derivatives in k, elasticities in s) is well defined; the integer versions are

@@ -2,13 +2,15 @@
 
 Writes into the output dir (default results/softmoe/<experiment>/): results.parquet (one row per model,
 or per model and selection), summary.csv (per cell), and manifest.json (provenance and config); see
-docs/softmoe.md. A non-empty output dir is refused unless --overwrite. Bad input: one line, exit 2,
-nothing written.
+docs/softmoe.md. A non-empty output dir is refused unless --overwrite; one that is a file, lies under a
+file or is not writable is refused before anything runs. Bad input, or a failed write: one line, exit 2,
+nothing written (all files are written together at the end, or none).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pandas as pd
 import torch
 
 from . import expert_drop, single_expert
-from .store import OutputDirError, check_out_dir, provenance, write_json, write_table
+from .store import OutputDirError, check_out_dir, provenance, write_outputs
 
 EXPERIMENTS = {"single-expert": single_expert, "expert-drop": expert_drop}
 DEFAULT_OUT = {"single-expert": Path("results/softmoe/single_expert"),
@@ -72,11 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = module.summarize(results)
         tables = {"results.parquet": results, "summary.csv": summary}
         report = [summary]
-    for name, df in tables.items():
-        write_table(df, args.out / name)
     meta = provenance(args.device, list(cfg.seeds), module.config_dict(cfg))
     meta.update(experiment=args.experiment, preset=args.preset, files=sorted(tables))
-    write_json(meta, args.out / "manifest.json")  # written last: its presence marks a complete run
+    created = [p for p in (args.out, *args.out.parents) if not p.exists()]  # deepest first
+    try:
+        write_outputs(args.out, tables, meta)  # manifest.json last: its presence marks a complete run
+    except OSError as exc:
+        for d in created:  # leave no empty directory behind
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"python -m simulations.softmoe: error: cannot write to {args.out}: {reason}", file=sys.stderr)
+        return 2
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         for df in report:
             print(df.to_string(index=False))
