@@ -45,14 +45,15 @@ SOURCES = {
     "fits": Source("fits", Path("results/fits"), "optimal_k.json", "python -m fits.optimal_k"),
     "softmoe": Source("softmoe", Path("results/softmoe"), "**/*",
                       "python -m simulations.softmoe single-expert|expert-drop"),
+    "regime": Source("regime", Path("results/regime"), f"*/{BUNDLE_GLOB}", "python -m simulations.regime"),
 }
 
 
 class Inputs:
     """The input directories of one figures run; loads each input lazily and caches it."""
 
-    def __init__(self, results=None, fits=None, softmoe=None):
-        given = {"results": results, "fits": fits, "softmoe": softmoe}
+    def __init__(self, results=None, fits=None, softmoe=None, regime=None):
+        given = {"results": results, "fits": fits, "softmoe": softmoe, "regime": regime}
         self.paths = {name: Path(given[name] or src.default) for name, src in SOURCES.items()}
         self._tables: dict[Path, pd.DataFrame] = {}
 

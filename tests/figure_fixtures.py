@@ -59,3 +59,13 @@ def write_store(df: pd.DataFrame, path: Path) -> Path:
         write_bundle(path, str(bundle), part.reset_index(drop=True))
     write_manifest(path, {"bundles": sorted(df["bundle_id"].unique().tolist()), "n_rows": len(df)})
     return path
+
+
+def write_regime_store(path: Path) -> Path:
+    """A regime sweep of two variants (`python -m simulations.regime`'s layout: one grid store per
+    variant), made from the fixture's learned and teacher-expert rows."""
+    rows = fixture_rows()
+    variants = {"base": ("learned", "learned"), "teacher-experts": ("learned", "teacher")}
+    for name, (router, experts) in variants.items():
+        write_store(rows[(rows.router == router) & (rows.experts == experts)], Path(path) / name)
+    return Path(path)

@@ -14,7 +14,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from figure_fixtures import fixture_rows, write_store
+from figure_fixtures import fixture_rows, write_regime_store, write_store
 from test_softmoe_figures import write_softmoe_store
 
 from figures import main
@@ -27,7 +27,8 @@ def good(tmp_path_factory):
     root = tmp_path_factory.mktemp("good")
     results = write_store(fixture_rows(), root / "results")
     assert fits_main([str(results), "--out", str(root / "fits"), "--bootstrap", "20"]) == 0
-    return {"results": results, "fits": root / "fits", "softmoe": write_softmoe_store(root / "softmoe")}
+    return {"results": results, "fits": root / "fits", "softmoe": write_softmoe_store(root / "softmoe"),
+            "regime": write_regime_store(root / "regime")}
 
 
 @pytest.fixture
