@@ -136,8 +136,8 @@ def estimation_terms(results: pd.DataFrame, params: dict, metric: str = "test_nm
     means["total"], means["complexity_term"] = b["total"].to_numpy(), b["estimation"].to_numpy()
     keys = ["complexity", "width", "n_experts", "k"]
     top = means[means["n_train"] == means["n_train"].max()].set_index(keys)
-    rest = means[means["n_train"] < means["n_train"].max()].join(top[["measured", "total"]], on=keys,
-                                                                  rsuffix="_top")
+    top = top[["measured", "total"]].add_suffix("_top")
+    rest = means[means["n_train"] < means["n_train"].max()].join(top, on=keys)
     rest["measured_excess"] = rest["measured"] - rest["measured_top"]
     rest["bound_excess"] = rest["total"] - rest["total_top"]
     return rest[ESTIMATION_COLUMNS].sort_values(keys + ["n_train"]).reset_index(drop=True)
