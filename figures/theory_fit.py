@@ -89,12 +89,16 @@ def plot(df: pd.DataFrame):
                 ax.plot(g["k"], g["total"], color=c, linewidth=1.0)
                 ax.plot(g["k"], g["approximation"], color=c, linewidth=0.7, linestyle="--")
                 ax.plot(g["k"], g["estimation"], color=c, linewidth=0.7, linestyle=":")
-            style.log_axis(ax, "y", subs=(1.0,))
             if i == 0:
                 ax.set_title(f"$m$={m:g}, $h$={h:g}", fontsize=6.5)
             if j == 0:
                 ax.set_ylabel(f"$s$ = {s:g}", fontsize=7)
             ax.tick_params(labelsize=5.5)
+    # linear scale from 0: the estimation term may be orders of magnitude below the loss, and then it
+    # lies on the axis rather than stretching a log scale until the curves are flat
+    top = np.nanmax(np.r_[df["ci_hi"].to_numpy(float), df["mean"].to_numpy(float),
+                          df["total"].to_numpy(float)])
+    axes[0, 0].set_ylim(0.0, 1.08 * top)
     for j in range(len(mh)):
         axes[-1, j].set_xlabel("$k$", fontsize=7)
     first = axes[0, 0]

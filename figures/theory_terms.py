@@ -10,6 +10,8 @@ missing (no oracle arm, fewer than 4 levels of m) says so instead of drawing.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
@@ -53,10 +55,13 @@ def data(inputs) -> pd.DataFrame:
 
 
 def _unavailable(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)
+    ax.text(0.5, 0.5, textwrap.fill(text, 48), ha="center", va="center", fontsize=7, transform=ax.transAxes,
+            bbox={"boxstyle": "round", "facecolor": "#eeeeee", "edgecolor": style.GREY})
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
+    for side in ax.spines.values():
+        side.set_visible(False)
 
 
 @style.styled

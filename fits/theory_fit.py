@@ -627,9 +627,9 @@ def analyse(results: pd.DataFrame, metric: str = "test_nmse_id", router: str | N
             notes.append(f"{row.constant} not pinned down by the data ({', '.join(why)})"
                          + (f"; collinear with {row.collinear_with}" if row.collinear_with else ""))
     n_above, n_between = int(out["above_max_holm"].sum()), int(out["between_1_and_s_holm"].sum())
-    for r in pooled[pooled["p_value"] < 0.05].itertuples():
-        notes.append(f"outside the bound ({r.group}, {r.test}): mean contrast {r.mean_contrast:.3g},"
-                     f" one-sided p = {r.p_value:.3g} over seeds, {r.n_cells} cells pooled")
+    for row in pooled[pooled["p_value"] < 0.05].itertuples():
+        notes.append(f"outside the bound ({row.group}, {row.test}): mean contrast {row.mean_contrast:.3g},"
+                     f" one-sided p = {row.p_value:.3g} over seeds, {row.n_cells} cells pooled")
     notes.append(f"loss significantly lower above the largest k* the bound can produce in {n_above} of"
                  f" {len(out)} cells ({int(out['above_max'].sum())} before Holm's correction); strictly"
                  " between"
