@@ -188,9 +188,9 @@ def planted_bound_results(
     df["k"] = df["k"].astype(int)
     df["train_nmse"] = 0.5 * df["test_nmse_id"]
     df["target_var"] = 1.0
-    for col in ("train", "test_id", "test_ood"):
-        nm = "train_nmse" if col == "train" else f"test_nmse_{col[5:]}"
-        df[f"{col}_mse"] = df[nm]
+    for mse, nmse in (("train_mse", "train_nmse"), ("test_mse_id", "test_nmse_id"),
+                      ("test_mse_ood", "test_nmse_ood")):
+        df[mse] = df[nmse]
     df["diverged"] = False
     df["d_in"], df["n_skills"], df["holdout_frac"] = d_in, n_skills, holdout_frac
     if router is not None:

@@ -338,11 +338,12 @@ def _crossing(vals, dev, start, step) -> float:
 
 
 def boot_correlation(fit: SurfaceFit) -> pd.DataFrame:
-    """Correlation matrix of the log constants over the bootstrap refits (empty without a bootstrap)."""
+    """Correlation matrix of the log constants over the bootstrap refits (empty without a bootstrap;
+    NaN for a constant that never moved, e.g. one held on the edge of its search range)."""
     if fit.boot.empty:
         return pd.DataFrame()
     logs = np.log(fit.boot[list(CONSTANTS)].clip(lower=1e-300))
-    return logs.corr().fillna(0.0)
+    return logs.corr()
 
 
 # ---- prediction, misspecification, comparison -----------------------------------------------------
@@ -648,7 +649,8 @@ def analyse(results: pd.DataFrame, metric: str = "test_nmse_id", router: str | N
                                   "at_search_bound": bool(row.at_search_bound),
                                   "search_range": list(_BOUNDS[row.constant])}
                    for row in ident.itertuples()},
-        "boot_correlation": corr.round(4).to_dict() if not corr.empty else None,
+        "boot_correlation": corr.round(4).astype(object).where(corr.notna(), None).to_dict()
+        if not corr.empty else None,
         "profiles": prof.to_dict(orient="records"),
         "convergence": fit.convergence,
         "n_points": len(d.points),

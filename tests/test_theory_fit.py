@@ -133,3 +133,22 @@ def test_term_checks_say_what_is_missing(planted):
     est = tt.estimation_terms(two_m, TRUE)
     assert est.empty and ">= 4 levels of m" in est.attrs["unavailable"]
     assert tt.estimation_slopes(est).empty
+
+
+def test_optimal_k_writes_the_theory_fit_block_and_report_section(planted, tmp_path, monkeypatch):
+    from fits import optimal_k
+
+    monkeypatch.setattr(optimal_k, "load_results", lambda path: planted)
+    doc = optimal_k.run(["store", "--out", str(tmp_path), "--bootstrap", "20", "--no-surface",
+                         "--theory-bootstrap", "10", "--metric", "id"])
+    block = json.loads((tmp_path / "optimal_k.json").read_text())["theory_fit"]
+    assert block == doc["theory_fit"] and block["fitted"] and block["metric"] == "test_nmse_id"
+    assert set(block["params"]) == set(tf.CONSTANTS)
+    for key in ("aic", "free_form_aic", "heldout", "outside_bound"):
+        assert block[key] is not None
+    assert "## Theory fit" in (tmp_path / "report.md").read_text()
+    doc = optimal_k.run(["store", "--out", str(tmp_path / "b"), "--bootstrap", "0", "--no-surface",
+                         "--no-theory"])
+    assert doc["theory_fit"] == {"fitted": False, "reason": "--no-theory"}
+    assert optimal_k.main(["store", "--out", str(tmp_path / "c"), "--theory-bootstrap", "-1"]) == 2
+    assert not (tmp_path / "c").exists()
