@@ -83,8 +83,9 @@ def plot(df: pd.DataFrame):
         style.log_axis(top, "y", subs=(1.0,))
         top.set_xlabel("$k/s$")
         top.set_ylabel("test error at largest $m$")
-        top.legend(ncol=4, fontsize=6, title="points: oracle arm; lines: bound + floor (solid/dashed: $h$)")
-    top.set_title("approximation term", loc="left")
+        top.legend(ncol=4, fontsize=6, loc="lower left")
+    top.set_title("approximation: oracle arm (points) vs bound + floor\n"
+                  "(lines; solid/dashed: smaller/larger $h$)", loc="left")
     e = df[df["panel"] == "estimation"]
     if (e["status"] != "ok").all():
         _unavailable(bottom, f"estimation: {e['status'].iloc[0]}")
@@ -102,7 +103,7 @@ def plot(df: pd.DataFrame):
         style.log_axis(bottom, "y", subs=(1.0,))
         bottom.set_xlabel(style.LABELS["n_train"])
         bottom.set_ylabel("excess over largest $m$")
-        bottom.legend(ncol=3, fontsize=6, title="points: realized excess; dashed: bound's; dotted: its "
-                      "complexity term")
-    bottom.set_title("estimation term (realized excess vs the bound's complexity term)", loc="left")
+        bottom.legend(ncol=3, fontsize=6, loc="lower left")
+    bottom.set_title("estimation: realized excess (points), bound's excess\n(dashed), its complexity term "
+                     "(dotted)", loc="left")
     return fig

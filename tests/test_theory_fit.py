@@ -35,14 +35,20 @@ def test_model_is_the_theory_risk_bound_plus_floor(planted, split):
         np.testing.assert_allclose(a, got["approximation"], rtol=1e-12)
 
 
-def test_planted_constants_are_recovered_within_their_cis(planted):
-    fit = tf.fit_risk_bound(planted, "test_nmse_id", n_boot=100, seed=0)
-    assert set(fit.params) == set(tf.CONSTANTS) == set(fit.ci)
-    for name, true in TRUE.items():
-        lo, hi = fit.ci[name]
-        assert lo <= true <= hi, (name, true, fit.ci[name])
-        assert abs(np.log(fit.params[name] / true)) < 0.25, (name, fit.params[name])
-    assert fit.convergence["n_at_best"] >= 2
+def test_planted_constants_are_recovered_within_their_cis():
+    # 6 seeds: with 3, a seed-cluster bootstrap has 10 distinct resamples and under-covers (docs/fits.md);
+    # 4 draws, since a 95 % interval misses its truth in one draw of twenty
+    covered = dict.fromkeys(TRUE, 0)
+    for draw in range(4):
+        df = planted_bound_results(TRUE, n_seeds=6, rng_seed=draw)
+        fit = tf.fit_risk_bound(df, "test_nmse_id", n_boot=100, seed=draw)
+        assert set(fit.params) == set(tf.CONSTANTS) == set(fit.ci)
+        assert fit.convergence["n_at_best"] >= 2
+        for name, true in TRUE.items():
+            lo, hi = fit.ci[name]
+            covered[name] += lo <= true <= hi
+            assert abs(np.log(fit.params[name] / true)) < 0.25, (name, fit.params[name])
+    assert min(covered.values()) >= 3, covered
 
 
 def test_saturated_width_rate_is_flagged_not_identified():
@@ -152,3 +158,27 @@ def test_optimal_k_writes_the_theory_fit_block_and_report_section(planted, tmp_p
     assert doc["theory_fit"] == {"fitted": False, "reason": "--no-theory"}
     assert optimal_k.main(["store", "--out", str(tmp_path / "c"), "--theory-bootstrap", "-1"]) == 2
     assert not (tmp_path / "c").exists()
+
+
+def test_term_figures_draw_an_oracle_arm(tmp_path):
+    from types import SimpleNamespace
+
+    import figures.theory_fit as fig_fit
+    import figures.theory_terms as fig_terms
+    from fits.data import check_results, results_fingerprint
+
+    true = TRUE | {"est_weight": 0.01}
+    df = check_results(planted_bound_results(true, n_trains=(150, 500, 2000, 8000), router="oracle"))
+    arm = {"fitted": True, "router": "oracle", "metric": "test_nmse_id",
+           "task": {"split": "id", "d": 8, "n_skills": 8, "holdout_frac": 0.25},
+           "params": {n: {"estimate": v} for n, v in true.items()}}
+    doc = {"results_fingerprint": results_fingerprint(df),
+           "theory_fit": arm | {"primary_router": "oracle", "by_router": {"oracle": arm}}}
+    inputs = SimpleNamespace(results=df, fits=doc, path=lambda name: tmp_path / name)
+    terms = fig_terms.data(inputs)
+    assert (terms["status"] == "ok").all() and set(terms["panel"]) == {"approximation", "estimation"}
+    curves = fig_fit.data(inputs)
+    np.testing.assert_allclose(curves["total"], curves["approximation"] + curves["estimation"])
+    for module, frame in ((fig_terms, terms), (fig_fit, curves)):
+        fig = module.plot(frame)
+        assert sum(len(ax.lines) for ax in fig.axes) > 10
