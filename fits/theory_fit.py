@@ -303,7 +303,8 @@ def identifiability(fit: SurfaceFit, prof: pd.DataFrame) -> pd.DataFrame:
         open_lo, open_hi = bool(inside[0]), bool(inside[-1])
         best = int(np.argmin(dev))
         lo, hi = fit.ci.get(name, (np.nan, np.nan))
-        wide = not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi / lo <= WIDE_FACTOR)
+        # without a bootstrap (n_boot = 0) there is no CI: the profile and the edge decide alone
+        wide = bool(np.isfinite(lo) and np.isfinite(hi) and not (lo > 0 and hi / lo <= WIDE_FACTOR))
         b_lo, b_hi = _BOUNDS[name]
         edge = bool(np.log(fit.params[name] / b_lo) < 1e-3 or np.log(b_hi / fit.params[name]) < 1e-3)
         partners = [] if corr.empty else [
