@@ -18,6 +18,7 @@ FIGURE_MODULES = (
     "figures.kstar_data_width",
     "figures.tradeoff",
     "figures.p2_bound",
+    "figures.theory_fit", "figures.theory_terms",
     "figures.regime_map",
     "figures.softmoe_single_expert", "figures.softmoe_expert_drop",
 )

@@ -16,8 +16,10 @@ from .surface import (
     fit_surface,
     load_chinchilla,
 )
-from .synthetic import PlantedLaw, planted_results
+from .synthetic import PlantedLaw, planted_bound_results, planted_results
 from .theory_compare import predicted_exponents, theory_comparison
+from .theory_fit import fit_risk_bound, outside_bound, pooled_outside, theory_fit_block
+from .theory_terms import approximation_summary, approximation_terms, estimation_slopes, estimation_terms
 
 __all__ = [
     "CellFits",
@@ -45,6 +47,15 @@ __all__ = [
     "load_chinchilla",
     "PlantedLaw",
     "planted_results",
+    "planted_bound_results",
     "predicted_exponents",
     "theory_comparison",
+    "fit_risk_bound",
+    "outside_bound",
+    "pooled_outside",
+    "theory_fit_block",
+    "approximation_terms",
+    "approximation_summary",
+    "estimation_terms",
+    "estimation_slopes",
 ]

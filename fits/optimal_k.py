@@ -31,6 +31,8 @@ from fits.data import (
 from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.surface import fit_moe_loss
 from fits.theory_compare import predicted_exponents, theory_comparison, theory_kwargs
+from fits.theory_fit import markdown as theory_fit_markdown
+from fits.theory_fit import theory_fit_block
 from simulations.atomic import staged_files
 
 
@@ -68,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"estimation term of the smooth fit: one of {', '.join(SHAPES)} (default %(default)s)",
     )
     p.add_argument("--no-surface", action="store_true", help="skip the joint loss-surface fit")
+    p.add_argument("--theory-bootstrap", type=int, default=100,
+                   help="seed-cluster resamples of the calibrated risk bound (default %(default)s)")
+    p.add_argument("--no-theory", action="store_true", help="skip the calibrated risk bound (theory_fit)")
     return p
 
 
@@ -303,7 +308,7 @@ def run(argv: list[str] | None = None) -> dict:
         )
     if args.shape not in SHAPES:
         raise FitInputError(f"unknown --shape {args.shape!r}: allowed values are {', '.join(SHAPES)}")
-    for name in ("bootstrap", "surface_bootstrap"):
+    for name in ("bootstrap", "surface_bootstrap", "theory_bootstrap"):
         if getattr(args, name) < 0:
             raise FitInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     store = load_results(args.results)
@@ -328,6 +333,11 @@ def run(argv: list[str] | None = None) -> dict:
     surface = {"fitted": False, "reason": "--no-surface"}
     if not args.no_surface:
         surface = joint_surface(cf, args.surface_bootstrap, args.seed)
+    theory_fit = {"fitted": False, "reason": "--no-theory"}
+    if not args.no_theory:
+        # the learned and oracle routers with learned experts: the students the bound describes
+        modular = store[store["experts"] == "learned"] if "experts" in store.columns else store
+        theory_fit = theory_fit_block(modular, args.metric, args.theory_bootstrap, args.seed)
     notes = cf.notes + (law.notes if law is not None else [reason])
     doc = _clean(
         {
@@ -346,6 +356,7 @@ def run(argv: list[str] | None = None) -> dict:
             "theory_comparison": theory,
             "joint_surface": surface,
             "by_router": by_router,
+            "theory_fit": theory_fit,
             "notes": notes,
         }
     )
@@ -359,7 +370,8 @@ def run(argv: list[str] | None = None) -> dict:
         )
         .drop(columns=["k_star_ci", "k_star_cont_ci"])
         .to_csv(index=False),
-        "report.md": _report(args, cf, law, reason, theory, notes),
+        "report.md": _report(args, cf, law, reason, theory, notes)
+        + "\n## Theory fit: the calibrated risk bound\n\n" + theory_fit_markdown(_clean(theory_fit)),
     }
     print(cells_table(cf).to_string(index=False))
     print()
@@ -371,6 +383,8 @@ def run(argv: list[str] | None = None) -> dict:
         )
     else:
         print("Theory comparison unavailable:", theory.get("reason"))
+    if theory_fit.get("fitted"):
+        print("Calibrated risk bound:", {k: round(v["estimate"], 4) for k, v in theory_fit["params"].items()})
     for n in notes:
         print("note:", n)
     with staged_files(args.out) as stage:  # all files land together, or none

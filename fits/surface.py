@@ -97,19 +97,22 @@ def fit_surface(
     level: float = 0.95,
     bounds: Sequence[tuple[float | None, float | None]] | None = None,
     tol: float = 1e-6,
+    y_boot: np.ndarray | None = None,
 ) -> SurfaceFit:
     """Fit `model` to points (X, y) by multi-start L-BFGS-B on the Huber loss of log residuals.
 
     `n_starts=None` starts from every grid point; otherwise from the `n_starts` grid points with the
     lowest starting objective. A start "reaches the best optimum" when its objective is within `tol`
     (relative) of the best. Bootstrap resamples of the points are refitted from the best optimum.
+    `y_boot` (B, n), when given, replaces the point bootstrap: each row is a resampled y (e.g. seed-mean
+    losses of a seed-cluster resample; NaN where a point has no data in that resample), refitted in turn.
     """
     # tiny L-BFGS-B steps are 10-100x slower with multi-threaded BLAS on a busy machine
     with threadpool_limits(1):
-        return _fit_surface(model, X, y, delta, n_starts, n_boot, seed, level, bounds, tol)
+        return _fit_surface(model, X, y, delta, n_starts, n_boot, seed, level, bounds, tol, y_boot)
 
 
-def _fit_surface(model, X, y, delta, n_starts, n_boot, seed, level, bounds, tol) -> SurfaceFit:
+def _fit_surface(model, X, y, delta, n_starts, n_boot, seed, level, bounds, tol, y_boot=None) -> SurfaceFit:
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
@@ -142,9 +145,16 @@ def _fit_surface(model, X, y, delta, n_starts, n_boot, seed, level, bounds, tol)
 
     rng = np.random.default_rng(seed)
     rows = []
-    for _ in range(n_boot):
-        w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
-        f = _minimise(theta, model, X, logy, delta, w, bounds)
+    if y_boot is not None:
+        y_boot = np.asarray(y_boot, dtype=float).reshape(-1, len(y))
+        n_boot = len(y_boot)
+    for b in range(n_boot):
+        if y_boot is None:
+            w, logy_b = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float), logy
+        else:
+            ok = np.isfinite(y_boot[b]) & (y_boot[b] > 0)
+            w, logy_b = ok.astype(float), np.log(np.where(ok, y_boot[b], 1.0))
+        f = _minimise(theta, model, X, logy_b, delta, w, bounds)
         rows.append(model.report(f.x) | {"success": bool(f.success)})
     boot = pd.DataFrame(rows)
     params = model.report(theta)

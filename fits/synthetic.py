@@ -140,3 +140,59 @@ def planted_results(
     df["dtype"] = "float32"
     df["config_hash"] = "planted"
     return df
+
+
+def planted_bound_results(
+    constants: dict,
+    complexities=(1, 2, 4, 6),
+    n_trains=(150, 500),
+    widths=(4, 8),
+    n_experts: int = 16,
+    n_seeds: int = 3,
+    noise: float = 0.03,
+    seed_noise: float = 0.02,
+    n_skills: int = 8,
+    d_in: int = 8,
+    holdout_frac: float = 0.25,
+    router: str | None = None,
+    rng_seed: int = 0,
+) -> pd.DataFrame:
+    """Loss curves made by the calibrated risk bound (`fits.theory_fit.bound_curves`: floor + A + lambda E
+    with `constants` h0, beta, est_weight, floor), on a grid design (the quick grid's by default), with a
+    multiplicative offset per (seed, cell) and independent multiplicative noise per run. Only the
+    columns the theory fit reads (and the store's nmse/mse pairs, target_var = 1) are filled."""
+    from fits.theory_fit import bound_curves
+
+    rng = np.random.default_rng(rng_seed)
+    ks = np.arange(1, n_experts + 1, dtype=float)
+    grid = pd.DataFrame(
+        [(s, m, h, n_experts, k)
+         for s, m, h in itertools.product(complexities, n_trains, widths) for k in ks],
+        columns=["complexity", "n_train", "width", "n_experts", "k"],
+    )
+    task = {"d": d_in, "n_skills": n_skills, "holdout_frac": holdout_frac}
+    rows = []
+    for split in ("id", "ood"):
+        clean = bound_curves(grid, constants, task | {"split": split})["total"].to_numpy()
+        rows.append(clean)
+    n_cells = len(grid) // n_experts
+    out = []
+    for seed in range(n_seeds):
+        offset = np.repeat(rng.normal(0.0, seed_noise, n_cells), n_experts)
+        part = grid.copy()
+        part["seed"] = seed
+        for split, clean in zip(("id", "ood"), rows, strict=True):
+            part[f"test_nmse_{split}"] = clean * np.exp(offset + rng.normal(0.0, noise, len(grid)))
+        out.append(part)
+    df = pd.concat(out, ignore_index=True)
+    df["k"] = df["k"].astype(int)
+    df["train_nmse"] = 0.5 * df["test_nmse_id"]
+    df["target_var"] = 1.0
+    for mse, nmse in (("train_mse", "train_nmse"), ("test_mse_id", "test_nmse_id"),
+                      ("test_mse_ood", "test_nmse_ood")):
+        df[mse] = df[nmse]
+    df["diverged"] = False
+    df["d_in"], df["n_skills"], df["holdout_frac"] = d_in, n_skills, holdout_frac
+    if router is not None:
+        df["router"] = router
+    return df
