@@ -19,6 +19,7 @@ FIGURE_MODULES = (
     "figures.tradeoff",
     "figures.p2_bound",
     "figures.theory_fit", "figures.theory_terms",
+    "figures.k_eval",
     "figures.regime_map",
     "figures.softmoe_single_expert", "figures.softmoe_expert_drop",
 )

@@ -28,12 +28,14 @@ from fits.data import (
     results_fingerprint,
     split_arms,
 )
+from fits.k_eval import k_eval_block
 from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.surface import fit_moe_loss
 from fits.theory_compare import predicted_exponents, theory_comparison, theory_kwargs
 from fits.theory_fit import markdown as theory_fit_markdown
 from fits.theory_fit import theory_fit_block
 from simulations.atomic import staged_files
+from simulations.results import load_k_eval
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,6 +196,22 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
     return block
 
 
+def k_eval_markdown(block: dict) -> str:
+    """The report.md section for the `k_eval` block."""
+    if not block.get("available"):
+        return f"Not available: {block.get('reason')}\n"
+    by = pd.DataFrame(block["by_complexity"])
+    def with_ci(col):
+        return [f"{v:.2f} {_ci(c)}" for v, c in zip(by[col], by[f"{col}_ci"], strict=True)]
+
+    table = pd.DataFrame({"arm": by["arm"], "s": by["complexity"], "cells": by["n_cells"],
+                          "best k_eval = k_train": with_ci("equal"), "within 1": with_ci("within_1"),
+                          "mean best k_eval": with_ci("mean_best")})
+    return (f"Each trained model evaluated at every k_eval = 1..T ({block['rule']}); metric "
+            f"`{block['metric']}`; seed-cluster bootstrap 95 % intervals over cells (k_train, m, h).\n\n"
+            + _markdown(table) + "\n")
+
+
 def _fmt(x, nd=2):
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
 
@@ -338,6 +356,9 @@ def run(argv: list[str] | None = None) -> dict:
         # the learned and oracle routers with learned experts: the students the bound describes
         modular = store[store["experts"] == "learned"] if "experts" in store.columns else store
         theory_fit = theory_fit_block(modular, args.metric, args.theory_bootstrap, args.seed)
+    k_eval_metric = "test_mse_ood" if args.metric == "ood" else "test_mse_id"
+    k_eval = k_eval_block(load_k_eval(args.results) if Path(args.results).is_dir() else pd.DataFrame(),
+                          k_eval_metric, args.bootstrap, args.seed)
     notes = cf.notes + (law.notes if law is not None else [reason])
     doc = _clean(
         {
@@ -357,6 +378,7 @@ def run(argv: list[str] | None = None) -> dict:
             "joint_surface": surface,
             "by_router": by_router,
             "theory_fit": theory_fit,
+            "k_eval": k_eval,
             "notes": notes,
         }
     )
@@ -371,7 +393,8 @@ def run(argv: list[str] | None = None) -> dict:
         .drop(columns=["k_star_ci", "k_star_cont_ci"])
         .to_csv(index=False),
         "report.md": _report(args, cf, law, reason, theory, notes)
-        + "\n## Theory fit: the calibrated risk bound\n\n" + theory_fit_markdown(_clean(theory_fit)),
+        + "\n## Theory fit: the calibrated risk bound\n\n" + theory_fit_markdown(_clean(theory_fit))
+        + "\n## Inference-time k\n\n" + k_eval_markdown(k_eval),
     }
     print(cells_table(cf).to_string(index=False))
     print()

@@ -234,7 +234,8 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise ConfigError(f"out: {out} is not empty; pass --resume to continue it "
                           "or --overwrite to replace it")
     if overwrite and out.exists():  # delete only what a grid writes, never other files
-        for f in [*results.bundle_files(out), *out.glob(".bundle-*.tmp"), out / results.MANIFEST]:
+        for f in [*results.bundle_files(out), *out.glob(results.K_EVAL_GLOB), *out.glob(".bundle-*.tmp"),
+                  *out.glob(".keval-*.tmp"), out / results.MANIFEST]:
             f.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -1,7 +1,9 @@
 """The results store: one Parquet file per bundle plus `manifest.json` (schema in docs/results.md).
 
-Every file is written to a temporary name in the same directory and renamed into place (os.replace
-is atomic), so a killed run leaves whole bundle files or none; `load` ignores temporary files.
+Beside each bundle file, `keval-<bundle_id>.parquet` holds the inference-time-k table: one row per
+(cell, seed, k_eval) with the ID and OOD test MSE of the trained model evaluated at k_eval experts
+(`load_k_eval`). Both files of a bundle are staged and renamed into place together (os.replace is
+atomic), so a killed run leaves whole bundles or none; the loaders ignore temporary files.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from simulations.atomic import atomic_write, atomic_write_text
+from simulations.atomic import atomic_write_text, staged_files
 
 REQUIRED_COLUMNS = (
     "cell_id", "seed", "k", "n_experts", "complexity", "n_train", "width", "d_in", "train_mse",
@@ -23,17 +25,27 @@ REQUIRED_COLUMNS = (
 ROUTING_COLUMNS = ("routing_recall", "routing_gate_mass", "routing_recall_baseline",
                    "routing_gate_mass_baseline")
 BUNDLE_GLOB = "bundle-*.parquet"
+K_EVAL_GLOB = "keval-*.parquet"
+K_EVAL_LISTS = {"k_eval_mse_id": "test_mse_id", "k_eval_mse_ood": "test_mse_ood"}  # rows' list columns
 MANIFEST = "manifest.json"
 
 
 def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame) -> Path:
-    """Write one bundle's rows atomically as `bundle-<bundle_id>.parquet`."""
+    """Write one bundle's rows atomically as `bundle-<bundle_id>.parquet`; per-model arrays of the
+    inference-time-k MSEs (K_EVAL_LISTS columns), when present, go to `keval-<bundle_id>.parquet` as a
+    long table, landing together with the rows."""
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"bundle {bundle_id}: rows lack required columns {missing}")
-    path = Path(out) / f"bundle-{bundle_id}.parquet"
-    atomic_write(path, lambda tmp: rows.to_parquet(tmp, index=False))
-    return path
+    lists = [c for c in K_EVAL_LISTS if c in rows.columns]
+    with staged_files(out) as stage:
+        if lists:
+            long = rows[["cell_id", "seed", *lists]].explode(lists, ignore_index=True)
+            long.insert(2, "k_eval", long.groupby(["cell_id", "seed"]).cumcount() + 1)
+            long = long.rename(columns=K_EVAL_LISTS).astype({v: float for v in K_EVAL_LISTS.values()})
+            stage(f"keval-{bundle_id}.parquet", lambda tmp: long.to_parquet(tmp, index=False))
+        main = rows.drop(columns=lists)
+        return stage(f"bundle-{bundle_id}.parquet", lambda tmp: main.to_parquet(tmp, index=False))
 
 
 def write_manifest(out: str | Path, manifest: dict[str, Any]) -> Path:
@@ -64,6 +76,21 @@ def load(path: str | Path) -> pd.DataFrame:
         return pd.DataFrame(columns=list(REQUIRED_COLUMNS))
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return df.sort_values(["cell_id", "seed"], kind="stable").reset_index(drop=True)
+
+
+def load_k_eval(path: str | Path) -> pd.DataFrame:
+    """The inference-time-k table of a results directory: one row per (cell, seed, k_eval) with
+    `test_mse_id` and `test_mse_ood`, joined with the cell's fields (k is the training k) and the
+    row's `target_var`, `diverged` and arm; empty for stores written before it existed."""
+    path = Path(path)
+    files = sorted(path.glob(K_EVAL_GLOB))
+    if not files:
+        return pd.DataFrame(columns=["cell_id", "seed", "k_eval", *K_EVAL_LISTS.values()])
+    long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    rows = load(path).drop(columns=[c for c in ("test_mse_id", "test_mse_ood") if c in long.columns])
+    keep = [c for c in rows.columns if c not in long.columns or c in ("cell_id", "seed")]
+    out = long.merge(rows[keep], on=["cell_id", "seed"], how="inner", validate="many_to_one")
+    return out.sort_values(["cell_id", "seed", "k_eval"], kind="stable").reset_index(drop=True)
 
 
 def done_keys(out: str | Path) -> set[tuple[str, int]]:

@@ -253,6 +253,29 @@ def routing_report(student: Student, seed: int = 0) -> dict[str, torch.Tensor]:
             "routing_gate_mass_baseline": mass_b}
 
 
+@torch.no_grad()
+def k_eval_curves(student: Student) -> dict[str, np.ndarray]:
+    """Inference-time k: each trained model evaluated at every k_eval = 1..T without retraining, with
+    its own gating rule (the `renormalize` setting applied at k_eval; the oracle's rule at k_eval).
+    Returns {"id", "ood"}: MSE [M, T] (column j is k_eval = j + 1); NaN for the dense arm, whose k
+    is its width, not a routing choice."""
+    model, T, M = student.model, student.model.n_experts, student.model.n_models
+    if student.settings.router == "dense":
+        nan = np.full((M, T), np.nan)
+        return {"id": nan, "ood": nan.copy()}
+    k_train = model.k
+    out = {"id": np.empty((M, T)), "ood": np.empty((M, T))}
+    try:
+        for j in range(T):
+            model.k = j + 1
+            at_k = Student(model, student.data, student.settings) if student.fixed else student
+            for split in out:
+                out[split][:, j] = _evaluate(at_k, split).cpu().double().numpy()
+    finally:
+        model.k = k_train
+    return out
+
+
 def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
     sq = sum(p.grad.square().flatten(1).sum(1) for p in params)
     scale = (clip / (sq.sqrt() + 1e-12)).clamp(max=1.0)
@@ -333,6 +356,8 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         test_ood = metric(_evaluate(student, "ood"))
         entropy = metric(_router_entropy(student))
         measures = {name: metric(v.to(best_val)) for name, v in routing_report(student).items()}
+        k_eval = {split: np.where(diverged.cpu().numpy()[:, None], np.nan, v)
+                  for split, v in k_eval_curves(student).items()}
     tv = data.target_var.cpu().double().numpy()
     wall = time.perf_counter() - t0
     return pd.DataFrame({
@@ -341,4 +366,6 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         "target_var": tv, "diverged": diverged.cpu().numpy(),
         "early_stopped": (stopped & ~diverged).cpu().numpy(), "steps": steps.cpu().numpy(),
         "router_entropy": entropy, **measures, "wall_s": np.full(M, wall / M),
+        # one array of T MSEs per model; the store moves them to its k_eval table (simulations.results)
+        "k_eval_mse_id": list(k_eval["id"]), "k_eval_mse_ood": list(k_eval["ood"]),
     })

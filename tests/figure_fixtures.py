@@ -44,10 +44,15 @@ def fixture_rows() -> pd.DataFrame:
         arm["routing_gate_mass_baseline"] = arm["routing_recall_baseline"]
         arm["router"], arm["experts"] = router, experts
         arm["bundle_id"] = arm["bundle_id"] + f"-{router}-{experts}"
+        arm["cell_id"] = arm["cell_id"] + f"-{router}-{experts}"  # a cell's arm is part of its identity
         arms.append(arm)
     out = pd.concat(arms, ignore_index=True)
     for split in ("id", "ood"):
         out[f"rel_nmse_{split}"] = out[f"test_nmse_{split}"] / out["route_free_nmse"]
+        # inference-time k: the trained error, growing away from the training k
+        k_eval = np.arange(1, 17)
+        pairs = zip(out[f"test_mse_{split}"], out["k"], strict=True)
+        out[f"k_eval_mse_{split}"] = [mse * (1 + 0.05 * np.abs(np.log2(k_eval / k))) for mse, k in pairs]
     return out
 
 

@@ -1,0 +1,87 @@
+"""Inference-time k (P1's SKILL-MIX experiment at the toolkit's scale): is the best k at inference the k
+the model was trained with, and how does it move with task complexity, per router arm?
+
+Input: the store's k_eval table (`simulations.results.load_k_eval`: each trained model evaluated at
+every k_eval = 1..T). Per (arm, cell, k_train) the seed-mean error curve over k_eval gives the best
+k_eval; a seed-cluster bootstrap (whole seeds resampled, the same draw for every cell, as in
+`fits.cells`) gives its interval, the share of cells whose best k_eval equals k_train, and the mean best
+k_eval per complexity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fits.cells import seed_resample_counts
+from fits.data import ARMS
+
+CELL = ["complexity", "n_train", "width", "n_experts", "k"]
+
+
+def _arm_names(df: pd.DataFrame) -> pd.Series:
+    if "router" not in df.columns:
+        return pd.Series("learned", index=df.index)
+    names = {v: k for k, v in ARMS.items()}
+    return pd.Series([names.get(a, "dense") for a in zip(df["router"], df["experts"], strict=True)],
+                     index=df.index)
+
+
+def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1000, seed: int = 0
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, by_complexity). `cells`: one row per (arm, cell, k_train) with the best k_eval of the
+    seed-mean curve, its bootstrap 95 % interval and P(best k_eval = k_train). `by_complexity`: per
+    (arm, complexity), the share of cells whose best k_eval equals k_train (within 1) and the mean best
+    k_eval, each with a seed-cluster bootstrap 95 % interval. Dense rows and diverged models are left
+    out."""
+    df = long.assign(arm=_arm_names(long))
+    df = df[(df["arm"] != "dense") & ~df["diverged"].astype(bool) & np.isfinite(df[metric])]
+    seeds = np.sort(df["seed"].unique())
+    counts = np.vstack([np.ones((1, len(seeds))),
+                        seed_resample_counts(len(seeds), n_boot, np.random.default_rng(seed))])
+    index = {s: i for i, s in enumerate(seeds)}
+    rows, draws = [], []
+    for key, g in df.groupby(["arm", *CELL], sort=True):
+        ks = np.sort(g["k_eval"].unique())
+        y = np.full((len(seeds), len(ks)), np.nan)
+        y[g["seed"].map(index).to_numpy(), np.searchsorted(ks, g["k_eval"].to_numpy())] = g[metric].to_numpy()
+        has = np.isfinite(y)
+        w = counts[:, :, None] * has[None]  # (B + 1, seeds, k_eval)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (w * np.nan_to_num(y)[None]).sum(1) / w.sum(1)
+        best = np.array([ks[np.nanargmin(m)] if np.isfinite(m).any() else np.nan for m in means])
+        draws.append(best)
+        k_train = key[-1]
+        rows.append(dict(zip(["arm", *CELL], key, strict=True)) | {
+            "best_k_eval": best[0], "ci_low": np.nanquantile(best[1:], 0.025) if n_boot else np.nan,
+            "ci_high": np.nanquantile(best[1:], 0.975) if n_boot else np.nan,
+            "p_equal": float(np.mean(best[1:] == k_train)) if n_boot else np.nan,
+            "n_seeds": int(has.any(1).sum())})
+    cells = pd.DataFrame(rows).rename(columns={"k": "k_train"})
+    if cells.empty:
+        return cells, pd.DataFrame()
+    draws = np.vstack(draws)  # (cells, B + 1)
+    summary = []
+    for (arm, s), idx in cells.groupby(["arm", "complexity"]).groups.items():
+        sub = draws[cells.index.get_indexer(idx)]
+        k_train = cells.loc[idx, "k_train"].to_numpy()[:, None]
+        stats = {"equal": (sub == k_train).mean(0), "within_1": (np.abs(sub - k_train) <= 1).mean(0),
+                 "mean_best": np.nanmean(sub, 0)}
+        row = {"arm": arm, "complexity": s, "n_cells": len(idx)}
+        for name, v in stats.items():
+            row[name] = v[0]
+            row[f"{name}_ci"] = [float(np.quantile(v[1:], 0.025)), float(np.quantile(v[1:], 0.975))] \
+                if n_boot else [np.nan, np.nan]
+        summary.append(row)
+    return cells, pd.DataFrame(summary)
+
+
+def k_eval_block(long: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict:
+    """The `k_eval` block of optimal_k.json (JSON-ready apart from NaN cleaning)."""
+    if long.empty:
+        return {"available": False, "reason": "the store has no k_eval table (written before it existed)"}
+    cells, by_s = best_k_eval(long, metric, n_boot, seed)
+    return {"available": True, "metric": metric, "n_bootstrap": n_boot,
+            "rule": "each model at k_eval experts with its own gating rule (renormalize setting; the "
+                    "oracle's rule at k_eval)",
+            "by_complexity": by_s.to_dict(orient="records"), "cells": cells.to_dict(orient="records")}
