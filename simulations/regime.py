@@ -4,9 +4,9 @@ A sweep is a base grid config plus named variants, each a few field overrides (d
 length, router learning rate, load-balancing loss, logit noise, renormalization, T / S, ...). Every
 variant runs as an ordinary grid into OUT/<variant>/ (so it resumes, and its rows are the grid's), and
 `regime_table` summarises each (variant, arm, complexity, n_train): routing recall and gate mass at
-k = s against their permuted-input chance levels, the best test NMSE relative to the route-free
-baseline, and the seed-mean argmin k. The sweep file (YAML or TOML) holds `base` (grid fields) and
-`variants` (a list of {name, set}); the built-in one is simulations/presets/regime.yaml.
+k = s, and recall at the seed-mean argmin k*, each beside its permuted-input chance level; the best test
+NMSE and its ratio to the route-free baseline; and k*. The sweep file (YAML or TOML) holds `base` (grid
+fields) and `variants` (a list of {name, set}); the built-in one is simulations/presets/regime.yaml.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def regime_table(out: str | Path, variants: list[str] | None = None) -> pd.DataF
         best = curve.loc[curve.groupby(keys)["test_nmse_id"].idxmin()].set_index(keys)
         table = pd.DataFrame({
             "k_star": best["k"], "best_nmse_id": best["test_nmse_id"],
-            "best_rel_nmse_id": best["rel_nmse_id"],
+            "best_rel_nmse_id": best["rel_nmse_id"], "routing_recall_at_k_star": best["routing_recall"],
+            "routing_recall_baseline_at_k_star": best["routing_recall_baseline"],
         }).join(at_s.add_suffix("_at_s"), how="left")
         frames.append(table.reset_index().assign(variant=name, n_seeds=df.seed.nunique()))
     if not frames:
