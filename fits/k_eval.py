@@ -65,12 +65,14 @@ def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1
     for (arm, s), idx in cells.groupby(["arm", "complexity"]).groups.items():
         sub = draws[cells.index.get_indexer(idx)]
         k_train = cells.loc[idx, "k_train"].to_numpy()[:, None]
-        stats = {"equal": (sub == k_train).mean(0), "within_1": (np.abs(sub - k_train) <= 1).mean(0),
-                 "mean_best": np.nanmean(sub, 0)}
+        n = np.isfinite(sub).sum(0)  # a resample can draw only diverged seeds of a cell: no best there
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = {"equal": (sub == k_train).sum(0) / n,
+                     "within_1": (np.abs(sub - k_train) <= 1).sum(0) / n, "mean_best": np.nansum(sub, 0) / n}
         row = {"arm": arm, "complexity": s, "n_cells": len(idx)}
         for name, v in stats.items():
             row[name] = v[0]
-            row[f"{name}_ci"] = [float(np.quantile(v[1:], 0.025)), float(np.quantile(v[1:], 0.975))] \
+            row[f"{name}_ci"] = [float(np.nanquantile(v[1:], 0.025)), float(np.nanquantile(v[1:], 0.975))] \
                 if n_boot else [np.nan, np.nan]
         summary.append(row)
     return cells, pd.DataFrame(summary)
