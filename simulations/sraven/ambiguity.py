@@ -43,7 +43,8 @@ def third_panel_value(rows: np.ndarray, rule: int) -> tuple[np.ndarray, np.ndarr
 
 
 def ambiguous(problems: Problems, rules: tuple[int, ...] | None = None) -> np.ndarray:
-    """Bool [n]: is problem i ambiguous with respect to `rules` (default: all 8)?"""
+    """Bool [n]: is problem i ambiguous with respect to `rules` (default: all 8)? A problem no reading
+    fits (its rules are not all in `rules`) counts as not ambiguous."""
     rules = tuple(range(N_RULES)) if rules is None else tuple(rules)
     P = problems.panels
     n, F = P.shape[0], N_FEATURES
@@ -67,4 +68,4 @@ def ambiguous(problems: Problems, rules: tuple[int, ...] | None = None) -> np.nd
     big = np.iinfo(np.int64).max
     lo = np.where(valid, code, big).min(axis=(1, 2))
     hi = np.where(valid, code, -1).max(axis=(1, 2))
-    return (valid[..., None] & multi).any(axis=(1, 2, 3)) | (lo != hi)
+    return (valid[..., None] & multi).any(axis=(1, 2, 3)) | (valid.any(axis=(1, 2)) & (lo != hi))

@@ -3,13 +3,14 @@
 Every weight carries a leading model axis M (attention included), so one forward/backward trains M
 independent models, each with its own k. Layout of one model:
 
-    x = onehot(value) @ embed + pos                       (learned absolute positions, 36 of them)
+    x = onehot(value) @ embed + row[r] + col[c] + slot[s] (+ query for query tokens)   (learned,
+        factorised positions: grid row r, grid column c and feature slot s of the token's panel)
     for each block:  x = x + Attn(LN(x));  x = x + TopKMoE(LN(x))   (T experts, each a 2-layer MLP)
     logits = LN(x)[query positions] @ head + head_bias     (4 query tokens x 8 values)
 
 Inputs: the 8 visible panels as 32 tokens (panel-major, slot-minor), each the one-hot of its value,
-then 4 query tokens whose input is zero (they are told apart by their positions only). Attention is
-bidirectional softmax attention over all 36 tokens.
+then 4 query tokens whose input is zero plus a learned query vector, at the 9th panel's position
+(row 3, column 3, slots 0..3). Attention is bidirectional softmax attention over all 36 tokens.
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ class SravenTransformer(nn.Module):
     from init_seeds[i] alone, so models sharing a seed start from the same weights whatever their k
     and whatever bundle they are in.
 
-    Init: linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear, token and
-    position embeddings N(0, 1), LayerNorm weight 1 and bias 0; each MoE as `TopKMoE(1, ...)` with a
+    Init: linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear, token, position
+    and query embeddings N(0, 1), LayerNorm weight 1 and bias 0; each MoE as `TopKMoE(1, ...)` with a
     seed derived from (init seed, block).
     """
 
@@ -132,7 +133,10 @@ class SravenTransformer(nn.Module):
         self.n_models, self.d_model, self.n_heads = M, d_model, n_heads
         d = d_model
         self.embed = nn.Parameter(torch.empty(M, N_VALUES, d, dtype=dtype))
-        self.pos = nn.Parameter(torch.empty(M, SEQ_LEN, d, dtype=dtype))
+        self.pos_row = nn.Parameter(torch.empty(M, 3, d, dtype=dtype))
+        self.pos_col = nn.Parameter(torch.empty(M, 3, d, dtype=dtype))
+        self.pos_slot = nn.Parameter(torch.empty(M, N_FEATURES, d, dtype=dtype))
+        self.query = nn.Parameter(torch.empty(M, d, dtype=dtype))
         self.blocks = nn.ModuleList(
             Block(M, d, n_heads, TopKMoE(M, n_experts, d, d_expert, d_out=d, k=torch.tensor(ks),
                                          impl=impl, renormalize=renormalize, dtype=dtype, seed=0), dtype)
@@ -149,7 +153,8 @@ class SravenTransformer(nn.Module):
         d = self.d_model
         gen = torch.Generator().manual_seed(_seed(seed, 0))
         self.embed[i] = torch.randn(N_VALUES, d, generator=gen, dtype=dtype)
-        self.pos[i] = torch.randn(SEQ_LEN, d, generator=gen, dtype=dtype)
+        for p in (self.pos_row, self.pos_col, self.pos_slot, self.query):
+            p[i] = torch.randn(p.shape[1:], generator=gen, dtype=dtype)
         self.head[i] = _uniform(gen, (d, N_VALUES), d, dtype)
         self.head_b[i] = _uniform(gen, (N_VALUES,), d, dtype)
         for b, block in enumerate(self.blocks):
@@ -161,6 +166,12 @@ class SravenTransformer(nn.Module):
             single = TopKMoE(1, n_experts, d, d_expert, d_out=d, k=1, dtype=dtype, seed=_seed(seed, 2, b))
             for name, p in block.moe.named_parameters():
                 p[i] = getattr(single, name)[0]
+
+    def positions(self) -> torch.Tensor:
+        """[M, 36, d]: row + column + slot embedding of each token (the queries sit at panel 9)."""
+        panel = torch.arange(9, device=self.pos_row.device)
+        pos = self.pos_row[:, panel // 3, None] + self.pos_col[:, panel % 3, None] + self.pos_slot[:, None]
+        return pos.flatten(1, 2)  # panel-major, slot-minor: tokens 0..31, then panel 9 = the queries
 
     @property
     def moes(self) -> list[TopKMoE]:
@@ -177,7 +188,8 @@ class SravenTransformer(nn.Module):
         dt = self.embed.dtype
         onehot = F.one_hot(tokens, N_VALUES).to(dt).view(M, B * L, N_VALUES)
         x = torch.bmm(onehot, self.embed).view(M, B, L, -1)
-        x = torch.cat([x, x.new_zeros(M, B, N_FEATURES, self.d_model)], dim=2) + self.pos.unsqueeze(1)
+        x = torch.cat([x, self.query[:, None, None, :].expand(M, B, N_FEATURES, -1)], dim=2)
+        x = x + self.positions().unsqueeze(1)
         stats = []
         for block in self.blocks:
             x, s = block(x, reference=reference)

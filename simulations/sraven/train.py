@@ -48,6 +48,7 @@ class SravenSettings:
     d_expert: int = 64
     impl: str = "auto"
     eval_chunk: int = 256
+    eval_every: int | None = None  # every so many steps record ID metrics in df.attrs["history"]
 
 
 def to_tokens(p: Problems) -> tuple[np.ndarray, np.ndarray]:
@@ -93,11 +94,13 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
 
     Columns: the spec and settings; acc_{train,id,ood} (all 4 features right), feat_acc_{...} (share of
     features right), ce_{...}; acc_id_unambiguous (on the ID problems with a single consistent answer,
-    see simulations.sraven.ambiguity, rules from the model's pool) and ambiguous_id (their
-    complement's share); n_multisets_{train,ood};
+    see simulations.sraven.ambiguity, rules from the model's pool) and ambiguous_id (the share of
+    ambiguous ID problems); n_multisets_{train,ood};
     router_entropy (mean over blocks of the entropy of the expert load on the ID set; ln 8 = 2.08 is
     perfectly balanced) and router_entropy_b{i}; train_ce_last (mean training CE of the last 10 % of
     steps); wall_s (the bundle's wall time / M). OOD columns are NaN where a task holds out nothing.
+    With settings.eval_every, df.attrs["history"] holds ID metrics (model, step, acc_id, feat_acc_id,
+    ce_id) every eval_every steps and at the end (on the final evaluation's ID problems).
     """
     t0 = time.perf_counter()
     st = settings
@@ -115,7 +118,18 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
             fixed[key] = to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2]))
     last_losses = []
     tail = max(1, st.steps // 10)
+    history: list[pd.DataFrame] = []
+
+    def record(step: int) -> None:
+        sets = [to_tokens(sample(st.n_eval, key[0], "test_id", key[1], distinct=key[2])) for key in keys]
+        x_id, y_id = _stack([s[0] for s in sets]), _stack([s[1] for s in sets])
+        acc, feat, ce_id, _, _ = evaluate(model, x_id, y_id, st.eval_chunk)
+        history.append(pd.DataFrame({"model": np.arange(M), "step": step, "acc_id": acc.numpy(),
+                                     "feat_acc_id": feat.numpy(), "ce_id": ce_id.numpy()}))
+
     for step in range(st.steps):
+        if st.eval_every and step % st.eval_every == 0:
+            record(step)
         batch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         for key in dict.fromkeys(keys):
             if st.n_train is None:
@@ -176,6 +190,8 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
                     out[f"router_entropy_b{b}"] = e
                 out["router_entropy"] = entropy.numpy().mean(0)
         out[f"acc_{name}"], out[f"feat_acc_{name}"], out[f"ce_{name}"] = acc, feat, ce
+    if st.eval_every:
+        record(st.steps)
     wall = time.perf_counter() - t0
     rows = pd.DataFrame([asdict(s) for s in specs])
     for name, value in asdict(st).items():
@@ -187,4 +203,6 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     for name, value in out.items():
         rows[name] = value
     rows["wall_s"] = wall / M
+    if history:
+        rows.attrs["history"] = pd.concat(history, ignore_index=True)
     return rows
