@@ -177,3 +177,13 @@ def test_ambiguity_matches_brute_force():
 def test_ambiguity_rate_is_between_zero_and_one():
     rate = ambiguous(sample(500, 8, "train", seed=0)).mean()
     assert 0.02 < rate < 0.8
+
+
+def test_unpermuted_diagnostic_variant():
+    a = sample(100, 8, "train", seed=4)
+    b = sample(100, 8, "train", seed=4, permute=False)
+    assert (b.perm == np.arange(4)).all()
+    assert np.array_equal(a.rules, b.rules) and np.array_equal(a.answer, b.answer)
+    for c in range(3):  # the same grids, only the slots of each column reordered
+        idx = np.broadcast_to(a.perm[:, None, c], (100, 3, 4))
+        assert np.array_equal(np.take_along_axis(a.panels[:, :, c], idx, axis=-1), b.panels[:, :, c])

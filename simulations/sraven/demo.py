@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                     help="distinct rules per problem (default: any)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 8], choices=range(1, 9))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-permute", action="store_true",
+                    help="diagnostic: no per-column feature permutation (not SRAVEN)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
-    specs = [ModelSpec(k=k, n_rules=args.n_rules, seed=args.seed, distinct=args.distinct) for k in args.ks]
+    specs = [ModelSpec(k=k, n_rules=args.n_rules, seed=args.seed, distinct=args.distinct,
+                       permute=not args.no_permute) for k in args.ks]
     settings = SravenSettings(steps=args.steps, batch=args.batch, lr=args.lr, d_model=args.d_model,
                               d_expert=args.d_expert, n_blocks=args.n_blocks, n_eval=args.n_eval,
                               eval_every=args.eval_every)

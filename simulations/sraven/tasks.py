@@ -160,9 +160,10 @@ class Task:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return self.ood_multisets if split == "test_ood" else self.train_multisets
 
-    def sample(self, n: int, split: str, rng: np.random.Generator) -> Problems:
+    def sample(self, n: int, split: str, rng: np.random.Generator, permute: bool = True) -> Problems:
         """n problems of `split`: a multiset uniformly from the split's, its rules assigned to the 4
-        features in random order, a random grid, a random feature permutation per column."""
+        features in random order, a random grid, a random feature permutation per column (the
+        identity for every column with permute=False: an easier diagnostic variant, not SRAVEN)."""
         n = _check_int("n", n, 0, 2**40)
         sets = self.multisets(split)
         if not sets:
@@ -173,6 +174,8 @@ class Task:
         rules = np.take_along_axis(rules, np.argsort(rng.random((n, N_FEATURES)), axis=1), axis=1)
         raw = rows_for_rules(rules, rng)
         perm = np.argsort(rng.random((n, 3, N_FEATURES)), axis=-1)  # a random permutation per column
+        if not permute:
+            perm = np.broadcast_to(np.arange(N_FEATURES), perm.shape).copy()
         panels = np.empty_like(raw)
         # panels[i, r, c, perm[i, c, f]] = raw[i, r, c, f]
         idx = np.broadcast_to(perm[:, None], raw.shape)
@@ -196,11 +199,12 @@ def stream_rng(seed: int, split: str, draw: int = 0) -> np.random.Generator:
 
 
 def sample(n: int, n_rules: int, split: str, seed: int, *, distinct: int | None = None,
-           draw: int = 0) -> Problems:
+           draw: int = 0, permute: bool = True) -> Problems:
     """n problems of `split` (train, test_id, test_ood) with rule pool size R = n_rules.
 
     `seed` fixes the task (the pool of R rules and the OOD multisets) and, with `split` and `draw`, the
     problems: the same arguments give the same problems; `draw` = 0, 1, ... gives independent batches
     of the same task (a training stream). `distinct` keeps only problems with that many distinct rules.
+    permute=False leaves features unpermuted (a diagnostic: the problems otherwise equal permute=True's).
     """
-    return get_task(n_rules, seed, distinct).sample(n, split, stream_rng(seed, split, draw))
+    return get_task(n_rules, seed, distinct).sample(n, split, stream_rng(seed, split, draw), permute)

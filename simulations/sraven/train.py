@@ -30,6 +30,7 @@ class ModelSpec:
     n_rules: int = 8
     seed: int = 0
     distinct: int | None = None
+    permute: bool = True  # False: no per-column feature permutation (a diagnostic, not SRAVEN)
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,20 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
                               st.n_blocks, st.n_experts, st.d_expert, impl=st.impl)
     params = [p for _, p in sorted(model.named_parameters())]
     opt = torch.optim.Adam(params, lr=st.lr)
-    keys = [(s.n_rules, s.seed, s.distinct) for s in specs]  # models with one key share their data
+    keys = [(s.n_rules, s.seed, s.distinct, s.permute) for s in specs]  # one key, one data stream
 
     fixed: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     if st.n_train is not None:
         for key in dict.fromkeys(keys):
-            fixed[key] = to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2]))
+            fixed[key] = to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2],
+                                          permute=key[3]))
     last_losses = []
     tail = max(1, st.steps // 10)
     history: list[pd.DataFrame] = []
 
     def record(step: int) -> None:
-        sets = [to_tokens(sample(st.n_eval, key[0], "test_id", key[1], distinct=key[2])) for key in keys]
+        sets = [to_tokens(sample(st.n_eval, key[0], "test_id", key[1], distinct=key[2], permute=key[3]))
+                for key in keys]
         x_id, y_id = _stack([s[0] for s in sets]), _stack([s[1] for s in sets])
         acc, feat, ce_id, _, _ = evaluate(model, x_id, y_id, st.eval_chunk)
         history.append(pd.DataFrame({"model": np.arange(M), "step": step, "acc_id": acc.numpy(),
@@ -134,7 +137,7 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
         for key in dict.fromkeys(keys):
             if st.n_train is None:
                 batch[key] = to_tokens(sample(st.batch, key[0], "train", key[1], distinct=key[2],
-                                              draw=1 + step))
+                                              draw=1 + step, permute=key[3]))
             else:
                 rng = np.random.default_rng([key[1], 0x5C, step])
                 idx = rng.integers(0, st.n_train, size=st.batch)
@@ -166,7 +169,7 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
             else:
                 # Fresh streams: "train" problems are new draws of the training split (draw 0 is
                 # never used for training).
-                p = sample(st.n_eval, key[0], split, key[1], distinct=key[2])
+                p = sample(st.n_eval, key[0], split, key[1], distinct=key[2], permute=key[3])
                 cache[key, split] = (to_tokens(p), ambiguous(p, task.pool) if split == "test_id" else None)
         return cache[key, split]
 
