@@ -77,6 +77,18 @@ def test_bad_model_input():
         SravenTransformer([1], [0], d_model=10, n_heads=4)
 
 
+@pytest.mark.parametrize("make, field", [
+    (lambda: ModelSpec(k=0), "k"),
+    (lambda: ModelSpec(k=9), "k"),
+    (lambda: SravenSettings(steps=0), "steps"),
+    (lambda: SravenSettings(n_train=0), "n_train"),
+    (lambda: SravenSettings(lr=-1.0), "lr"),
+])
+def test_bad_settings(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
 TINY = SravenSettings(steps=6, batch=8, n_eval=32, d_model=8, n_heads=2, d_expert=4)
 
 

@@ -32,6 +32,10 @@ class ModelSpec:
     distinct: int | None = None
     permute: bool = True  # False: no per-column feature permutation (a diagnostic, not SRAVEN)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= 8:
+            raise ValueError(f"k must be an int in 1..8, got {self.k!r}")
+
 
 @dataclass(frozen=True)
 class SravenSettings:
@@ -50,6 +54,20 @@ class SravenSettings:
     impl: str = "auto"
     eval_chunk: int = 256
     eval_every: int | None = None  # every so many steps record ID metrics in df.attrs["history"]
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "n_eval", "d_model", "n_heads", "n_blocks", "n_experts", "d_expert",
+                     "eval_chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("n_train", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or a positive int, got {value!r}")
+        if not self.lr > 0 or not self.clip_norm > 0 or not self.balance >= 0:
+            raise ValueError(f"lr and clip_norm must be > 0 and balance >= 0, got lr={self.lr!r}, "
+                             f"clip_norm={self.clip_norm!r}, balance={self.balance!r}")
 
 
 def to_tokens(p: Problems) -> tuple[np.ndarray, np.ndarray]:
