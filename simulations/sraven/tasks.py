@@ -133,8 +133,7 @@ class Task:
         self.seed = _check_int("seed", seed, 0, 2**63 - 1)
         self.distinct = None if distinct is None else _check_int("distinct", distinct, 1, N_FEATURES)
         rng = np.random.default_rng([self.seed, 0x5A])
-        self.pool = tuple(sorted(rng.choice(N_RULES, size=self.n_rules, replace=False).tolist())
-                          if self.n_rules < N_RULES else range(N_RULES))
+        self.pool = tuple(sorted(rng.choice(N_RULES, size=self.n_rules, replace=False).tolist()))
         eligible = [m for m in all_multisets() if set(m) <= set(self.pool)
                     and (self.distinct is None or len(set(m)) == self.distinct)]
         if not eligible:
