@@ -1,0 +1,87 @@
+"""Benchmark of one SRAVEN bundle training step (simulations.sraven): forward + backward + Adam of M
+transformers at once, with a k sweep 1..8 repeated across the models, against a one-model bundle of
+the same shape timed in the same process (the reference: training M models one after another costs
+M x its time). Also times drawing the problems of one step. Prints one markdown table and nothing else.
+
+    python bench/sraven.py [--threads 1] [--repeats 3] [--shapes full|quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from simulations.sraven import SravenTransformer, sample, to_tokens
+
+FULL_SHAPES = [  # (M, d_model, batch, d_expert)
+    (8, 32, 64, 32),
+    (16, 32, 64, 32),
+    (32, 32, 64, 32),
+    (8, 64, 128, 64),
+    (16, 64, 128, 64),
+]
+QUICK_SHAPES = [(8, 32, 64, 32)]
+
+
+def make_step(M: int, d: int, batch: int, d_expert: int):
+    ks = [1 + i % 8 for i in range(M)]
+    model = SravenTransformer(ks, list(range(M)), d_model=d, n_heads=4, n_blocks=2, d_expert=d_expert)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = [to_tokens(sample(batch, 8, "train", seed=i)) for i in range(M)]
+    x = torch.as_tensor(np.stack([t for t, _ in data]))
+    y = torch.as_tensor(np.stack([t for _, t in data]))
+
+    def step() -> None:
+        opt.zero_grad()
+        logits, stats = model(x, return_stats=True)
+        ce = F.cross_entropy(logits.flatten(0, 2), y.flatten(), reduction="none").view(M, -1).mean(1)
+        (ce + 0.01 * sum(s.load_balancing_loss for s in stats)).sum().backward()
+        opt.step()
+
+    return step
+
+
+def best_s(fn, repeats: int, min_time: float = 0.3) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    fn()
+    inner = max(1, int(min_time / max(time.perf_counter() - t0, 1e-6)))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--shapes", choices=["full", "quick"], default="full")
+    args = ap.parse_args()
+    if args.threads < 1 or args.repeats < 1:
+        ap.error("--threads and --repeats must be >= 1")
+    torch.set_num_threads(args.threads)
+    print(f"threads={args.threads}; k = 1..8 repeated over the M models; 2 blocks, 4 heads, 8 experts, "
+          "impl=auto")
+    print("| M | d_model | batch | d_expert | ms/step | ms/model-step | one-model ms/step | M x one / bundle "
+          "| data ms/step |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    shapes = FULL_SHAPES if args.shapes == "full" else QUICK_SHAPES
+    for M, d, batch, d_expert in shapes:
+        bundle = best_s(make_step(M, d, batch, d_expert), args.repeats)
+        one = best_s(make_step(1, d, batch, d_expert), args.repeats)
+        data = best_s(lambda: [to_tokens(sample(batch, 8, "train", seed=i, draw=1)) for i in range(M)],  # noqa: B023
+                      args.repeats)
+        print(f"| {M} | {d} | {batch} | {d_expert} | {1e3 * bundle:.0f} | {1e3 * bundle / M:.1f} | "
+              f"{1e3 * one:.1f} | {M * one / bundle:.2f} | {1e3 * data:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Train a bundle of SRAVEN transformers (one per (k, R, seed, ...) spec) at once and evaluate them.
+
+Each model has its own task (rule pool and OOD split from its seed), its own problem stream and its own
+init; the loss is the sum over models of each model's mean cross-entropy, gradients are clipped per
+model and Adam is elementwise, so no model's update depends on another's. Every model gets the same
+number of steps x batch, i.e. the same amount of training data whatever its R.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .ambiguity import ambiguous
+from .model import N_CONTEXT, SravenTransformer
+from .tasks import Problems, get_task, sample
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a bundle: its k, its task (pool size R = n_rules, optional per-problem distinct
+    rule count) and its seed (task, data stream and init all derive from it)."""
+
+    k: int
+    n_rules: int = 8
+    seed: int = 0
+    distinct: int | None = None
+    permute: bool = True  # False: no per-column feature permutation (a diagnostic, not SRAVEN)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= 8:
+            raise ValueError(f"k must be an int in 1..8, got {self.k!r}")
+
+
+@dataclass(frozen=True)
+class SravenSettings:
+    steps: int = 500
+    batch: int = 64
+    lr: float = 3e-3
+    n_train: int | None = None  # None: fresh problems every step; else a fixed set of n_train per model
+    n_eval: int = 1024  # problems per evaluation split
+    clip_norm: float = 1.0
+    balance: float = 0.01  # weight of the Switch load-balancing loss (summed over blocks)
+    d_model: int = 32
+    n_heads: int = 4
+    n_blocks: int = 2
+    n_experts: int = 8
+    d_expert: int = 64
+    impl: str = "auto"
+    eval_chunk: int = 256
+    eval_every: int | None = None  # every so many steps record ID metrics in df.attrs["history"]
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "n_eval", "d_model", "n_heads", "n_blocks", "n_experts", "d_expert",
+                     "eval_chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("n_train", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or a positive int, got {value!r}")
+        if not self.lr > 0 or not self.clip_norm > 0 or not self.balance >= 0:
+            raise ValueError(f"lr and clip_norm must be > 0 and balance >= 0, got lr={self.lr!r}, "
+                             f"clip_norm={self.clip_norm!r}, balance={self.balance!r}")
+
+
+def to_tokens(p: Problems) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens [n, 32], targets [n, 4]): the 8 visible panels flattened panel-major, and the 9th panel
+    in slot order (what the query positions predict)."""
+    n = len(p)
+    return p.panels.reshape(n, 9, 4)[:, :8].reshape(n, N_CONTEXT), p.target
+
+
+def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
+    return torch.as_tensor(np.stack(arrays), dtype=torch.long)
+
+
+def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
+    sq = sum(p.grad.square().flatten(1).sum(1) for p in params)
+    scale = (clip / (sq.sqrt() + 1e-12)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
+
+
+@torch.no_grad()
+def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tensor, chunk: int = 256):
+    """Per model: whole-problem accuracy, per-feature accuracy, mean cross-entropy [M] each, the
+    per-problem correctness [M, n] and the load entropy (nats) per block [n_blocks, M]."""
+    M, n = tokens.shape[:2]
+    correct, ce, counts = [], torch.zeros(M), None
+    for s in range(0, n, chunk):
+        logits, stats = model(tokens[:, s:s + chunk], return_stats=True)
+        t = target[:, s:s + chunk]
+        correct.append(logits.argmax(-1) == t)
+        ce += F.cross_entropy(logits.flatten(0, 2), t.flatten(), reduction="none").view(M, -1).sum(1)
+        c = torch.stack([st.fraction for st in stats]) * t.shape[1]  # [blocks, M, T]
+        counts = c if counts is None else counts + c
+    hit = torch.cat(correct, dim=1)  # [M, n, 4]
+    f = counts / counts.sum(-1, keepdim=True)
+    entropy = -torch.where(f > 0, f * f.log(), torch.zeros_like(f)).sum(-1)
+    return (hit.all(-1).double().mean(1), hit.double().mean((1, 2)), ce / hit[0].numel(),
+            hit.all(-1), entropy)
+
+
+def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettings()) -> pd.DataFrame:
+    """Train one model per spec for settings.steps Adam steps; one row of metrics per model, in order.
+
+    Columns: the spec and settings; acc_{train,id,ood} (all 4 features right), feat_acc_{...} (share of
+    features right), ce_{...}; acc_id_unambiguous (on the ID problems with a single consistent answer,
+    see simulations.sraven.ambiguity, rules from the model's pool) and ambiguous_id (the share of
+    ambiguous ID problems); n_multisets_{train,ood};
+    router_entropy (mean over blocks of the entropy of the expert load on the ID set; ln 8 = 2.08 is
+    perfectly balanced) and router_entropy_b{i}; train_ce_last (mean training CE of the last 10 % of
+    steps); wall_s (the bundle's wall time / M). OOD columns are NaN where a task holds out nothing.
+    With settings.eval_every, df.attrs["history"] holds ID metrics (model, step, acc_id, feat_acc_id,
+    ce_id) every eval_every steps and at the end (on the final evaluation's ID problems).
+    """
+    t0 = time.perf_counter()
+    st = settings
+    M = len(specs)
+    tasks = [get_task(s.n_rules, s.seed, s.distinct) for s in specs]
+    model = SravenTransformer([s.k for s in specs], [s.seed for s in specs], st.d_model, st.n_heads,
+                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl)
+    params = [p for _, p in sorted(model.named_parameters())]
+    opt = torch.optim.Adam(params, lr=st.lr)
+    keys = [(s.n_rules, s.seed, s.distinct, s.permute) for s in specs]  # one key, one data stream
+
+    fixed: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    if st.n_train is not None:
+        for key in dict.fromkeys(keys):
+            fixed[key] = to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2],
+                                          permute=key[3]))
+    last_losses = []
+    tail = max(1, st.steps // 10)
+    history: list[pd.DataFrame] = []
+
+    def record(step: int) -> None:
+        sets = [to_tokens(sample(st.n_eval, key[0], "test_id", key[1], distinct=key[2], permute=key[3]))
+                for key in keys]
+        x_id, y_id = _stack([s[0] for s in sets]), _stack([s[1] for s in sets])
+        acc, feat, ce_id, _, _ = evaluate(model, x_id, y_id, st.eval_chunk)
+        history.append(pd.DataFrame({"model": np.arange(M), "step": step, "acc_id": acc.numpy(),
+                                     "feat_acc_id": feat.numpy(), "ce_id": ce_id.numpy()}))
+
+    for step in range(st.steps):
+        if st.eval_every and step % st.eval_every == 0:
+            record(step)
+        batch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        for key in dict.fromkeys(keys):
+            if st.n_train is None:
+                batch[key] = to_tokens(sample(st.batch, key[0], "train", key[1], distinct=key[2],
+                                              draw=1 + step, permute=key[3]))
+            else:
+                rng = np.random.default_rng([key[1], 0x5C, step])
+                idx = rng.integers(0, st.n_train, size=st.batch)
+                batch[key] = (fixed[key][0][idx], fixed[key][1][idx])
+        x = _stack([batch[k][0] for k in keys])
+        y = _stack([batch[k][1] for k in keys])
+        opt.zero_grad(set_to_none=False)
+        logits, stats = model(x, return_stats=True)
+        ce = F.cross_entropy(logits.flatten(0, 2), y.flatten(), reduction="none").view(M, -1).mean(1)
+        loss = ce + st.balance * sum(s.load_balancing_loss for s in stats)
+        loss.sum().backward()
+        _per_model_clip(params, st.clip_norm)
+        opt.step()
+        if step >= st.steps - tail:
+            last_losses.append(ce.detach())
+
+    model.eval()
+    out: dict[str, np.ndarray] = {}
+    cache: dict[tuple, tuple[tuple[np.ndarray, np.ndarray], np.ndarray] | None] = {}
+
+    def eval_set(key: tuple, task, split: str):
+        """(tokens, targets) and the ambiguity flags of one model's evaluation problems, or None."""
+        if (key, split) not in cache:
+            if split == "train" and st.n_train is not None:
+                tok, tgt = (a[: st.n_eval] for a in fixed[key])
+                cache[key, split] = ((tok, tgt), None)
+            elif split == "test_ood" and not task.ood_multisets:
+                cache[key, split] = None
+            else:
+                # Fresh streams: "train" problems are new draws of the training split (draw 0 is
+                # never used for training).
+                p = sample(st.n_eval, key[0], split, key[1], distinct=key[2], permute=key[3])
+                cache[key, split] = (to_tokens(p), ambiguous(p, task.pool) if split == "test_id" else None)
+        return cache[key, split]
+
+    for split, name in (("train", "train"), ("test_id", "id"), ("test_ood", "ood")):
+        items = [eval_set(key, task, split) for key, task in zip(keys, tasks, strict=True)]
+        present = np.array([it is not None for it in items])
+        acc, feat, ce = (np.full(M, np.nan) for _ in range(3))
+        if present.any():
+            stand_in = items[int(np.argmax(present))]  # models without the split evaluate a stand-in
+            filled = [it if it is not None else stand_in for it in items]
+            tok = _stack([f[0][0] for f in filled])
+            tgt = _stack([f[0][1] for f in filled])
+            a, fa, c, hit, entropy = evaluate(model, tok, tgt, st.eval_chunk)
+            acc[present], feat[present], ce[present] = (v.numpy()[present] for v in (a, fa, c))
+            if name == "id":
+                hits, amb = hit.numpy(), np.stack([f[1] for f in filled])
+                out["ambiguous_id"] = amb.mean(1)
+                out["acc_id_unambiguous"] = np.array(
+                    [hits[i][~amb[i]].mean() if (~amb[i]).any() else np.nan for i in range(M)])
+                for b, e in enumerate(entropy.numpy()):
+                    out[f"router_entropy_b{b}"] = e
+                out["router_entropy"] = entropy.numpy().mean(0)
+        out[f"acc_{name}"], out[f"feat_acc_{name}"], out[f"ce_{name}"] = acc, feat, ce
+    if st.eval_every:
+        record(st.steps)
+    wall = time.perf_counter() - t0
+    rows = pd.DataFrame([asdict(s) for s in specs])
+    for name, value in asdict(st).items():
+        if name not in ("impl", "eval_chunk"):
+            rows[name] = value
+    rows["n_multisets_train"] = [len(t.train_multisets) for t in tasks]
+    rows["n_multisets_ood"] = [len(t.ood_multisets) for t in tasks]
+    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().numpy()
+    for name, value in out.items():
+        rows[name] = value
+    rows["wall_s"] = wall / M
+    if history:
+        rows.attrs["history"] = pd.concat(history, ignore_index=True)
+    return rows
