@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench clean
+.PHONY: run test bench standard regime clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ results/softmoe/%/manifest.json: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The answer per router arm (configs/standard.yaml, ~20 min on 2 cores) and the regime sweep of learned
+# routers (simulations/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
+standard: $(STAMP)
+	$(BIN)/python -m simulations.grid --config configs/standard.yaml --resume
+	$(BIN)/python -m fits.optimal_k results/standard --out results/fits-standard
+
+regime: $(STAMP)
+	$(BIN)/python -m simulations.regime
 
 bench: $(STAMP)
 	$(BIN)/python bench/layer.py

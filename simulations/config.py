@@ -27,7 +27,7 @@ EXPERTS_CHOICES = ("learned", "teacher")
 
 # Fields that only say where or how fast to run: they never change a row's values, so they stay out of
 # the cell hash and the config hash (a resumed run may use another device or bundle size).
-RUNTIME_FIELDS = ("name", "device", "max_models_per_bundle", "threads")
+RUNTIME_FIELDS = ("name", "device", "max_models_per_bundle", "threads", "workers")
 AXES = ("complexity", "n_experts", "k", "n_train", "width", "seeds", "router", "experts")
 ROUTER_SETTINGS = ("router_lr_mult", "balance_loss", "router_noise")  # scalars of a learned router
 # Fields added after the first stores were written, with the value those stores implied: at that value
@@ -82,6 +82,7 @@ class GridConfig:
     device: str = "auto"
     max_models_per_bundle: int = 96
     threads: int = 1  # torch CPU threads per bundle; 0 keeps torch's default
+    workers: int = 1  # bundles trained at once in separate processes (local executor)
 
     def arms(self) -> list[tuple[str, str]]:
         """The (router, experts) pairs of the grid: the product of the two axes, less the pairs that
@@ -118,7 +119,7 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(GridConfig)}
 _INT_LIST = ("complexity", "n_experts", "n_train", "width", "seeds")
 _POS_INT = ("n_skills", "d_in", "teacher_width", "max_steps", "eval_every", "patience", "n_val", "n_test",
-            "max_models_per_bundle")
+            "max_models_per_bundle", "workers")
 _CHOICES = {"renormalize": RENORMALIZE_CHOICES, "dtype": DTYPE_CHOICES, "device": DEVICE_CHOICES,
             "impl": IMPL_CHOICES}
 

@@ -35,3 +35,31 @@ class LocalExecutor:
                 on_error(bundle, exc)
                 continue
             on_result(bundle, rows)
+
+
+class ProcessExecutor:
+    """Runs bundles in `workers` fresh processes on this machine (spawned, so no parent state such as
+    OpenMP threads is inherited); rows are the same bits as the in-process executor's, since every
+    bundle depends on its own seeds only. `fn` must be importable by name (a top-level function of an
+    importable module), as for Ray."""
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+
+    def run(self, fn: BundleFn, bundles: Sequence[Any], on_result: OnResult, on_error: OnError) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+            futures = {pool.submit(fn, b): b for b in bundles}
+            for future in as_completed(futures):
+                bundle = futures[future]
+                try:
+                    rows = future.result()
+                except Exception as exc:  # a failing bundle (or a dead worker) is reported; others go on
+                    on_error(bundle, exc)
+                    continue
+                on_result(bundle, rows)

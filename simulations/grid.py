@@ -40,7 +40,7 @@ from simulations.config import (
     stable_hash,
     without_later_defaults,
 )
-from simulations.executors import LocalExecutor
+from simulations.executors import LocalExecutor, ProcessExecutor
 from simulations.provenance import device_name, provenance
 from simulations.tasks import CompositionalTask, TaskSpec
 from simulations.train import TrainSettings, init_model, make_bundle_data, train_bundle
@@ -265,7 +265,9 @@ def run_grid(config: GridConfig, out: str | Path, resume: bool = False, overwrit
         bar.write(f"bundle {bundle.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     t0 = time.perf_counter()
-    (executor or LocalExecutor()).run(run_bundle, bundles, on_result, on_error)
+    if executor is None:
+        executor = ProcessExecutor(config.workers) if config.workers > 1 else LocalExecutor()
+    executor.run(run_bundle, bundles, on_result, on_error)
     bar.close()
     return {"models": total, "bundles": len(bundles), "skipped": len(skip), "failed": failed,
             "wall_s": time.perf_counter() - t0}
@@ -288,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override one config field (value read as YAML), e.g. --set max_steps=500")
     p.add_argument("--executor", default="local", help="local or ray")
+    p.add_argument("--workers", type=int, help="local executor: bundles trained at once in separate "
+                   "processes (overrides the config's workers; default 1)")
     p.add_argument("--address", default="auto", help="Ray cluster address (executor ray)")
     p.add_argument("--gpus-per-bundle", type=float, default=0.0, help="GPUs per bundle (executor ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -302,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["seeds"] = parse_seeds(args.seeds)
         if args.device is not None:
             overrides["device"] = args.device
+        if args.workers is not None:
+            overrides["workers"] = args.workers
         config = load_config(args.config, overrides)
         if args.executor not in ("local", "ray"):
             raise ConfigError(f"executor: expected one of local, ray; got {args.executor!r}")

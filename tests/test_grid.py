@@ -119,7 +119,7 @@ def test_failing_bundle_is_reported_and_the_grid_goes_on(tmp_path, tiny_raw, mon
     ({"k": [0]}, "k"), ({"k": [5]}, "k"), ({"complexity": [5]}, "complexity"), ({"n_train": [0]}, "n_train"),
     ({"width": [-2]}, "width"), ({"n_val": 0}, "n_val"), ({"bogus": 1}, "bogus"), ({"lr": "fast"}, "lr"),
     ({"max_steps": 1.5}, "max_steps"), ({"device": "tpu"}, "device"),
-    ({"renormalize": "maybe"}, "renormalize"),
+    ({"renormalize": "maybe"}, "renormalize"), ({"workers": 0}, "workers"),
     ({"holdout_frac": 1.0}, "holdout_frac"), ({"seeds": "x"}, "seeds"),
 ])
 def test_bad_config_one_line_error_and_nothing_written(tmp_path, tiny_raw, capsys, override, field):
@@ -179,3 +179,11 @@ def test_default_preset_meets_the_brief():
     assert validate({}) == cfg  # a config file that sets a few fields changes only those
     paper = validate(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
     assert len(grid.cells(paper)) * len(paper.seeds) >= 5000
+
+
+def test_process_workers_give_the_in_process_rows(reference, tmp_path, tiny_raw):
+    """Two spawned worker processes train the bundles side by side: same rows, bit for bit."""
+    summary = grid.run_grid(validate({**tiny_raw, "workers": 2}), tmp_path, progress=False)
+    assert summary["failed"] == [] and summary["bundles"] == 4
+    pd.testing.assert_frame_equal(values(results.load(tmp_path)), values(reference[2]))
+    assert validate({**tiny_raw, "workers": 2}).config_hash() == validate(tiny_raw).config_hash()

@@ -207,11 +207,11 @@ def test_missing_ray_says_how_to_install_it(monkeypatch):
 
 # --- the grid end to end ------------------------------------------------------------------------------
 
-# Two bundles of four models, trained for a few steps.
+# Two bundles of four models of the oracle arm (fixed routing, k_eval tables), trained for a few steps.
 TINY = {"name": "tiny", "n_skills": 4, "d_in": 4, "teacher_width": 8, "complexity": [1, 2],
         "n_experts": [4], "k": [1, 2], "n_train": [40], "width": [4], "seeds": [0, 1], "max_steps": 20,
         "eval_every": 10, "patience": 2, "n_val": 40, "n_test": 80, "max_models_per_bundle": 4,
-        "device": "cpu"}
+        "device": "cpu", "router": ["oracle"], "experts": ["learned"]}
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,7 @@ def test_grid_cli_on_ray_gives_the_local_executor_rows(ray_cluster, local_store,
     done = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stderr[-2000:]
     pd.testing.assert_frame_equal(load_checked(out), local_store)
+    assert len(list(out.glob(results.K_EVAL_GLOB))) == 2 and len(results.load_k_eval(out)) == 8 * 4
 
 
 @pytest.mark.ray
