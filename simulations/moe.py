@@ -7,6 +7,7 @@ model i's slices of the parameters.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -202,35 +203,74 @@ def topk_mask(p: torch.Tensor, k: torch.Tensor, k_min: int, k_max: int) -> torch
     expert index is kept (torch.topk promises no tie rule, so the rule is built here).
 
     p >= 0 (router probabilities), so the integer view of its float32 bits orders like p; with the
-    expert index packed below it, every key is unique and max-selection needs no tie handling. The
-    winners are picked one round at a time (k_max rounds) or, when fewer rounds, the losers are dropped
-    (T - k_min rounds: smallest p first, the higher index first among equals). float64 (whose bits do
+    expert index packed below it, every key is unique, so "the k largest keys" is one well-defined set
+    with no tie handling: the keys are sorted (a sorting network on CPU, see _sorted_keys), each
+    model's k-th largest key is read off, and every key at or above it is kept. float64 (whose bits do
     not leave room for the index) uses a stable sort instead.
     """
-    M, T, _ = p.shape
+    M, T, N = p.shape
     p = p.detach()
     if p.dtype == torch.float64:
         order = torch.sort(p, dim=1, descending=True, stable=True).indices  # ties: lower index first
         keep = torch.arange(T, device=p.device).view(1, T, 1) < k.view(M, 1, 1)
         return torch.zeros_like(p, dtype=torch.bool).scatter_(1, order, keep.expand_as(order))
-    bits = p.float().view(torch.int32).to(torch.int64)
-    index = torch.arange(T, device=p.device).view(1, T, 1)
-    keep_winners = k_max <= T - k_min
-    if keep_winners:
-        key, rounds, wanted, shared = bits * T + (T - 1 - index), k_max, k, k_min
-    else:
-        key, rounds, wanted, shared = index - bits * T, T - k_min, T - k, T - k_max
-    taken = torch.iinfo(torch.int64).min
-    chosen = torch.zeros_like(p, dtype=torch.bool)
-    for r in range(rounds):
-        pick = key == key.amax(1, keepdim=True)
-        if r >= shared:  # rounds some models have already finished
-            pick &= (wanted > r).view(M, 1, 1)
-        if r == rounds - 1:
-            chosen = (key == taken) | pick
+    # [T, M, N] layout: each expert's keys are one contiguous [M, N] block, the unit the network works on.
+    bits = p.float().permute(1, 0, 2).view(torch.int32).to(torch.int64)
+    key = torch.add((T - 1 - torch.arange(T, device=p.device)).view(T, 1, 1), bits, alpha=T)
+    ranked = _sorted_keys(key, k_max)
+    kth = ranked.gather(0, (k - 1).view(1, M, 1).expand(1, M, N))  # [1, M, N]: model m's k[m]-th largest
+    return (key >= kth).permute(1, 0, 2).contiguous()
+
+
+def _sorted_keys(key: torch.Tensor, k_max: int) -> torch.Tensor:
+    """The unique keys [T, M, N] sorted descending along dim 0 (positions >= k_max may stay unsorted).
+
+    On CPU a sorting network over the T contiguous [M, N] blocks: O(T log^2 T) elementwise min/max of
+    whole blocks, several times faster than torch.sort's per-row sorts of T elements, which is what the
+    grid's small T and many (model, token) rows make it pay. Elsewhere one torch.sort call."""
+    T = key.shape[0]
+    if key.device.type != "cpu":
+        return torch.sort(key, dim=0, descending=True).values
+    x = key.clone()
+    tmp = torch.empty_like(x[0])
+    for i, j in _selection_network(T, k_max):
+        torch.minimum(x[i], x[j], out=tmp)
+        torch.maximum(x[i], x[j], out=x[i])
+        x[j].copy_(tmp)
+    return x
+
+
+@functools.lru_cache(maxsize=256)
+def _selection_network(n: int, k_max: int) -> tuple[tuple[int, int], ...]:
+    """Comparators (i, j), i < j, that move the larger value to i, leaving positions 0..k_max-1 of n
+    values sorted descending: Batcher's odd-even merge sort on the next power of two (comparators that
+    touch the missing positions, imagined as -inf at the end, are no-ops and dropped), then pruned to
+    the comparators whose outputs reach the first k_max positions."""
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs: list[tuple[int, int]] = []
+
+    def merge(lo: int, length: int, r: int) -> None:
+        step = 2 * r
+        if step < length:
+            merge(lo, length, step)
+            merge(lo + r, length, step)
+            pairs.extend((i, i + r) for i in range(lo + r, lo + length - r, step))
         else:
-            key.masked_fill_(pick, taken)
-    return chosen if keep_winners else ~chosen
+            pairs.append((lo, lo + r))
+
+    def sort(lo: int, length: int) -> None:
+        if length > 1:
+            sort(lo, length // 2)
+            sort(lo + length // 2, length // 2)
+            merge(lo, length, 1)
+
+    sort(0, size)
+    needed, kept = set(range(min(k_max, n))), []
+    for i, j in reversed([(i, j) for i, j in pairs if j < n]):
+        if i in needed or j in needed:  # a comparator feeds the outputs iff it writes a needed position
+            needed |= {i, j}
+            kept.append((i, j))
+    return tuple(reversed(kept))
 
 
 class TopKMoE(nn.Module):
