@@ -86,8 +86,12 @@ class _ExpertMLP(torch.autograd.Function):
         weights = [_chunk_weights(w1, b1, w2, b2, c.groups) for c in chunks]
         hidden = []
         for c, (w1_c, w2_c, b2_c) in zip(chunks, weights, strict=True):
-            h = _hidden(x_rows, c, w1_c)
-            torch.baddbmm(b2_c, h, w2_c, out=out[c.outputs].view(-1, c.cap, O))
+            side = _side_by_side(c, w1_c, w2_c)
+            h = _hidden(x_rows, c, w1_c, side)
+            if side:
+                _shared_output(h, w2_c, b2_c, out[c.outputs], c)
+            else:
+                torch.baddbmm(b2_c, h, w2_c, out=out[c.outputs].view(-1, c.cap, O))
             if keep_hidden:
                 hidden.append(h)
         ctx.chunks, ctx.weights, ctx.hidden = chunks, weights, hidden
@@ -108,18 +112,28 @@ class _ExpertMLP(torch.autograd.Function):
         # The kept activations are overwritten below (sign_), so a second backward recomputes them.
         hidden, ctx.hidden = ctx.hidden or [None] * len(ctx.chunks), []
         for c, (w1_c, w2_c, _), h in zip(ctx.chunks, ctx.weights, hidden, strict=True):
+            side = _side_by_side(c, w1_c, w2_c)
+            if h is None:
+                h = _hidden(x_rows, c, w1_c, side)
+            g_c = grad_out[c.outputs].view(-1, c.cap, O)
+            if side and O == 1 and not need_x:
+                gw2_c, gw = _shared_weight_grads(x_rows, c, g_c, h, w2_c)
+                _put(gw2, c.groups, gw2_c)
+                _put(gb2, c.groups, g_c.sum(1))
+                _put(gw1, c.groups, gw[:, :-1])
+                _put(gb1, c.groups, gw[:, -1])
+                continue
+            if side:  # the per-(model, expert) layout of the generic code below
+                h = _per_group(h, c)
             if need_x or O != 1:
                 x_c = _chunk_inputs(x_rows, c)
-            if h is None:
-                h = _hidden(x_rows, c, w1_c)
-            g_c = grad_out[c.outputs].view(-1, c.cap, O)
             w2_t = w2_c.transpose(1, 2)
             # Layouts chosen so that no [cap, H]-sized operand is transposed (that would cost a copy).
             _put(gw2, c.groups, torch.bmm(g_c.transpose(1, 2), h).transpose(1, 2))
             _put(gb2, c.groups, g_c.sum(1))
             if O == 1 and not need_x:
                 relu_grad = h.sign_()  # h >= 0, so this is 1 where the pre-activation was > 0
-                gw = torch.bmm(_inputs_times(x_rows, c, g_c).transpose(1, 2), relu_grad).mul_(w2_t)
+                gw = torch.bmm((_chunk_inputs(x_rows, c) * g_c).transpose(1, 2), relu_grad).mul_(w2_t)
             else:
                 gh = g_c * w2_t if O == 1 else torch.bmm(g_c, w2_t)  # a broadcast beats a K=1 GEMM
                 gh = torch.ops.aten.threshold_backward(gh, h, 0)  # as torch.relu's backward
@@ -163,28 +177,71 @@ def _chunk_inputs(x_rows: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
     return x.reshape(-1, c.cap, x_rows.shape[-1])
 
 
-def _hidden(x_rows: torch.Tensor, c: ExpertChunk, w1_c: torch.Tensor) -> torch.Tensor:
-    """relu(inputs @ [w1; b1]) of one chunk, [n_groups, cap, H]. Where a model's T experts share its
-    rows (dense), one GEMM per model against its experts' weights side by side, [d_in + 1, T * H],
-    instead of T small ones on T copies of the rows: each hidden value is the same dot product (and
-    comes out bit-identical with this torch's CPU GEMMs, checked by bench/grid.py's row comparison),
-    several times faster; the result is then laid out per (model, expert) for the output layer."""
-    if not c.shared:
+# Dense chunks (every expert of a model on all its rows) run "side by side": one GEMM per model against
+# all its experts' weights at once, [d_in + 1, T * H] for layer 1 and the block-diagonal [T * H, T * O]
+# for layer 2, instead of T small GEMMs per model on T copies of its rows. Every output is the same dot
+# product, and with this torch's CPU GEMMs bit-identical to the per-(model, expert) form (the added
+# terms of layer 2 are exact zeros); bench/grid.py checks it end to end by comparing the grid's rows with
+# those of the per-expert implementation. The hidden activations stay in the model's [cap, T * H] layout.
+def _side_by_side(c: ExpertChunk, w1_c: torch.Tensor, w2_c: torch.Tensor) -> bool:
+    """Whether a chunk runs side by side: dense, with per-expert GEMMs big enough that torch's CPU bmm
+    gives them to BLAS too (it runs products under 400 multiply-adds in its own loop, whose rounding
+    the side-by-side GEMMs would not reproduce)."""
+    d1, (H, O) = w1_c.shape[-2], w2_c.shape[-2:]
+    return c.shared > 0 and c.cap * H * min(O, d1) >= 400
+
+
+def _hidden(x_rows: torch.Tensor, c: ExpertChunk, w1_c: torch.Tensor, side: bool) -> torch.Tensor:
+    """relu(inputs @ [w1; b1]) of one chunk: [n_groups, cap, H], or side by side [n_models, cap,
+    T * H]."""
+    if not side:
         return torch.bmm(_chunk_inputs(x_rows, c), w1_c).clamp_min_(0)
     x = x_rows[c.inputs]
     n, T, (d1, H) = x.shape[0], c.shared, w1_c.shape[-2:]
     side_by_side = w1_c.view(n, T, d1, H).transpose(1, 2).reshape(n, d1, T * H)
-    h = torch.bmm(x, side_by_side).clamp_min_(0).view(n, c.cap, T, H)
-    return h.transpose(1, 2).reshape(n * T, c.cap, H)
+    return torch.bmm(x, side_by_side).clamp_min_(0)
 
 
-def _inputs_times(x_rows: torch.Tensor, c: ExpertChunk, g: torch.Tensor) -> torch.Tensor:
-    """_chunk_inputs(x_rows, c) * g, g [n_groups, cap, 1]; where rows are shared the product is formed
-    from the model's rows directly (the same products, without the expanded copy of the inputs)."""
-    if not c.shared:
-        return _chunk_inputs(x_rows, c) * g
+def _per_group(h: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
+    """A dense chunk's hidden activations [n_models, cap, T * H] as [n_models * T, cap, H]."""
+    n, T = h.shape[0], c.shared
+    return h.view(n, c.cap, T, -1).transpose(1, 2).reshape(n * T, c.cap, -1)
+
+
+def _block_diagonal(w: torch.Tensor, T: int) -> torch.Tensor:
+    """[n * T, a, b] -> [n, T * a, T * b] with model i's T matrices on the diagonal."""
+    G, a, b = w.shape
+    eye = torch.eye(T, dtype=w.dtype, device=w.device).view(1, T, 1, T, 1)
+    return (w.view(G // T, T, a, 1, b) * eye).view(G // T, T * a, T * b)
+
+
+def _shared_output(h: torch.Tensor, w2_c: torch.Tensor, b2_c: torch.Tensor, out: torch.Tensor,
+                   c: ExpertChunk) -> None:
+    """Layer 2 of a dense chunk into out [n_groups * cap, O] (rows ordered by (model, expert, token)):
+    h @ w2 + b2 per expert, as one GEMM per model with the block-diagonal w2."""
+    n, T, O = h.shape[0], c.shared, w2_c.shape[-1]
+    y = torch.bmm(h, _block_diagonal(w2_c, T)).view(n, c.cap, T, O)
+    torch.add(y.transpose(1, 2), b2_c.view(n, T, 1, O), out=out.view(n, T, c.cap, O))
+
+
+def _shared_weight_grads(x_rows: torch.Tensor, c: ExpertChunk, g: torch.Tensor, h: torch.Tensor,
+                         w2_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """grad w2 [n_groups, H, 1] and grad [w1; b1] [n_groups, d_in + 1, H] of a dense chunk with d_out = 1,
+    g [n_groups, cap, 1] the output gradient, h [n_models, cap, T * H] (consumed)."""
     x = x_rows[c.inputs]
-    return (x.unsqueeze(1) * g.view(x.shape[0], c.shared, c.cap, 1)).view(-1, c.cap, x.shape[-1])
+    n, T, d1 = x.shape[0], c.shared, x.shape[-1]
+    H = h.shape[-1] // T
+    g_side = g.view(n, T, c.cap)
+    # grad w2 of expert t: g_t^T @ h_t, the diagonal blocks of one GEMM per model.
+    gw2 = torch.bmm(g_side, h).view(n, T, T, H).diagonal(dim1=1, dim2=2)  # [n, H, T]
+    gw2 = gw2.permute(0, 2, 1).reshape(n * T, H, 1)
+    relu_grad = torch.empty(n, T, c.cap, H, dtype=h.dtype, device=h.device)
+    torch.sign(h.view(n, c.cap, T, H).transpose(1, 2), out=relu_grad)  # h >= 0: 1 where pre > 0
+    # (x * g)^T per expert, formed transposed so the product runs along contiguous rows.
+    xg_t = torch.empty(n, T, d1, c.cap, dtype=x.dtype, device=x.device)
+    torch.mul(x.transpose(1, 2).unsqueeze(1), g_side.unsqueeze(2), out=xg_t)
+    gw = torch.bmm(xg_t.view(n * T, d1, c.cap), relu_grad.view(n * T, c.cap, H))
+    return gw2, gw.mul_(w2_c.transpose(1, 2))
 
 
 def with_ones(x: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
