@@ -235,11 +235,13 @@ def _shared_weight_grads(x_rows: torch.Tensor, c: ExpertChunk, g: torch.Tensor, 
     # grad w2 of expert t: g_t^T @ h_t, the diagonal blocks of one GEMM per model.
     gw2 = torch.bmm(g_side, h).view(n, T, T, H).diagonal(dim1=1, dim2=2)  # [n, H, T]
     gw2 = gw2.permute(0, 2, 1).reshape(n * T, H, 1)
+    # h >= 0, so its sign is 1 where the pre-activation was > 0; taken in h's own layout (contiguous,
+    # vectorised), then laid out per (model, expert).
     relu_grad = torch.empty(n, T, c.cap, H, dtype=h.dtype, device=h.device)
-    torch.sign(h.view(n, c.cap, T, H).transpose(1, 2), out=relu_grad)  # h >= 0: 1 where pre > 0
+    relu_grad.copy_(h.sign_().view(n, c.cap, T, H).transpose(1, 2))
     # (x * g)^T per expert, formed transposed so the product runs along contiguous rows.
     xg_t = torch.empty(n, T, d1, c.cap, dtype=x.dtype, device=x.device)
-    torch.mul(x.transpose(1, 2).unsqueeze(1), g_side.unsqueeze(2), out=xg_t)
+    torch.mul(x.transpose(1, 2).contiguous().unsqueeze(1), g_side.unsqueeze(2), out=xg_t)
     gw = torch.bmm(xg_t.view(n * T, d1, c.cap), relu_grad.view(n * T, c.cap, H))
     return gw2, gw.mul_(w2_c.transpose(1, 2))
 
