@@ -7,6 +7,7 @@ model i's slices of the parameters.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -47,6 +48,9 @@ def _model_seed(seed: int, i: int) -> int:
 # forward GEMMs (and is recomputed in the backward), while the Python loop over chunks stays short.
 CHUNK_BYTES_CPU = 1 << 21
 CHUNK_BYTES_GPU = 1 << 30  # GPUs want few, large launches
+# Hidden activations of one expert_mlp call up to this size are kept for the backward instead of being
+# recomputed (measured on the quick preset's bundles, 2-core CPU: 10-25% less expert time).
+KEEP_HIDDEN_BYTES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -67,21 +71,30 @@ class _ExpertMLP(torch.autograd.Function):
     """Batched 2-layer ReLU experts over a list of ExpertChunk. Inputs carry a trailing ones column,
     so the layer-1 bias rides in the GEMM.
 
-    The hidden activations (the layer's largest tensor) are never stored: the backward recomputes
-    them chunk by chunk, which on memory-bound CPUs is cheaper than writing and re-reading them. With
-    d_out = 1 the backward also never forms the hidden gradient: for one expert,
+    The hidden activations (the layer's largest tensor) are kept for the backward while all of them
+    fit in KEEP_HIDDEN_BYTES (the grid's small bundles: the backward then skips the recomputation and
+    the expanded copy of the inputs it needs); larger ones are not stored, and the backward recomputes
+    them chunk by chunk. Either way the same values enter the same operations. With d_out = 1 the
+    backward also never forms the hidden gradient: for one expert,
     grad [w1; b1] = (x * g)^T @ relu'(pre) * w2^T, with g the output gradient.
     """
 
     @staticmethod
-    def forward(ctx, x_rows, w1, b1, w2, b2, chunks, n_rows):
+    def forward(ctx, x_rows, w1, b1, w2, b2, chunks, n_rows, keep_hidden):
         O = w2.shape[-1]
         out = x_rows.new_empty(n_rows, O)
         weights = [_chunk_weights(w1, b1, w2, b2, c.groups) for c in chunks]
+        hidden = []
         for c, (w1_c, w2_c, b2_c) in zip(chunks, weights, strict=True):
-            h = torch.bmm(_chunk_inputs(x_rows, c), w1_c).clamp_min_(0)
-            torch.baddbmm(b2_c, h, w2_c, out=out[c.outputs].view(-1, c.cap, O))
-        ctx.chunks, ctx.weights = chunks, weights
+            side = _side_by_side(c, w1_c, w2_c)
+            h = _hidden(x_rows, c, w1_c, side)
+            if side:
+                _shared_output(h, w2_c, b2_c, out[c.outputs], c)
+            else:
+                torch.baddbmm(b2_c, h, w2_c, out=out[c.outputs].view(-1, c.cap, O))
+            if keep_hidden:
+                hidden.append(h)
+        ctx.chunks, ctx.weights, ctx.hidden = chunks, weights, hidden
         ctx.save_for_backward(x_rows, w1, b1, w2, b2)
         return out
 
@@ -96,17 +109,31 @@ class _ExpertMLP(torch.autograd.Function):
         gx = torch.zeros_like(x_rows) if need_x else None
         # Groups no chunk covers (no tokens routed to them) keep a zero gradient.
         gw1, gb1, gw2, gb2 = (torch.zeros_like(w).view(G, -1) for w in (w1, b1, w2, b2))
-        for c, (w1_c, w2_c, _) in zip(ctx.chunks, ctx.weights, strict=True):
-            x_c = _chunk_inputs(x_rows, c)
-            h = torch.bmm(x_c, w1_c).clamp_min_(0)
+        # The kept activations are overwritten below (sign_), so a second backward recomputes them.
+        hidden, ctx.hidden = ctx.hidden or [None] * len(ctx.chunks), []
+        for c, (w1_c, w2_c, _), h in zip(ctx.chunks, ctx.weights, hidden, strict=True):
+            side = _side_by_side(c, w1_c, w2_c)
+            if h is None:
+                h = _hidden(x_rows, c, w1_c, side)
             g_c = grad_out[c.outputs].view(-1, c.cap, O)
+            if side and O == 1 and not need_x:
+                gw2_c, gw = _shared_weight_grads(x_rows, c, g_c, h, w2_c)
+                _put(gw2, c.groups, gw2_c)
+                _put(gb2, c.groups, g_c.sum(1))
+                _put(gw1, c.groups, gw[:, :-1])
+                _put(gb1, c.groups, gw[:, -1])
+                continue
+            if side:  # the per-(model, expert) layout of the generic code below
+                h = _per_group(h, c)
+            if need_x or O != 1:
+                x_c = _chunk_inputs(x_rows, c)
             w2_t = w2_c.transpose(1, 2)
             # Layouts chosen so that no [cap, H]-sized operand is transposed (that would cost a copy).
             _put(gw2, c.groups, torch.bmm(g_c.transpose(1, 2), h).transpose(1, 2))
             _put(gb2, c.groups, g_c.sum(1))
             if O == 1 and not need_x:
                 relu_grad = h.sign_()  # h >= 0, so this is 1 where the pre-activation was > 0
-                gw = torch.bmm((x_c * g_c).transpose(1, 2), relu_grad).mul_(w2_t)
+                gw = torch.bmm((_chunk_inputs(x_rows, c) * g_c).transpose(1, 2), relu_grad).mul_(w2_t)
             else:
                 gh = g_c * w2_t if O == 1 else torch.bmm(g_c, w2_t)  # a broadcast beats a K=1 GEMM
                 gh = torch.ops.aten.threshold_backward(gh, h, 0)  # as torch.relu's backward
@@ -118,7 +145,7 @@ class _ExpertMLP(torch.autograd.Function):
                     gx[c.inputs] += gx_c.reshape(gx[c.inputs].shape)
             _put(gw1, c.groups, gw[:, :-1])
             _put(gb1, c.groups, gw[:, -1])
-        return gx, gw1.view_as(w1), gb1.view_as(b1), gw2.view_as(w2), gb2.view_as(b2), None, None
+        return gx, gw1.view_as(w1), gb1.view_as(b1), gw2.view_as(w2), gb2.view_as(b2), None, None, None
 
 
 def _chunk_weights(w1, b1, w2, b2, groups: slice | torch.Tensor):
@@ -150,6 +177,75 @@ def _chunk_inputs(x_rows: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
     return x.reshape(-1, c.cap, x_rows.shape[-1])
 
 
+# Dense chunks (every expert of a model on all its rows) run "side by side": one GEMM per model against
+# all its experts' weights at once, [d_in + 1, T * H] for layer 1 and the block-diagonal [T * H, T * O]
+# for layer 2, instead of T small GEMMs per model on T copies of its rows. Every output is the same dot
+# product, and with this torch's CPU GEMMs bit-identical to the per-(model, expert) form (the added
+# terms of layer 2 are exact zeros); bench/grid.py checks it end to end by comparing the grid's rows with
+# those of the per-expert implementation. The hidden activations stay in the model's [cap, T * H] layout.
+def _side_by_side(c: ExpertChunk, w1_c: torch.Tensor, w2_c: torch.Tensor) -> bool:
+    """Whether a chunk runs side by side: dense, with per-expert GEMMs big enough that torch's CPU bmm
+    gives them to BLAS too (it runs products under 400 multiply-adds in its own loop, whose rounding
+    the side-by-side GEMMs would not reproduce)."""
+    d1, (H, O) = w1_c.shape[-2], w2_c.shape[-2:]
+    return c.shared > 0 and c.cap * H * min(O, d1) >= 400
+
+
+def _hidden(x_rows: torch.Tensor, c: ExpertChunk, w1_c: torch.Tensor, side: bool) -> torch.Tensor:
+    """relu(inputs @ [w1; b1]) of one chunk: [n_groups, cap, H], or side by side [n_models, cap,
+    T * H]."""
+    if not side:
+        return torch.bmm(_chunk_inputs(x_rows, c), w1_c).clamp_min_(0)
+    x = x_rows[c.inputs]
+    n, T, (d1, H) = x.shape[0], c.shared, w1_c.shape[-2:]
+    side_by_side = w1_c.view(n, T, d1, H).transpose(1, 2).reshape(n, d1, T * H)
+    return torch.bmm(x, side_by_side).clamp_min_(0)
+
+
+def _per_group(h: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
+    """A dense chunk's hidden activations [n_models, cap, T * H] as [n_models * T, cap, H]."""
+    n, T = h.shape[0], c.shared
+    return h.view(n, c.cap, T, -1).transpose(1, 2).reshape(n * T, c.cap, -1)
+
+
+def _block_diagonal(w: torch.Tensor, T: int) -> torch.Tensor:
+    """[n * T, a, b] -> [n, T * a, T * b] with model i's T matrices on the diagonal."""
+    G, a, b = w.shape
+    eye = torch.eye(T, dtype=w.dtype, device=w.device).view(1, T, 1, T, 1)
+    return (w.view(G // T, T, a, 1, b) * eye).view(G // T, T * a, T * b)
+
+
+def _shared_output(h: torch.Tensor, w2_c: torch.Tensor, b2_c: torch.Tensor, out: torch.Tensor,
+                   c: ExpertChunk) -> None:
+    """Layer 2 of a dense chunk into out [n_groups * cap, O] (rows ordered by (model, expert, token)):
+    h @ w2 + b2 per expert, as one GEMM per model with the block-diagonal w2."""
+    n, T, O = h.shape[0], c.shared, w2_c.shape[-1]
+    y = torch.bmm(h, _block_diagonal(w2_c, T)).view(n, c.cap, T, O)
+    torch.add(y.transpose(1, 2), b2_c.view(n, T, 1, O), out=out.view(n, T, c.cap, O))
+
+
+def _shared_weight_grads(x_rows: torch.Tensor, c: ExpertChunk, g: torch.Tensor, h: torch.Tensor,
+                         w2_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """grad w2 [n_groups, H, 1] and grad [w1; b1] [n_groups, d_in + 1, H] of a dense chunk with d_out = 1,
+    g [n_groups, cap, 1] the output gradient, h [n_models, cap, T * H] (consumed)."""
+    x = x_rows[c.inputs]
+    n, T, d1 = x.shape[0], c.shared, x.shape[-1]
+    H = h.shape[-1] // T
+    g_side = g.view(n, T, c.cap)
+    # grad w2 of expert t: g_t^T @ h_t, the diagonal blocks of one GEMM per model.
+    gw2 = torch.bmm(g_side, h).view(n, T, T, H).diagonal(dim1=1, dim2=2)  # [n, H, T]
+    gw2 = gw2.permute(0, 2, 1).reshape(n * T, H, 1)
+    # h >= 0, so its sign is 1 where the pre-activation was > 0; taken in h's own layout (contiguous,
+    # vectorised), then laid out per (model, expert).
+    relu_grad = torch.empty(n, T, c.cap, H, dtype=h.dtype, device=h.device)
+    relu_grad.copy_(h.sign_().view(n, c.cap, T, H).transpose(1, 2))
+    # (x * g)^T per expert, formed transposed so the product runs along contiguous rows.
+    xg_t = torch.empty(n, T, d1, c.cap, dtype=x.dtype, device=x.device)
+    torch.mul(x.transpose(1, 2).contiguous().unsqueeze(1), g_side.unsqueeze(2), out=xg_t)
+    gw = torch.bmm(xg_t.view(n * T, d1, c.cap), relu_grad.view(n * T, c.cap, H))
+    return gw2, gw.mul_(w2_c.transpose(1, 2))
+
+
 def with_ones(x: torch.Tensor) -> torch.Tensor:
     """x [..., d] -> [..., d + 1] with a trailing column of ones (the input format of expert_mlp)."""
     return torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
@@ -158,7 +254,13 @@ def with_ones(x: torch.Tensor) -> torch.Tensor:
 def expert_mlp(x_rows, w1, b1, w2, b2, chunks: list[ExpertChunk], n_rows: int) -> torch.Tensor:
     """Run expert (i, j) = relu(x @ w1[i, j] + b1[i, j]) @ w2[i, j] + b2[i, j] on the rows each chunk
     gives it; x_rows carries a trailing ones column (see with_ones). Returns [n_rows, d_out]."""
-    return _ExpertMLP.apply(x_rows, w1, b1, w2, b2, chunks, n_rows)
+    n_hidden = sum(_size(c.groups) * c.cap for c in chunks) * w1.shape[-1]
+    keep_hidden = torch.is_grad_enabled() and n_hidden * x_rows.element_size() <= KEEP_HIDDEN_BYTES
+    return _ExpertMLP.apply(x_rows, w1, b1, w2, b2, chunks, n_rows, keep_hidden)
+
+
+def _size(groups: slice | torch.Tensor) -> int:
+    return groups.stop - groups.start if isinstance(groups, slice) else groups.numel()
 
 
 def _chunk_budget(x: torch.Tensor) -> int:
@@ -202,35 +304,79 @@ def topk_mask(p: torch.Tensor, k: torch.Tensor, k_min: int, k_max: int) -> torch
     expert index is kept (torch.topk promises no tie rule, so the rule is built here).
 
     p >= 0 (router probabilities), so the integer view of its float32 bits orders like p; with the
-    expert index packed below it, every key is unique and max-selection needs no tie handling. The
-    winners are picked one round at a time (k_max rounds) or, when fewer rounds, the losers are dropped
-    (T - k_min rounds: smallest p first, the higher index first among equals). float64 (whose bits do
+    expert index packed below it, every key is unique, so "the k largest keys" is one well-defined set
+    with no tie handling: the keys are sorted (a sorting network on CPU, see _sorted_keys), each
+    model's k-th largest key is read off, and every key at or above it is kept. float64 (whose bits do
     not leave room for the index) uses a stable sort instead.
     """
-    M, T, _ = p.shape
+    M, T, N = p.shape
     p = p.detach()
     if p.dtype == torch.float64:
         order = torch.sort(p, dim=1, descending=True, stable=True).indices  # ties: lower index first
         keep = torch.arange(T, device=p.device).view(1, T, 1) < k.view(M, 1, 1)
         return torch.zeros_like(p, dtype=torch.bool).scatter_(1, order, keep.expand_as(order))
-    bits = p.float().view(torch.int32).to(torch.int64)
-    index = torch.arange(T, device=p.device).view(1, T, 1)
-    keep_winners = k_max <= T - k_min
-    if keep_winners:
-        key, rounds, wanted, shared = bits * T + (T - 1 - index), k_max, k, k_min
-    else:
-        key, rounds, wanted, shared = index - bits * T, T - k_min, T - k, T - k_max
-    taken = torch.iinfo(torch.int64).min
-    chosen = torch.zeros_like(p, dtype=torch.bool)
-    for r in range(rounds):
-        pick = key == key.amax(1, keepdim=True)
-        if r >= shared:  # rounds some models have already finished
-            pick &= (wanted > r).view(M, 1, 1)
-        if r == rounds - 1:
-            chosen = (key == taken) | pick
+    # [T, M, N] layout: each expert's keys are one contiguous [M, N] block, the unit the network works on.
+    bits = p.float().permute(1, 0, 2).view(torch.int32)
+    key = torch.add((T - 1 - torch.arange(T, device=p.device)).view(T, 1, 1), bits, alpha=T)  # int64
+    ranked = _sorted_keys(key, k_max)
+    kth = ranked.gather(0, (k - 1).view(1, M, 1).expand(1, M, N))  # [1, M, N]: model m's k[m]-th largest
+    return (key >= kth).permute(1, 0, 2).contiguous()
+
+
+def _sorted_keys(key: torch.Tensor, k_max: int) -> torch.Tensor:
+    """The first k_max of the unique keys [T, M, N] sorted descending along dim 0, [k_max, M, N].
+
+    On CPU a sorting network over the T contiguous [M, N] blocks: O(T log^2 T) elementwise min/max of
+    whole blocks, several times faster than torch.sort's per-row sorts of T elements, which is what the
+    grid's small T and many (model, token) rows make it pay. Each comparator writes two fresh blocks
+    (recycled buffers), so the keys are never copied. Elsewhere one torch.sort call."""
+    if key.device.type != "cpu":
+        return torch.sort(key, dim=0, descending=True).values[:k_max]
+    rows = list(key.unbind(0))
+    spare: list[torch.Tensor] = []
+    fresh = set(range(len(rows)))  # positions still holding the caller's keys (never written to)
+    for i, j in _selection_network(len(rows), k_max):
+        hi = spare.pop() if spare else torch.empty_like(rows[i])
+        lo = spare.pop() if spare else torch.empty_like(rows[i])
+        torch.maximum(rows[i], rows[j], out=hi)
+        torch.minimum(rows[i], rows[j], out=lo)
+        spare.extend(rows[q] for q in (i, j) if q not in fresh)
+        fresh -= {i, j}
+        rows[i], rows[j] = hi, lo
+    return torch.stack(rows[:k_max])
+
+
+@functools.lru_cache(maxsize=256)
+def _selection_network(n: int, k_max: int) -> tuple[tuple[int, int], ...]:
+    """Comparators (i, j), i < j, that move the larger value to i, leaving positions 0..k_max-1 of n
+    values sorted descending: Batcher's odd-even merge sort on the next power of two (comparators that
+    touch the missing positions, imagined as -inf at the end, are no-ops and dropped), then pruned to
+    the comparators whose outputs reach the first k_max positions."""
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs: list[tuple[int, int]] = []
+
+    def merge(lo: int, length: int, r: int) -> None:
+        step = 2 * r
+        if step < length:
+            merge(lo, length, step)
+            merge(lo + r, length, step)
+            pairs.extend((i, i + r) for i in range(lo + r, lo + length - r, step))
         else:
-            key.masked_fill_(pick, taken)
-    return chosen if keep_winners else ~chosen
+            pairs.append((lo, lo + r))
+
+    def sort(lo: int, length: int) -> None:
+        if length > 1:
+            sort(lo, length // 2)
+            sort(lo + length // 2, length // 2)
+            merge(lo, length, 1)
+
+    sort(0, size)
+    needed, kept = set(range(min(k_max, n))), []
+    for i, j in reversed([(i, j) for i, j in pairs if j < n]):
+        if i in needed or j in needed:  # a comparator feeds the outputs iff it writes a needed position
+            needed |= {i, j}
+            kept.append((i, j))
+    return tuple(reversed(kept))
 
 
 class TopKMoE(nn.Module):

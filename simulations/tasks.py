@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -64,6 +65,50 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
 
 
+# In-process caches (the grid's local executor runs every bundle in one process; each Ray worker has
+# its own). The reference sample and its raw skills depend on (seed, S, d, w, n_ref) only, so the tasks
+# of all complexities share them; a drawn split is shared by every bundle holding the same task. Both
+# hold exactly the arrays an uncached call computes (the same operations on the same inputs).
+_REFERENCE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_SAMPLES: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_REFERENCE_MAX, _SAMPLES_MAX = 8, 512
+
+
+def _remember(cache: OrderedDict, key: tuple, limit: int, make):
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = make()
+    for array in value:
+        array.flags.writeable = False  # shared between callers
+    cache[key] = value
+    if len(cache) > limit:
+        cache.popitem(last=False)
+    return value
+
+
+def _reference_sample(task: CompositionalTask, *key: int) -> tuple[np.ndarray, np.ndarray]:
+    """x_ref [n_ref, d] and its raw skills, cached by (seed, S, d, w, n_ref)."""
+    seed, S, d, w, n_ref = key
+
+    def make():
+        x_ref = _rng(seed, 5, S, d, w).standard_normal((n_ref, d))
+        return x_ref, task._raw_skills(x_ref)
+
+    return _remember(_REFERENCE, key, _REFERENCE_MAX, make)
+
+
+def sample_cached(task: CompositionalTask, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """task.sample(split, n), cached in-process by (spec, split, n); the arrays are read-only."""
+    return _remember(_SAMPLES, (task.spec, split, n), _SAMPLES_MAX, lambda: task.sample(split, n))
+
+
+def clear_caches() -> None:
+    """Empty the in-process caches (benchmarks use it to time cold runs)."""
+    _REFERENCE.clear()
+    _SAMPLES.clear()
+
+
 def combo_code(combo) -> int:
     """The bitmask of a skill combination (set of skill indices)."""
     return sum(1 << int(j) for j in combo)
@@ -85,11 +130,12 @@ class CompositionalTask:
             self.U = q * np.sign(np.diag(r))  # sign fix makes the factorisation unique
         else:
             self.U = raw / np.linalg.norm(raw, axis=0, keepdims=True)
-        x_ref = _rng(spec.seed, 5, S, d, w).standard_normal((spec.n_ref, d))
-        raw_skills = self._raw_skills(x_ref)
+        x_ref, raw_skills = _reference_sample(self, spec.seed, S, d, w, spec.n_ref)
         self.mu = raw_skills.mean(axis=0)
         self.sd = raw_skills.std(axis=0)
-        g_ref = self._composed(x_ref)
+        # = self._composed(x_ref), with the raw skills computed once
+        g = (raw_skills - self.mu) / self.sd
+        g_ref = np.take_along_axis(g, self.active_sets(x_ref), axis=1).sum(axis=1)
         self.mean_G = float(g_ref.mean())
         self.sd_G = float(g_ref.std())
 

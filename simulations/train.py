@@ -21,7 +21,7 @@ import torch
 
 from simulations import routing
 from simulations.moe import TopKMoE
-from simulations.tasks import CompositionalTask
+from simulations.tasks import CompositionalTask, sample_cached
 
 ROUTERS = ("learned", "oracle", "dense")
 EXPERTS = ("learned", "teacher")
@@ -86,17 +86,9 @@ class BundleData:
 def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: int, n_test: int,
                      dtype: torch.dtype, device: torch.device | str, n_experts: int | None = None
                      ) -> BundleData:
-    """Draw every model's splits (deduplicated across models sharing a task) and stack them, with the
-    teacher's scores of every point; with `n_experts`, also the teacher-expert outputs (r = T / S
-    replicas of each skill)."""
-    cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-    def draw(task: CompositionalTask, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (task.spec, split, n)
-        if key not in cache:
-            cache[key] = task.sample(split, n)
-        return cache[key]
-
+    """Draw every model's splits (shared across models and bundles with the same task: sample_cached)
+    and stack them, with the teacher's scores of every point; with `n_experts`, also the teacher-expert
+    outputs (r = T / S replicas of each skill)."""
     n_max = max(n_train)
     z: dict[str, torch.Tensor] = {}
     expert_out: dict[str, torch.Tensor] = {}
@@ -105,7 +97,7 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
         xs = np.zeros((len(tasks), n_pad, tasks[0].spec.d_in))
         ys = np.zeros((len(tasks), n_pad, 1))
         for i, (task, n) in enumerate(zip(tasks, sizes, strict=True)):
-            x, y = draw(task, split, n)
+            x, y = sample_cached(task, split, n)
             xs[i, :n], ys[i, :n, 0] = x, y
         # Teacher quantities from the float64 inputs, so the oracle sees exactly the teacher's A(x).
         z[name] = torch.as_tensor(np.stack([t.scores(x) for t, x in zip(tasks, xs, strict=True)]),
@@ -287,6 +279,16 @@ def _where_models(sel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.
     return torch.where(sel.view(-1, *([1] * (a.dim() - 1))), a, b)
 
 
+@torch.no_grad()
+def _copy_models(dst: list[torch.Tensor], src: list[torch.Tensor], sel: torch.Tensor) -> None:
+    """dst[i] = src[i] for the selected models; nothing to do (and no copy made) when none is."""
+    if bool(sel.all()):
+        torch._foreach_copy_(dst, src)
+    elif bool(sel.any()):
+        for d, s in zip(dst, src, strict=True):
+            d.copy_(_where_models(sel, s, d))
+
+
 def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> pd.DataFrame:
     """Train every model of the bundle; one row of metrics per model, in model order."""
     t0 = time.perf_counter()
@@ -294,12 +296,12 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
     named = student.trainable()
     params = [p for _, p in named]
     router = [p for n, p in named if n == "router"]
+    groups = [{"params": params}]
     if router and settings.router_lr_mult != 1.0:
         rest = [p for n, p in named if n != "router"]
-        groups = [{"params": rest}, {"params": router, "lr": settings.lr * settings.router_lr_mult}]
-        opt = torch.optim.Adam([g for g in groups if g["params"]], lr=settings.lr)
-    else:
-        opt = torch.optim.Adam(params, lr=settings.lr)
+        router_lr = settings.lr * settings.router_lr_mult
+        groups = [g for g in ({"params": rest}, {"params": router, "lr": router_lr}) if g["params"]]
+    opt = torch.optim.Adam(groups, lr=settings.lr, foreach=True)  # same bits as the per-tensor loop
     M, dev = model.n_models, data.x_train.device
     best = [p.detach().clone() for p in params]
     best_val = torch.full((M,), math.inf, dtype=data.x_train.dtype, device=dev)
@@ -315,9 +317,7 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
             improved = running & (val < best_val)
             best_val = torch.where(improved, val, best_val)
             bad_evals = torch.where(improved, 0, bad_evals + running.long())
-            with torch.no_grad():
-                for p, b in zip(params, best, strict=True):
-                    b.copy_(_where_models(improved, p, b))
+            _copy_models(best, params, improved)
             newly = running & (bad_evals >= settings.patience)
             steps = torch.where(newly, step, steps)
             stopped |= newly
@@ -338,9 +338,7 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
             p.grad.nan_to_num_(0.0, 0.0, 0.0)
         _per_model_clip(params, settings.clip_norm)
         opt.step()
-        with torch.no_grad():
-            for p, b in zip(params, best, strict=True):
-                p.copy_(_where_models(frozen, b, p))
+        _copy_models(params, best, frozen)
 
     with torch.no_grad():  # every model ends at its best validation checkpoint
         for p, b in zip(params, best, strict=True):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from simulations.moe import RENORMALIZE, TopKMoE
+from simulations.moe import RENORMALIZE, TopKMoE, topk_mask
 
 PARAMS = ("router", "w1", "b1", "w2", "b2")
 FAST_IMPLS = ("dense", "sparse")
@@ -334,3 +334,39 @@ def test_cuda_matches_cpu_reference(impl):
     assert torch.equal(st.fraction.cpu(), st_ref.fraction)
     for name, ref in g_ref.items():
         torch.testing.assert_close(g[name].cpu(), ref, atol=1e-4, rtol=1e-4)
+
+
+def _topk_by_definition(p: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The k[m] largest p[m, :, n], ties to the lower index, by a stable sort of -p (the rule itself)."""
+    order = torch.sort(-p.double(), dim=1, stable=True).indices
+    positions = torch.arange(p.shape[1]).view(1, -1, 1).expand_as(order)
+    rank = torch.empty_like(order).scatter_(1, order, positions)
+    return rank < k.view(-1, 1, 1)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 5, 8, 13, 16, 17, 32])
+def test_topk_mask_is_the_rule_for_every_k_and_tie(T):
+    gen = torch.Generator().manual_seed(T)
+    M, N = 9, 23
+    p = torch.softmax(torch.randn(M, T, N, generator=gen), dim=1)
+    p[:, :, ::3] = torch.round(p[:, :, ::3] * 4) / 4  # many exact ties
+    p[0, :, 0] = 0.0
+    for k in (torch.randint(1, T + 1, (M,), generator=gen), torch.full((M,), max(1, T // 3)),
+              torch.arange(M) % T + 1):
+        mask = topk_mask(p, k, int(k.min()), int(k.max()))
+        assert torch.equal(mask, _topk_by_definition(p, k))
+
+
+def test_dense_side_by_side_matches_reference():
+    # Big enough (N * d_hidden >= 400) for the dense impl's side-by-side GEMMs.
+    moe = TopKMoE(3, 5, 4, 8, k=torch.tensor([1, 2, 5]), seed=2)
+    x = torch.randn(3, 64, 4, generator=torch.Generator().manual_seed(3))
+    assert_matches_reference(moe, x, impls=("dense",))
+    grads = {}
+    for impl in ("reference", "dense"):  # without a gradient for x: the backward's own d_out = 1 path
+        moe.impl = impl
+        moe.zero_grad(set_to_none=True)
+        (moe(x) ** 2).sum().backward()
+        grads[impl] = [getattr(moe, n).grad.clone() for n in PARAMS]
+    for a, b in zip(grads["dense"], grads["reference"], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

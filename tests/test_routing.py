@@ -185,9 +185,14 @@ def test_bad_control_settings_are_one_line_errors(override, message):
 
 
 def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
-    base = validate({k: v for k, v in ARMS.items() if k not in ("router", "experts")})
-    explicit = validate({**ARMS, "router": ["learned"], "experts": ["learned"]})
-    assert [c["cell_id"] for c in grid.cells(base)] == [c["cell_id"] for c in grid.cells(explicit)]
-    assert base.config_hash() == explicit.config_hash()
-    oracle = validate({**ARMS, "router": ["oracle"], "experts": ["learned"]})
-    assert not {c["cell_id"] for c in grid.cells(oracle)} & {c["cell_id"] for c in grid.cells(base)}
+    """Stores from before the controls hashed cells and configs without the new fields: the learned
+    arm at default router settings must hash exactly as they did; every other arm must differ."""
+    from simulations.config import LATER_DEFAULTS, RUNTIME_FIELDS, stable_hash
+
+    every_arm = validate(dict(ARMS))
+    for cell in grid.cells(every_arm):
+        before = stable_hash({k: v for k, v in cell.items() if k not in LATER_DEFAULTS and k != "cell_id"})
+        assert (cell["cell_id"] == before) == ((cell["router"], cell["experts"]) == ("learned", "learned"))
+    learned = validate({**ARMS, "router": ["learned"], "experts": ["learned"]})
+    old = {k: v for k, v in learned.to_dict().items() if k not in RUNTIME_FIELDS and k not in LATER_DEFAULTS}
+    assert learned.config_hash() == stable_hash(old) != every_arm.config_hash()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from simulations import tasks
 from simulations.tasks import CompositionalTask, TaskSpec
 
 
@@ -89,3 +90,18 @@ def test_seeded_prefixes_and_independence():
 def test_invalid_spec_rejected():
     with pytest.raises(ValueError, match="complexity"):
         TaskSpec(n_skills=3, complexity=4, d_in=2)
+
+
+def test_cached_reference_and_samples_equal_fresh_computation():
+    tasks.clear_caches()
+    t2, t4 = task(s=2), task(s=4)  # the second reuses the first's reference sample
+    spec = t4.spec
+    x_ref = tasks._rng(spec.seed, 5, spec.n_skills, spec.d_in, spec.teacher_width).standard_normal(
+        (spec.n_ref, spec.d_in))
+    raw = t4._raw_skills(x_ref)
+    assert np.array_equal(t4.mu, raw.mean(0)) and np.array_equal(t4.sd, raw.std(0))
+    g = t4._composed(x_ref)
+    assert float(g.mean()) == t4.mean_G and float(g.std()) == t4.sd_G
+    x, y = tasks.sample_cached(t2, "val", 50)
+    assert np.array_equal(x, t2.sample("val", 50)[0]) and np.array_equal(y, t2.sample("val", 50)[1])
+    assert tasks.sample_cached(t2, "val", 50)[0] is x and not x.flags.writeable
