@@ -53,7 +53,8 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_die_with_parent)
+        with pool:
             futures = {pool.submit(fn, b): b for b in bundles}
             for future in as_completed(futures):
                 bundle = futures[future]
@@ -63,3 +64,15 @@ class ProcessExecutor:
                     on_error(bundle, exc)
                     continue
                 on_result(bundle, rows)
+
+
+def _die_with_parent() -> None:
+    """In a worker: ask Linux to kill this process when its parent dies, so a killed grid leaves no
+    orphans training bundles that nobody will write (elsewhere a worker exits after its bundle)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1

@@ -73,9 +73,20 @@ def test_existing_output_refused_then_resume_and_overwrite(reference, tmp_path, 
     assert set(results.load(small).seed) == {1}
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(reference, tmp_path, tiny_raw):
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_then_resume_matches_uninterrupted_run(reference, tmp_path, tiny_raw, workers):
+    """Killed between bundles, then resumed: the rows of an uninterrupted run. With worker processes
+    the kill takes the workers down too (no orphan keeps training)."""
     cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(yaml.safe_dump(tiny_raw))
+    cfg_path.write_text(yaml.safe_dump({**tiny_raw, "workers": workers}))
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "simulations.grid", "--config", str(cfg_path), "--out", str(out),
            "--no-progress"]
@@ -84,8 +95,14 @@ def test_sigkill_then_resume_matches_uninterrupted_run(reference, tmp_path, tiny
     deadline = time.time() + 120
     while not results.bundle_files(out) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 20
+    while any(_alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in children), "worker processes outlived the killed grid"
     n_done = len(results.bundle_files(out))
     assert 1 <= n_done < 4, "the kill should land between the first and the last bundle"
     done = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
