@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 SOFTMOE := results/softmoe/single_expert/manifest.json results/softmoe/expert_drop/manifest.json
 
 run: $(STAMP) $(SOFTMOE)
-	$(BIN)/python -m simulations.grid --resume
+	$(BIN)/python -m simulations.grid --resume --workers 2
 	$(BIN)/python -m fits.optimal_k
 	$(BIN)/python -m figures
 
