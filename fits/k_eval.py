@@ -30,17 +30,17 @@ def _arm_names(df: pd.DataFrame) -> pd.Series:
 def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1000, seed: int = 0
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, by_complexity). `cells`: one row per (arm, cell, k_train) with the best k_eval of the
-    seed-mean curve, its bootstrap 95 % interval and P(best k_eval = k_train). `by_complexity`: per
-    (arm, complexity), the share of cells whose best k_eval equals k_train (within 1) and the mean best
-    k_eval, each with a seed-cluster bootstrap 95 % interval. Dense rows and diverged models are left
-    out."""
+    seed-mean curve (the smallest among exact ties), its bootstrap 95 % interval, whether k_train ties
+    the best error (`train_k_is_best`) and the bootstrap probability that it does. `by_complexity`: per
+    (arm, complexity), the share of cells where k_train is best (within 1) and the mean best k_eval, each
+    with a seed-cluster bootstrap 95 % interval. Dense rows and diverged models are left out."""
     df = long.assign(arm=_arm_names(long))
     df = df[(df["arm"] != "dense") & ~df["diverged"].astype(bool) & np.isfinite(df[metric])]
     seeds = np.sort(df["seed"].unique())
     counts = np.vstack([np.ones((1, len(seeds))),
                         seed_resample_counts(len(seeds), n_boot, np.random.default_rng(seed))])
     index = {s: i for i, s in enumerate(seeds)}
-    rows, draws = [], []
+    rows, draws, ties = [], [], []
     for key, g in df.groupby(["arm", *CELL], sort=True):
         ks = np.sort(g["k_eval"].unique())
         y = np.full((len(seeds), len(ks)), np.nan)
@@ -50,25 +50,33 @@ def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1
         with np.errstate(invalid="ignore", divide="ignore"):
             means = (w * np.nan_to_num(y)[None]).sum(1) / w.sum(1)
         best = np.array([ks[np.nanargmin(m)] if np.isfinite(m).any() else np.nan for m in means])
-        draws.append(best)
         k_train = key[-1]
+        # k_train counts as best when its error ties the minimum (the oracle is exactly flat past s r)
+        with np.errstate(invalid="ignore"):
+            at_train = means[:, np.searchsorted(ks, k_train)] <= np.nanmin(np.where(np.isfinite(means), means,
+                                                                                       np.inf), axis=1)
+        draws.append(best)
+        ties.append(np.where(np.isfinite(best), at_train, np.nan))
         rows.append(dict(zip(["arm", *CELL], key, strict=True)) | {
             "best_k_eval": best[0], "ci_low": np.nanquantile(best[1:], 0.025) if n_boot else np.nan,
             "ci_high": np.nanquantile(best[1:], 0.975) if n_boot else np.nan,
-            "p_equal": float(np.mean(best[1:] == k_train)) if n_boot else np.nan,
+            "train_k_is_best": bool(at_train[0]),
+            "p_equal": float(np.nanmean(ties[-1][1:])) if n_boot else np.nan,
             "n_seeds": int(has.any(1).sum())})
     cells = pd.DataFrame(rows).rename(columns={"k": "k_train"})
     if cells.empty:
         return cells, pd.DataFrame()
-    draws = np.vstack(draws)  # (cells, B + 1)
+    draws, ties = np.vstack(draws), np.vstack(ties)  # (cells, B + 1)
     summary = []
     for (arm, s), idx in cells.groupby(["arm", "complexity"]).groups.items():
-        sub = draws[cells.index.get_indexer(idx)]
+        rows_ = cells.index.get_indexer(idx)
+        sub, tie = draws[rows_], ties[rows_]
         k_train = cells.loc[idx, "k_train"].to_numpy()[:, None]
         n = np.isfinite(sub).sum(0)  # a resample can draw only diverged seeds of a cell: no best there
         with np.errstate(invalid="ignore", divide="ignore"):
-            stats = {"equal": (sub == k_train).sum(0) / n,
-                     "within_1": (np.abs(sub - k_train) <= 1).sum(0) / n, "mean_best": np.nansum(sub, 0) / n}
+            stats = {"equal": np.nansum(tie, 0) / n,
+                     "within_1": ((np.abs(sub - k_train) <= 1) | (tie == 1)).sum(0) / n,
+                     "mean_best": np.nansum(sub, 0) / n}
         row = {"arm": arm, "complexity": s, "n_cells": len(idx)}
         for name, v in stats.items():
             row[name] = v[0]

@@ -53,4 +53,4 @@ def test_k_eval_finds_the_training_k_when_it_is_best(fitted):
     for row in block["by_complexity"]:
         assert row["equal"] == 1.0 and row["equal_ci"] == [1.0, 1.0]
     cells, _ = best_k_eval(load_k_eval(results), n_boot=0)
-    assert (cells["best_k_eval"] == cells["k_train"]).all()
+    assert (cells["best_k_eval"] == cells["k_train"]).all() and cells["train_k_is_best"].all()
