@@ -4,7 +4,8 @@ Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (do
 from .cells import CellFits, cell_optimal_k
 from .coverage import coverage_study
 from .curve import SHAPES, fit_curves, loss_curve
-from .data import METRICS, FitInputError, check_results, load_results
+from .data import ARMS, METRICS, FitInputError, check_results, learned_arm, load_results, split_arms
+from .k_eval import best_k_eval, k_eval_block
 from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
 from .surface import (
     EPOCH_REFIT,
@@ -28,7 +29,12 @@ __all__ = [
     "SHAPES",
     "fit_curves",
     "loss_curve",
+    "ARMS",
     "METRICS",
+    "learned_arm",
+    "split_arms",
+    "best_k_eval",
+    "k_eval_block",
     "FitInputError",
     "check_results",
     "load_results",

@@ -9,7 +9,7 @@ from importlib import import_module
 
 from .config import ConfigError, GridConfig, load_config
 from .moe import RouterStats, TopKMoE
-from .results import load
+from .results import load, load_k_eval
 from .softmoe import SoftMoE
 from .tasks import CompositionalTask, TaskSpec
 from .train import train_bundle
@@ -33,6 +33,7 @@ __all__ = [
     "TaskSpec",
     "TopKMoE",
     "load",
+    "load_k_eval",
     "load_config",
     "run_bundle",
     "run_grid",
