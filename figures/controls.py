@@ -26,15 +26,14 @@ METRICS = ("rel_nmse_id", "routing_recall", "routing_recall_baseline")
 
 
 def data(inputs) -> pd.DataFrame:
-    from fits.data import ARMS
+    from fits.data import arm_names
 
     r = inputs.results
     if "router" not in r.columns or "rel_nmse_id" not in r.columns:
         raise InputError(f"figures: {inputs.path('results')} has no routing controls (a store from before "
                          "them); rerun: python -m simulations.grid --overwrite")
-    names = {v: k for k, v in ARMS.items()} | {("dense", "learned"): "dense"}
     rows = select_slice(r)
-    rows = rows.assign(arm=[names[a] for a in zip(rows["router"], rows["experts"], strict=True)])
+    rows = rows.assign(arm=arm_names(rows))
     parts = [seed_summary(rows, ["arm", "complexity", "k"], m).assign(metric=m) for m in METRICS]
     out = pd.concat(parts, ignore_index=True)
     for col in ("n_experts", "n_train", "width"):

@@ -21,14 +21,14 @@ ARMS = ("learned", "oracle")
 
 
 def data(inputs) -> pd.DataFrame:
-    from fits.k_eval import _arm_names
+    from fits.data import arm_names
     from simulations.results import load_k_eval
 
     long = load_k_eval(inputs.path("results"))
     if long.empty:
         raise InputError(f"figures: {inputs.path('results')} has no k_eval table (a store from before it); "
                          "rerun: python -m simulations.grid --overwrite")
-    long = long.assign(arm=_arm_names(long))
+    long = long.assign(arm=arm_names(long))
     long = select_slice(long[long["arm"].isin(ARMS) & ~long["diverged"].astype(bool)])
     long["nmse"] = long["test_mse_id"] / long["target_var"]
     out = long.groupby(["arm", "complexity", "k", "k_eval"], as_index=False)["nmse"].mean()

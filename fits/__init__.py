@@ -4,7 +4,16 @@ Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (do
 from .cells import CellFits, cell_optimal_k
 from .coverage import coverage_study
 from .curve import SHAPES, fit_curves, loss_curve
-from .data import ARMS, METRICS, FitInputError, check_results, learned_arm, load_results, split_arms
+from .data import (
+    ARMS,
+    METRICS,
+    FitInputError,
+    arm_names,
+    check_results,
+    learned_arm,
+    load_results,
+    split_arms,
+)
 from .k_eval import best_k_eval, k_eval_block
 from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
 from .surface import (
@@ -31,6 +40,7 @@ __all__ = [
     "loss_curve",
     "ARMS",
     "METRICS",
+    "arm_names",
     "learned_arm",
     "split_arms",
     "best_k_eval",

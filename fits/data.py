@@ -54,16 +54,20 @@ def learned_arm(df: pd.DataFrame) -> pd.DataFrame:
     return split_arms(df).get("learned", df.iloc[:0])
 
 
+def arm_names(df: pd.DataFrame) -> pd.Series:
+    """Each row's arm: an ARMS name, or "dense" for the reference MLPs; "learned" for every row of a
+    store without arm columns."""
+    if not set(ARM_COLUMNS) <= set(df.columns):
+        return pd.Series("learned", index=df.index)
+    names = {v: k for k, v in ARMS.items()}
+    return pd.Series([names.get(a, "dense") for a in zip(df["router"], df["experts"], strict=True)],
+                     index=df.index)
+
+
 def split_arms(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The store's rows per arm (ARMS order), only the arms present; no arm columns: all rows "learned"."""
-    if not set(ARM_COLUMNS) <= set(df.columns):
-        return {"learned": df}
-    out = {}
-    for name, (router, experts) in ARMS.items():
-        part = df[(df["router"] == router) & (df["experts"] == experts)]
-        if len(part):
-            out[name] = part.reset_index(drop=True)
-    return out
+    arm = arm_names(df)
+    return {name: df[arm == name].reset_index(drop=True) for name in ARMS if (arm == name).any()}
 
 
 def results_fingerprint(df: pd.DataFrame) -> str:

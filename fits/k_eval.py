@@ -14,17 +14,9 @@ import numpy as np
 import pandas as pd
 
 from fits.cells import seed_resample_counts
-from fits.data import ARMS
+from fits.data import arm_names
 
 CELL = ["complexity", "n_train", "width", "n_experts", "k"]
-
-
-def _arm_names(df: pd.DataFrame) -> pd.Series:
-    if "router" not in df.columns:
-        return pd.Series("learned", index=df.index)
-    names = {v: k for k, v in ARMS.items()}
-    return pd.Series([names.get(a, "dense") for a in zip(df["router"], df["experts"], strict=True)],
-                     index=df.index)
 
 
 def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1000, seed: int = 0
@@ -34,7 +26,7 @@ def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1
     the best error (`train_k_is_best`) and the bootstrap probability that it does. `by_complexity`: per
     (arm, complexity), the share of cells where k_train is best (within 1) and the mean best k_eval, each
     with a seed-cluster bootstrap 95 % interval. Dense rows and diverged models are left out."""
-    df = long.assign(arm=_arm_names(long))
+    df = long.assign(arm=arm_names(long))
     df = df[(df["arm"] != "dense") & ~df["diverged"].astype(bool) & np.isfinite(df[metric])]
     seeds = np.sort(df["seed"].unique())
     counts = np.vstack([np.ones((1, len(seeds))),

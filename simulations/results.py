@@ -87,9 +87,8 @@ def load_k_eval(path: str | Path) -> pd.DataFrame:
     if not files:
         return pd.DataFrame(columns=["cell_id", "seed", "k_eval", *K_EVAL_LISTS.values()])
     long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    rows = load(path).drop(columns=[c for c in ("test_mse_id", "test_mse_ood") if c in long.columns])
-    keep = [c for c in rows.columns if c not in long.columns or c in ("cell_id", "seed")]
-    out = long.merge(rows[keep], on=["cell_id", "seed"], how="inner", validate="many_to_one")
+    rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
+    out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
     return out.sort_values(["cell_id", "seed", "k_eval"], kind="stable").reset_index(drop=True)
 
 

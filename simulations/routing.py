@@ -82,12 +82,10 @@ def routing_measures(selected: torch.Tensor, gates: torch.Tensor, active: torch.
     """Per model [M]: skill recall (mean over points of the share of the active skills that some
     selected expert maps to) and gate mass on active skills (share of the total gate on experts mapped
     to an active skill). selected bool and gates [M, T, N], active bool [M, N, S], mapping [M, T]."""
-    M, T, N = gates.shape
     S = active.shape[-1]
     g = gates.detach().to(torch.float64)
-    onehot = torch.zeros(M, T, S + 1, dtype=torch.float64, device=g.device)
-    onehot.scatter_(-1, torch.where(mapping < 0, S, mapping).unsqueeze(-1), 1.0)
-    onehot = onehot[..., :S]  # unmapped experts count for no skill
+    # unmapped experts (-1) go to an extra class that is then dropped: they count for no skill
+    onehot = torch.nn.functional.one_hot(torch.where(mapping < 0, S, mapping), S + 1)[..., :S].to(g.dtype)
     a = active.to(torch.float64)
     covered = torch.bmm(selected.to(torch.float64).transpose(1, 2), onehot) > 0  # [M, N, S]
     recall = ((covered & active).sum(-1) / active.sum(-1).clamp_min(1)).mean(1)

@@ -166,7 +166,7 @@ class Student:
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         """(name, parameter) pairs the arm trains, sorted by name."""
-        skip = {"oracle": {"router"}, "dense": {"router"}}.get(self.settings.router, set())
+        skip = {"router"} if self.fixed else set()  # fixed gates: the router is never used
         if self.settings.experts == "teacher":
             skip = {"w1", "b1", "w2", "b2"}
         return [(n, p) for n, p in sorted(self.model.named_parameters()) if n not in skip]
