@@ -29,11 +29,12 @@ EXPERTS_CHOICES = ("learned", "teacher")
 # the cell hash and the config hash (a resumed run may use another device or bundle size).
 RUNTIME_FIELDS = ("name", "device", "max_models_per_bundle", "threads", "workers")
 AXES = ("complexity", "n_experts", "k", "n_train", "width", "seeds", "router", "experts")
-ROUTER_SETTINGS = ("router_lr_mult", "balance_loss", "router_noise")  # scalars of a learned router
+ROUTER_SETTINGS = ("router_lr_mult", "balance_loss", "router_noise")  # scalars of a learned router's training
+ROUTER_INIT = ("router_temperature", "router_init_scale")  # scalars of a learned router's construction
 # Fields added after the first stores were written, with the value those stores implied: at that value
 # they stay out of the cell and config hashes, so earlier stores keep their cell ids and resume.
 LATER_DEFAULTS = {"router": "learned", "experts": "learned", "router_lr_mult": 1.0, "balance_loss": 0.0,
-                  "router_noise": 0.0}
+                  "router_noise": 0.0, "router_temperature": 1.0, "router_init_scale": 1.0}
 
 
 class ConfigError(ValueError):
@@ -75,6 +76,8 @@ class GridConfig:
     router_lr_mult: float = 1.0  # learned router: learning rate = lr * router_lr_mult
     balance_loss: float = 0.0  # learned router: weight of the load-balancing auxiliary loss
     router_noise: float = 0.0  # learned router: sd of N(0, .) jitter on its logits in training steps
+    router_temperature: float = 1.0  # learned router: p = softmax(logits / router_temperature)
+    router_init_scale: float = 1.0  # learned router: initial weights times this (0: uniform at start)
     n_val: int = 300
     n_test: int = 2000
     dtype: str = "float32"
@@ -153,7 +156,7 @@ def validate(raw: dict[str, Any]) -> GridConfig:
             raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
     for name in _INT_LIST:
         vals[name] = _int_list(name, vals[name], lo=0 if name == "seeds" else 1)
-    for name in ("noise", "holdout_frac", "lr", "clip_norm", *ROUTER_SETTINGS):
+    for name in ("noise", "holdout_frac", "lr", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT):
         v = vals[name]
         if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
             raise ConfigError(f"{name}: expected a number, got {v!r}")
@@ -164,10 +167,10 @@ def validate(raw: dict[str, Any]) -> GridConfig:
         raise ConfigError(f"noise: expected a number >= 0, got {vals['noise']!r}")
     if not 0 <= vals["holdout_frac"] < 1:
         raise ConfigError(f"holdout_frac: expected a number in [0, 1), got {vals['holdout_frac']!r}")
-    for name in ("lr", "clip_norm", "router_lr_mult"):
+    for name in ("lr", "clip_norm", "router_lr_mult", "router_temperature"):
         if vals[name] <= 0:
             raise ConfigError(f"{name}: expected a number > 0, got {vals[name]!r}")
-    for name in ("balance_loss", "router_noise"):
+    for name in ("balance_loss", "router_noise", "router_init_scale"):
         if vals[name] < 0:
             raise ConfigError(f"{name}: expected a number >= 0, got {vals[name]!r}")
     for name, choices in (("router", ROUTER_CHOICES), ("experts", EXPERTS_CHOICES)):

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from simulations import results
 from simulations.config import (
+    ROUTER_INIT,
     ROUTER_SETTINGS,
     ConfigError,
     GridConfig,
@@ -46,7 +47,8 @@ from simulations.tasks import CompositionalTask, TaskSpec
 from simulations.train import TrainSettings, init_model, make_bundle_data, train_bundle
 
 TASK_FIELDS = ("n_skills", "d_in", "teacher_width", "noise", "holdout_frac")
-TRAIN_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", *ROUTER_SETTINGS, "n_val", "n_test")
+TRAIN_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT,
+                "n_val", "n_test")
 SETTINGS_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", "router", "experts",
                    *ROUTER_SETTINGS)
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"
@@ -151,7 +153,7 @@ def run_bundle(bundle: Bundle) -> pd.DataFrame:
                             n_experts=first["n_experts"] if first["experts"] == "teacher" else None)
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
     model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, first["impl"],
-                       first["renormalize"], dtype, device)
+                       first["renormalize"], dtype, device, **{f: first[f] for f in ROUTER_INIT})
     settings = TrainSettings(**{f: first[f] for f in SETTINGS_FIELDS})
     metrics = train_bundle(model, data, settings)
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)

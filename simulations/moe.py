@@ -384,7 +384,8 @@ class TopKMoE(nn.Module):
 
     Expert j of model i: ``relu(x @ w1[i, j] + b1[i, j]) @ w2[i, j] + b2[i, j]``.
 
-    Gating (per model, per token): ``p = softmax(x @ router)`` over the T experts; the k largest p are
+    Gating (per model, per token): ``p = softmax(x @ router / temperature)`` over the T experts
+    (``temperature`` 1 by default; below 1 sharpens the router, above 1 softens it); the k largest p are
     kept, ties broken deterministically (the lower expert index wins); the kept p are divided by their
     sum when ``renormalize`` applies; the output is the gate-weighted sum of the kept experts' outputs.
     ``renormalize``: "k>1" (default) renormalizes only models whose k > 1 (at k = 1 a renormalized
@@ -433,8 +434,13 @@ class TopKMoE(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         seed: int | None = None,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+                and temperature > 0):
+            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+        self.temperature = float(temperature)
         for name, value in (("n_models", n_models), ("n_experts", n_experts), ("d_in", d_in),
                             ("d_hidden", d_hidden), ("d_out", d_out)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -542,6 +548,8 @@ class TopKMoE(nn.Module):
         """Router probabilities p, [M, T, N]; `logit_noise` > 0 adds N(0, logit_noise^2) jitter to the
         router logits (a training-time exploration aid, drawn from torch's global generator)."""
         logits = torch.bmm(self.router.transpose(1, 2), x.transpose(1, 2))
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
         if logit_noise > 0:
             logits = logits + logit_noise * torch.randn_like(logits)
         return torch.softmax(logits, dim=1)
@@ -652,7 +660,7 @@ class TopKMoE(nn.Module):
         renorm = self._renorm_mask().tolist()
         ys, ps, masks = [], [], []
         for i in range(M):
-            p = torch.softmax(x[i] @ self.router[i], dim=-1)
+            p = torch.softmax(x[i] @ self.router[i] / self.temperature, dim=-1)
             pn = p.detach().cpu().double().numpy()
             idx = np.broadcast_to(np.arange(T), pn.shape)
             order = np.lexsort((idx, -pn), axis=-1)[:, : int(self._k_vec[i])]

@@ -120,14 +120,16 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
 
 
 def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds: list[int], impl: str,
-               renormalize: str, dtype: torch.dtype, device: torch.device | str) -> TopKMoE:
-    """A bundle whose model i is initialised exactly as `TopKMoE(1, ..., seed=init_seeds[i])`.
+               renormalize: str, dtype: torch.dtype, device: torch.device | str,
+               router_temperature: float = 1.0, router_init_scale: float = 1.0) -> TopKMoE:
+    """A bundle whose model i is initialised exactly as `TopKMoE(1, ..., seed=init_seeds[i])`, its
+    router's initial weights then multiplied by `router_init_scale` (0: a uniform router at the start).
 
     Models sharing an init seed (e.g. a sweep over k) therefore start from the same weights, whatever
     bundle they are in.
     """
     model = TopKMoE(len(ks), n_experts, d_in, width, k=torch.tensor(ks), impl=impl,
-                    renormalize=renormalize, dtype=dtype, seed=0)
+                    renormalize=renormalize, dtype=dtype, seed=0, temperature=router_temperature)
     singles: dict[int, TopKMoE] = {}
     with torch.no_grad():
         for i, s in enumerate(init_seeds):
@@ -135,6 +137,8 @@ def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds:
                 singles[s] = TopKMoE(1, n_experts, d_in, width, k=1, dtype=dtype, seed=s)
             for name, p in model.named_parameters():
                 p[i].copy_(getattr(singles[s], name)[0])
+        if router_init_scale != 1.0:
+            model.router.mul_(router_init_scale)
     return model.to(device)
 
 

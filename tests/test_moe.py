@@ -72,6 +72,25 @@ def test_per_model_k_matches_reference(renormalize):
     assert_matches_reference(moe, x)
 
 
+@pytest.mark.parametrize("temperature", [0.25, 4.0])
+def test_temperature_matches_reference_and_equals_a_scaled_router(temperature):
+    """softmax(x W / tau): every impl matches the loop reference, and the layer equals one with the
+    router weights divided by tau (same outputs; the router gradient scales by 1 / tau)."""
+    M, N, T, d = 3, 25, 6, 4
+    hot = TopKMoE(M, T, d, 5, 2, k=torch.tensor([1, 2, 4]), seed=7, temperature=temperature)
+    x = torch.randn(M, N, d, generator=torch.Generator().manual_seed(3), dtype=hot.router.dtype)
+    assert_matches_reference(hot, x)
+    plain = TopKMoE(M, T, d, 5, 2, k=torch.tensor([1, 2, 4]), seed=7)
+    with torch.no_grad():
+        plain.router.div_(temperature)
+    y_hot, _, g_hot = run_impl(hot, x, "dense")
+    y_plain, _, g_plain = run_impl(plain, x, "dense")
+    torch.testing.assert_close(y_hot, y_plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(g_hot["router"], g_plain["router"] / temperature, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        TopKMoE(1, 2, 1, 1, k=1, temperature=0)
+
+
 @given(
     M=st.integers(1, 4), N=st.integers(1, 24), T=st.integers(1, 9), d=st.integers(1, 5),
     h=st.integers(1, 6), o=st.integers(1, 3), renormalize=st.sampled_from(RENORMALIZE),

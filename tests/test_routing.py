@@ -178,6 +178,8 @@ def test_teacher_arm_trains_only_the_router():
     ({"router": ["learned"], "n_experts": [6]}, "n_experts: teacher experts need"),
     ({"balance_loss": -1}, "balance_loss: expected a number >= 0"),
     ({"router_lr_mult": 0}, "router_lr_mult: expected a number > 0"),
+    ({"router_temperature": 0}, "router_temperature: expected a number > 0"),
+    ({"router_init_scale": -0.5}, "router_init_scale: expected a number >= 0"),
 ])
 def test_bad_control_settings_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -196,3 +198,25 @@ def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
     learned = validate({**ARMS, "router": ["learned"], "experts": ["learned"]})
     old = {k: v for k, v in learned.to_dict().items() if k not in RUNTIME_FIELDS and k not in LATER_DEFAULTS}
     assert learned.config_hash() == stable_hash(old) != every_arm.config_hash()
+
+
+def test_router_init_scale_and_temperature_reach_the_model():
+    """router_init_scale multiplies the initial router (0: uniform probabilities, so a k = 1 model sends
+    every point to expert 0 at the start) and router_temperature divides the logits; both are learned-
+    router settings that change the cell id only away from their default."""
+    from simulations.train import init_model
+
+    base = init_model(8, 3, 2, [1, 2], [5, 5], "dense", "k>1", torch.float32, "cpu")
+    scaled = init_model(8, 3, 2, [1, 2], [5, 5], "dense", "k>1", torch.float32, "cpu",
+                        router_temperature=2.0, router_init_scale=0.5)
+    torch.testing.assert_close(scaled.router, 0.5 * base.router)
+    assert scaled.temperature == 2.0 and torch.equal(scaled.w1, base.w1)
+    zero = init_model(8, 3, 2, [1, 1], [5, 6], "dense", "k>1", torch.float32, "cpu", router_init_scale=0.0)
+    p, mask, _ = zero.route(torch.randn(2, 10, 3))
+    torch.testing.assert_close(p, torch.full_like(p, 1 / 8))
+    assert mask[:, 0].all() and not mask[:, 1:].any()
+    default = validate({**ARMS, "router": ["learned"], "experts": ["learned"]})
+    changed = validate({**ARMS, "router": ["learned"], "experts": ["learned"], "router_temperature": 0.5})
+    ids = {c["cell_id"] for c in grid.cells(default)}
+    assert ids.isdisjoint(c["cell_id"] for c in grid.cells(changed))
+    assert all(c["router_temperature"] == 0.5 for c in grid.cells(changed))
