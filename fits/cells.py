@@ -7,7 +7,10 @@ A cell is one (complexity, n_train, width, n_experts); its runs span k and seeds
 - a continuous k* from a smooth fit of the seed-mean loss against k (`fits.curve`);
 - their uncertainty from a bootstrap that resamples seeds as clusters: a seed's runs share training data
   across k (and its task across cells), so a resample draws whole seeds, the same draw for every cell;
-- the probability, over resamples, that each k is the argmin.
+- the probability, over resamples, that each k is the argmin;
+- the flat range: the lowest and highest tested k whose seed-mean loss is within one standard error
+  (of the argmin's mean) of the minimum. Where it spans a factor of 2 or more, the curve is flat past
+  its knee and no estimator of the argmin can pin k* down much better than that range.
 
 Resamples are drawn once as a (B, n_seeds) count matrix; each cell's resampled means are one matrix
 product, and the smooth fits of all resamples of a cell are one batched solve (no Python loop over B).
@@ -113,18 +116,21 @@ def cell_optimal_k(
             censored = "low" if k_star == tested.min() else "high" if k_star == tested.max() else ""
         boot_disc, boot_c = k_disc[1:], cont["k_star"][1:]
         p_argmin = {int(k): float(np.mean(boot_disc == k)) for k in ks} if n_boot else {}
-        sd = _seed_sd(y, has)
+        se = _seed_sd(y, has) / np.sqrt(np.maximum(has.sum(axis=0), 1))
         for j, k in enumerate(ks):
             curve_rows.append(
                 dict(zip(CELL_KEYS, key, strict=True))
                 | {
                     "k": int(k),
                     "mean": means[0, j],
-                    "se": sd[j] / np.sqrt(max(has[:, j].sum(), 1)),
+                    "se": se[j],
                     "n_seeds": int(has[:, j].sum()),
                     "p_argmin": p_argmin.get(int(k), np.nan),
                 }
             )
+        flat = np.zeros(len(ks), bool)
+        if disc[0] >= 0:  # within one standard error (0 with one seed) of the minimum
+            flat = means[0] <= means[0, disc[0]] + np.nan_to_num(se[disc[0]])
         log_b = np.log(boot_c[np.isfinite(boot_c)])
         log_d = np.log(boot_disc[np.isfinite(boot_disc)])
         cell_rows.append(
@@ -134,6 +140,8 @@ def cell_optimal_k(
                 "k_star_ci": _quantiles(boot_disc, discrete=True) if n_boot else (np.nan, np.nan),
                 "censored": censored,
                 "p_k_star": p_argmin.get(int(k_star), np.nan) if np.isfinite(k_star) else np.nan,
+                "k_flat_low": float(ks[flat].min()) if flat.any() else np.nan,
+                "k_flat_high": float(ks[flat].max()) if flat.any() else np.nan,
                 "k_star_cont": cont["k_star"][0],
                 "k_star_cont_ci": _quantiles(boot_c, discrete=False) if n_boot else (np.nan, np.nan),
                 "cont_at_edge": bool(cont["at_edge"][0]),

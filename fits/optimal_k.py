@@ -179,7 +179,7 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
         if "affine in s" in aic.index:
             block["affine_vs_power_law_delta_aic"] = float(aic["affine in s"] - aic["power law"])
     cells = cf.cells[["complexity", "n_train", "width", "n_experts", "k_star", "k_star_ci", "censored",
-                      "k_star_cont", "n_seeds"]].copy()
+                      "k_flat_low", "k_flat_high", "k_star_cont", "n_seeds"]].copy()
     try:
         theory = predicted_exponents(cells, **theory_kwargs(df, metric))
         cells["k_star_theory"] = theory["k_star_theory"].to_numpy()
@@ -193,6 +193,8 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
             for r in cells.itertuples()]
     block["cells"] = cells.to_dict(orient="records")
     block["n_censored"] = int((cf.cells["censored"] != "").sum())
+    # Curves flat past the knee: k within one SE of the minimum spans a factor of 2 or more.
+    block["n_flat"] = int((cf.cells["k_flat_high"] >= 2 * cf.cells["k_flat_low"]).sum())
     return block
 
 
@@ -232,6 +234,8 @@ def cells_table(cf: CellFits) -> pd.DataFrame:
             "k*": [_fmt(v, 0) for v in c["k_star"]],
             "k* 95% CI": [_ci(v, 0) for v in c["k_star_ci"]],
             "P(argmin)": [_fmt(v) for v in c["p_k_star"]],
+            "k within 1 SE": [_ci(v, 0).replace(", ", "-") for v in zip(c["k_flat_low"], c["k_flat_high"],
+                                                                          strict=True)],
             "censored": c["censored"].replace("", "-"),
             "k*_cont": [_fmt(v) for v in c["k_star_cont"]],
             "k*_cont 95% CI": [_ci(v) for v in c["k_star_cont_ci"]],

@@ -99,3 +99,26 @@ def test_all_rows_diverged_is_an_error():
     df = planted_results(n_seeds=2, diverged_frac=1.0)
     with pytest.raises(ValueError, match="no usable rows"):
         cell_optimal_k(df)
+
+
+def test_flat_range_is_the_k_within_one_standard_error_of_the_minimum():
+    """A V-shaped curve pins the flat range to k* itself; a curve flat past its knee (seed noise larger
+    than the differences) spans the plateau, computed here by hand from the seed means and SEs."""
+    ks, seeds = np.array([1, 2, 4, 8, 16]), np.arange(4)
+    noise = np.array([0.03, -0.01, 0.02, -0.04])  # per seed, the same at every k (a shared offset)
+    rows = []
+    for shape, curve in (("v", [1.0, 0.5, 0.2, 0.5, 1.0]), ("flat", [1.0, 0.5, 0.3, 0.301, 0.299])):
+        for s in seeds:
+            for j, k in enumerate(ks):
+                jitter = 0.02 * noise[(s + j) % 4]  # varies over seeds within a k: the SE is not zero
+                rows.append({"complexity": 1 if shape == "v" else 2, "n_train": 100, "width": 4,
+                             "n_experts": 16, "k": k, "seed": s, "diverged": False,
+                             "test_mse_ood": curve[j] + noise[s] + jitter})
+    cf = cell_optimal_k(pd.DataFrame(rows), n_boot=0)
+    v, flat = cf.cells.iloc[0], cf.cells.iloc[1]
+    assert v.k_star == v.k_flat_low == v.k_flat_high == 4
+    c = cf.curves[cf.curves["complexity"] == 2].set_index("k")
+    best = c["mean"].idxmin()
+    inside = c.index[c["mean"] <= c.loc[best, "mean"] + c.loc[best, "se"]]
+    assert (flat.k_flat_low, flat.k_flat_high) == (inside.min(), inside.max())
+    assert flat.k_flat_high >= 2 * flat.k_flat_low  # the plateau really is wide here
