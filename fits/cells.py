@@ -22,6 +22,7 @@ import pandas as pd
 
 from fits.curve import fit_curves
 from fits.data import CELL_KEYS, metric_column
+from fits.families import family_of
 
 
 @dataclass
@@ -65,8 +66,9 @@ def cell_optimal_k(
     df: pd.DataFrame, metric: str = "ood", n_boot: int = 2000, seed: int = 0, shape: str = "linear"
 ) -> CellFits:
     """Per-cell k* (discrete and continuous) with seed-cluster bootstrap uncertainty; see module doc.
-    `shape` is the estimation term of the smooth fit (`fits.curve`)."""
-    col = metric_column(metric)
+    `shape` is the estimation term of the smooth fit (`fits.curve`); `metric` is one of the table's
+    family's metrics (`fits.families`)."""
+    col = metric_column(metric, family_of(df))
     notes: list[str] = []
     valid = ~df["diverged"] & np.isfinite(df[col].to_numpy(dtype=float))
     n_div = int(df["diverged"].sum())
