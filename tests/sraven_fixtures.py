@@ -28,12 +28,14 @@ def planted_k_star(n_rules, a: float = 1.0, b: float = 0.8):
 
 
 def sraven_rows(rules=RULES, n_seeds: int = 5, a: float = 1.0, b: float = 0.8, noise: float = 0.004,
-                steps: int = 600, batch: int = 64, rng_seed: int = 0, diverged: int = 1) -> pd.DataFrame:
+                steps: int = 600, batch: int = 64, rng_seed: int = 0, diverged: int = 1,
+                slope: float = 0.02) -> pd.DataFrame:
     """Rows of a SRAVEN store whose error-vs-k curves have their minimum at k*(R) = a R^b; `diverged`
-    models (the first ones) are marked diverged with NaN accuracies, as the trainer writes them."""
+    models (the first ones) are marked diverged with NaN accuracies, as the trainer writes them. `slope`
+    is the curve's linear (estimation) term; lower it for a k* far beyond T, or the error saturates."""
     rng = np.random.default_rng(rng_seed)
     ks = np.arange(1, T + 1)
-    slope, p = 0.02, 1.0
+    p = 1.0
     rows = []
     for r in rules:
         k_star = float(planted_k_star(r, a, b))
