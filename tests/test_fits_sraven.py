@@ -134,3 +134,15 @@ def test_unknown_family_and_mixed_settings(tmp_path, capsys):
     # same problems seen (600 x 64 = 300 x 128) but other settings: the cells repeat, and it says which
     mixed = pd.concat([rows, rows.assign(steps=300, batch=128, bundle_id="other")], ignore_index=True)
     _bad([str(write_sraven_store(mixed, tmp_path / "mixed"))], tmp_path, capsys, "steps, batch vary")
+
+
+def test_accuracy_at_the_floor_is_flagged(tmp_path):
+    """Every model of R = 8 at 0 % OOD accuracy (as at CPU scale): a flat curve, noted, censored low, and
+    out of the law."""
+    rows = sraven_rows()
+    rows.loc[rows["n_rules"] == 8, "acc_ood"] = 0.0
+    doc = _fit(write_sraven_store(rows, tmp_path / "store"), tmp_path / "fits", "--bootstrap", "100")
+    flat = [n for n in doc["notes"] if "same seed-mean error at every k" in n]
+    assert len(flat) == 1 and flat[0].startswith("1 cell(s)") and "complexity=8," in flat[0]
+    cell = next(c for c in doc["cells"] if c["complexity"] == 8)
+    assert cell["censored"] == "low" and doc["law"]["n_cells"] == 5
