@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Regenerate the paper figures from the results and the fits; "
                                             "figures whose inputs are missing are skipped and listed.")
     for name, src in SOURCES.items():
-        p.add_argument(f"--{name}", type=Path, default=src.default, metavar="DIR",
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, default=src.default,
+                       metavar="DIR",
                        help=f"{name} directory (default: {src.default}; made by `{src.command}`)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help=f"output directory (default: {DEFAULT_OUT})")

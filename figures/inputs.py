@@ -46,14 +46,18 @@ SOURCES = {
     "softmoe": Source("softmoe", Path("results/softmoe"), "**/*",
                       "python -m simulations.softmoe single-expert|expert-drop"),
     "regime": Source("regime", Path("results/regime"), f"*/{BUNDLE_GLOB}", "python -m simulations.regime"),
+    "sraven": Source("sraven", Path("results/sraven-quick"), BUNDLE_GLOB, "python -m simulations.sraven"),
+    "sraven_fits": Source("sraven_fits", Path("results/fits-sraven"), "optimal_k.json",
+                          "python -m fits.optimal_k results/sraven-quick --out results/fits-sraven"),
 }
 
 
 class Inputs:
     """The input directories of one figures run; loads each input lazily and caches it."""
 
-    def __init__(self, results=None, fits=None, softmoe=None, regime=None):
-        given = {"results": results, "fits": fits, "softmoe": softmoe, "regime": regime}
+    def __init__(self, results=None, fits=None, softmoe=None, regime=None, sraven=None, sraven_fits=None):
+        given = {"results": results, "fits": fits, "softmoe": softmoe, "regime": regime, "sraven": sraven,
+                 "sraven_fits": sraven_fits}
         self.paths = {name: Path(given[name] or src.default) for name, src in SOURCES.items()}
         self._tables: dict[Path, pd.DataFrame] = {}
 
@@ -132,7 +136,37 @@ class Inputs:
         """The parsed `optimal_k.json` written by `python -m fits.optimal_k`, checked for what the figures
         read: `results_fingerprint`, `cells` (a non-empty list of objects with FITS_CELL_KEYS) and `law`
         (null, or an object with FITS_LAW_KEYS)."""
-        path, command = self.paths["fits"] / "optimal_k.json", SOURCES["fits"].command
+        return self._fits_doc("fits")
+
+    @cached_property
+    def sraven(self) -> pd.DataFrame:
+        """The SRAVEN store as the fits read it (`fits.data.load_results`: checked, and mapped onto the
+        generic cells: complexity = n_rules, width = d_expert, error_* = 1 - accuracy), raw columns kept."""
+        from fits.data import FitInputError, load_results
+
+        root, command = self.paths["sraven"], SOURCES["sraven"].command
+        try:
+            df = load_results(root)
+        except FitInputError as exc:
+            raise InputError(f"figures: cannot use the SRAVEN store {root}: {exc} "
+                             f"(made by: {command})") from exc
+        if "family" not in df.columns or (df["family"] != "sraven").any():
+            raise InputError(f"figures: {root} is not a SRAVEN store (no family 'sraven' in manifest.json or "
+                             f"rows; made by: {command})")
+        return df
+
+    @cached_property
+    def sraven_fits(self) -> dict:
+        """`optimal_k.json` of the fits on the SRAVEN store, checked as `fits` and for family 'sraven'."""
+        doc = self._fits_doc("sraven_fits")
+        if doc.get("family") != "sraven":
+            raise InputError(f"figures: {self.paths['sraven_fits'] / 'optimal_k.json'} holds fits of "
+                             f"{doc.get('family') or 'regression'} results, not SRAVEN "
+                             f"(rerun: {SOURCES['sraven_fits'].command})")
+        return doc
+
+    def _fits_doc(self, name: str) -> dict:
+        path, command = self.paths[name] / "optimal_k.json", SOURCES[name].command
         try:
             doc = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError) as exc:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from figures import style
-from figures.inputs import InputError
+from figures.inputs import SOURCES, InputError
 
 FACTORS = ("complexity", "n_train", "width")
 N_CURVE = 60  # points on each law / theory curve
@@ -22,17 +22,18 @@ class StaleFits(InputError):
     """The fits output does not match the results store it should have been computed from."""
 
 
-def law_band(inputs, grid: pd.DataFrame) -> pd.DataFrame:
+def law_band(inputs, grid: pd.DataFrame, sources=("results", "fits")) -> pd.DataFrame:
     """The fitted law's k* and its 95 % confidence band (for the mean of log k*) at the rows of `grid`
     (columns complexity, n_train, width); NaN where no law was fitted. Refuses fits computed from
-    other results than the store at hand."""
+    other results than the store at hand. `sources`: the (store, fits) inputs, e.g. the SRAVEN pair."""
     from fits.data import check_results, results_fingerprint
     from fits.law import law_band as band
 
-    doc = inputs.fits
-    if doc.get("results_fingerprint") != results_fingerprint(check_results(inputs.results)):
-        raise StaleFits(f"figures: {inputs.path('fits')}/optimal_k.json does not match "
-                        f"{inputs.path('results')} (rerun: python -m fits.optimal_k)")
+    store, fits = sources
+    doc = getattr(inputs, fits)
+    if doc.get("results_fingerprint") != results_fingerprint(check_results(getattr(inputs, store))):
+        raise StaleFits(f"figures: {inputs.path(fits)}/optimal_k.json does not match "
+                        f"{inputs.path(store)} (rerun: {SOURCES[fits].command})")
     law = doc.get("law")
     if law is None:
         out = grid.copy()
@@ -51,10 +52,10 @@ def theory_k_star(grid: pd.DataFrame, task_kwargs: dict) -> np.ndarray:
     return theory.continuous_optimum(*args, **task_kwargs)["k_star"].to_numpy(dtype=float)
 
 
-def measured(inputs) -> pd.DataFrame:
+def measured(inputs, fits: str = "fits") -> pd.DataFrame:
     """Per cell: the k* that feeds the law (continuous or discrete, as the fits chose) with its bootstrap
     95 % CI, and whether the law excluded the cell (censored, or the smooth fit's k* on the edge)."""
-    doc = inputs.fits
+    doc = getattr(inputs, fits)
     cells = pd.DataFrame(doc["cells"])
     cont = (doc.get("law") or {}).get("k_source", "continuous") == "continuous"
     col = "k_star_cont" if cont else "k_star"
@@ -77,11 +78,12 @@ def levels(values, at_most: int = 4) -> list:
     return list(u[np.unique(np.round(np.linspace(0, len(u) - 1, at_most)).astype(int))])
 
 
-def kstar_table(inputs, x: str, series: str, fixed: dict) -> pd.DataFrame:
+def kstar_table(inputs, x: str, series: str, fixed: dict, sources=("results", "fits"),
+                theory: bool = True) -> pd.DataFrame:
     """Tidy rows for one panel: k* against factor `x`, one series per level of `series`, the remaining
     factor held at `fixed`; `kind` is measured (cells, with bootstrap CI), law (fitted, with 95 % band)
-    or theory (`theory.continuous_optimum`)."""
-    cells = measured(inputs)
+    or theory (`theory.continuous_optimum`; only with `theory`). `sources`: the (store, fits) inputs."""
+    cells = measured(inputs, sources[1])
     for f, v in fixed.items():
         cells = cells[cells[f] == v]
     t = int(cells["n_experts"].mode().max())
@@ -96,8 +98,9 @@ def kstar_table(inputs, x: str, series: str, fixed: dict) -> pd.DataFrame:
         for f, v in fixed.items():
             grid[f] = v
         grid["n_experts"] = t
-        parts.append(law_band(inputs, grid).assign(kind="law"))
-        parts.append(grid.assign(k_star=theory_k_star(grid, inputs.task_kwargs), kind="theory"))
+        parts.append(law_band(inputs, grid, sources).assign(kind="law"))
+        if theory:
+            parts.append(grid.assign(k_star=theory_k_star(grid, inputs.task_kwargs), kind="theory"))
     out = pd.concat(parts, ignore_index=True)
     out.insert(0, "x", x)
     out.insert(1, "series", series)
@@ -106,15 +109,17 @@ def kstar_table(inputs, x: str, series: str, fixed: dict) -> pd.DataFrame:
     return out[cols]
 
 
-def draw(ax, df: pd.DataFrame) -> None:
+def draw(ax, df: pd.DataFrame, symbols: dict | None = None) -> None:
     """Draw one panel of `kstar_table` rows: law line + band, theory dashed, measured points + CI
-    (hollow when the law excluded the cell), one colour per series level; log-log axes."""
+    (hollow when the law excluded the cell), one colour per series level; log-log axes. `symbols` names
+    the series factor in the legend when it is not one of the papers' (`symbol`)."""
     x, series = df["x"].iloc[0], df["series"].iloc[0]
     for i, level in enumerate(sorted(df[series].unique())):
         c = style.color(i)
         g = df[df[series] == level]
         law = g[g["kind"] == "law"].sort_values(x)
-        ax.plot([], [], color=c, marker=style.marker(i), label=f"{symbol(series)} = {level:g}")
+        name = (symbols or {}).get(series) or symbol(series)
+        ax.plot([], [], color=c, marker=style.marker(i), label=f"{name} = {level:g}")
         if law["k_star"].notna().any():
             ax.plot(law[x], law["k_star"], color=c)
             ax.fill_between(law[x], law["ci_lo"], law["ci_hi"], color=c, alpha=style.BAND_ALPHA, linewidth=0)

@@ -39,6 +39,9 @@ LABELS = {
     "gap": r"measured gap: test $-$ train MSE",
     "p2_bound": r"P2 bound on the gap",
     "bound": r"bound value",
+    "n_rules": r"rule pool size $R$",
+    "acc": r"accuracy (whole problem)",
+    "feat_acc": r"accuracy per feature",
 }
 
 RC = {

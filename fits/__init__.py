@@ -14,6 +14,7 @@ from .data import (
     load_results,
     split_arms,
 )
+from .families import FAMILIES, family_of, sraven_table
 from .k_eval import best_k_eval, k_eval_block
 from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
 from .surface import (
@@ -40,6 +41,9 @@ __all__ = [
     "loss_curve",
     "ARMS",
     "METRICS",
+    "FAMILIES",
+    "family_of",
+    "sraven_table",
     "arm_names",
     "learned_arm",
     "split_arms",

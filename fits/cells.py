@@ -25,6 +25,7 @@ import pandas as pd
 
 from fits.curve import fit_curves
 from fits.data import CELL_KEYS, metric_column
+from fits.families import family_of
 
 
 @dataclass
@@ -68,8 +69,9 @@ def cell_optimal_k(
     df: pd.DataFrame, metric: str = "ood", n_boot: int = 2000, seed: int = 0, shape: str = "linear"
 ) -> CellFits:
     """Per-cell k* (discrete and continuous) with seed-cluster bootstrap uncertainty; see module doc.
-    `shape` is the estimation term of the smooth fit (`fits.curve`)."""
-    col = metric_column(metric)
+    `shape` is the estimation term of the smooth fit (`fits.curve`); `metric` is one of the table's
+    family's metrics (`fits.families`)."""
+    col = metric_column(metric, family_of(df))
     notes: list[str] = []
     valid = ~df["diverged"] & np.isfinite(df[col].to_numpy(dtype=float))
     n_div = int(df["diverged"].sum())
@@ -89,7 +91,7 @@ def cell_optimal_k(
     rng = np.random.default_rng(seed)
     counts = np.vstack([np.ones((1, len(seeds))), seed_resample_counts(len(seeds), n_boot, rng)])
 
-    cell_rows, curve_rows, boot_cont, boot_star = [], [], [], []
+    cell_rows, curve_rows, boot_cont, boot_star, flat = [], [], [], [], []
     work = df.assign(_valid=valid, _y=df[col].astype(float))
     for key, g in work.groupby(list(CELL_KEYS), sort=True):
         n_experts = int(key[3])
@@ -110,6 +112,8 @@ def cell_optimal_k(
         cont = fit_curves(ks, n_experts, means, n, shape=shape)
 
         tested = ks[has.any(axis=0)]
+        if len(tested) > 1 and np.nanmax(means[0]) == np.nanmin(means[0]):
+            flat.append(key)  # e.g. an accuracy at 0 for every k: the argmin is a tie-break
         k_star = k_disc[0]
         censored = ""
         if np.isfinite(k_star) and len(tested) > 1:
@@ -162,6 +166,11 @@ def cell_optimal_k(
     n_cens = int((cells["censored"] != "").sum())
     if n_cens:
         notes.append(f"{n_cens} of {len(cells)} cell(s) censored (k* at the smallest or largest tested k)")
+    if flat:
+        where = "; ".join(", ".join(f"{f}={v:g}" for f, v in zip(CELL_KEYS, key, strict=True))
+                          for key in flat)
+        notes.append(f"{len(flat)} cell(s) with the same seed-mean error at every k (k* there is the smallest"
+                     f" k by tie-break, censored low, and means nothing): {where}")
     return CellFits(
         cells=cells,
         curves=pd.DataFrame(curve_rows),

@@ -1,8 +1,10 @@
 """Reading and checking the results store for the fits.
 
 The store is a directory of Parquet files (one per bundle) plus `manifest.json`, written by
-`simulations.grid`; `simulations.results.load` is used when it is importable, otherwise the Parquet files
-are read directly. Either way the table is checked here, so every caller gets the same one-line errors.
+`simulations.grid` or `simulations.sraven` and read with `simulations.results.load`. The table is checked
+here, so every caller gets the same one-line errors. A store's family (manifest.json's "family", else the
+rows' `family` column, else regression) decides the metrics and how the rows map onto the generic table
+(`fits.families`).
 """
 
 from __future__ import annotations
@@ -12,34 +14,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulations.results import load
+from fits.families import FAMILIES, REGRESSION, family_of
+from simulations.results import load, read_manifest
 
 DEFAULT_RESULTS = Path("results/quick")
 DEFAULT_OUT = Path("results/fits")
 
-#: `--metric` choice -> results column.
-METRICS = {"ood": "test_mse_ood", "id": "test_mse_id", "train": "train_mse"}
+#: `--metric` choice -> results column (regression; each family's are in `fits.families.FAMILIES`).
+METRICS = REGRESSION.metrics
 
 #: The factors of a cell (a cell groups rows across k and seeds) and the factors of the law.
 CELL_KEYS = ("complexity", "n_train", "width", "n_experts")
 LAW_FACTORS = ("complexity", "n_train", "width")
 
 #: Cell fields of the grid that the fits do not group by: they must take one value per (cell, k, seed).
-OTHER_CELL_FIELDS = (
-    "d_in",
-    "n_skills",
-    "teacher_width",
-    "noise",
-    "holdout_frac",
-    "renormalize",
-    "impl",
-    "lr",
-    "max_steps",
-    "dtype",
-)
+OTHER_CELL_FIELDS = REGRESSION.other_cell_fields
 
 #: Columns the fits need; the full schema (docs/results.md) has more, which are carried but not used.
 REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
+
+
+def required_columns(family: str = "regression") -> tuple[str, ...]:
+    """The generic table's columns the fits need for a family (its error columns as the metrics)."""
+    return ("seed", "k", *CELL_KEYS, "diverged", *FAMILIES[family].metrics.values())
 
 #: The arms of a store with routing controls (simulations.grid's `router` x `experts`), by name; a store
 #: without those columns is one "learned" arm. The dense rows are reference MLPs, not a top-k router:
@@ -74,7 +71,8 @@ def results_fingerprint(df: pd.DataFrame) -> str:
     """A hash of the rows the fits read (their columns, in (cell, k, seed) order): written into
     `optimal_k.json` so that consumers can tell whether the fits still match the results store."""
     arms = [c for c in ARM_COLUMNS if c in df.columns]
-    rows = df[[*arms, *REQUIRED_COLUMNS]].sort_values([*arms, "seed", "k", *CELL_KEYS], kind="stable")
+    cols = [*arms, *required_columns(family_of(df))]
+    rows = df[cols].sort_values([*arms, "seed", "k", *CELL_KEYS], kind="stable")
     digest = pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy()
     return hashlib.sha256(digest.tobytes()).hexdigest()[:16]
 
@@ -83,11 +81,33 @@ class FitInputError(ValueError):
     """Bad input to the fits: the message is one line naming the problem."""
 
 
-def metric_column(metric: str) -> str:
-    """Results column for a `--metric` choice; a clear error for anything else."""
-    if metric not in METRICS:
-        raise FitInputError(f"unknown metric {metric!r}: allowed values are {', '.join(METRICS)}")
-    return METRICS[metric]
+def metric_column(metric: str, family: str = "regression") -> str:
+    """Results column for a `--metric` choice of a family's store; a clear error for anything else."""
+    metrics = FAMILIES[family].metrics
+    if metric not in metrics:
+        raise FitInputError(f"unknown metric {metric!r}: allowed values are {', '.join(metrics)} "
+                            f"({family} results)")
+    return metrics[metric]
+
+
+def store_family(path: Path, df: pd.DataFrame) -> str:
+    """The family of the store at `path`: manifest.json's "family" and the rows' `family` column must
+    agree where both exist; neither means regression (stores from before families)."""
+    try:
+        rows = family_of(df)
+    except ValueError as exc:
+        raise FitInputError(f"results at {path}: {exc}") from exc
+    manifest = read_manifest(path) if path.is_dir() else None
+    declared = (manifest or {}).get("family")
+    if declared is None:
+        return rows
+    if declared not in FAMILIES:
+        raise FitInputError(f"results at {path}: manifest.json has unknown family {declared!r}: allowed "
+                            f"values are {', '.join(FAMILIES)}")
+    if "family" in df.columns and df["family"].notna().any() and rows != declared:
+        raise FitInputError(f"results at {path}: manifest.json says family {declared!r} but the rows say "
+                            f"{rows!r}")
+    return declared
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
@@ -104,12 +124,25 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise FitInputError(f"could not read results at {path}: {msg}") from exc
     if len(df) == 0:
         raise FitInputError(f"results at {path} hold no rows (no bundle files, or empty ones)")
+    family = store_family(path, df)
+    if family != "regression":
+        df = df.assign(family=family)
     return check_results(df)
 
 
 def check_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Check the columns and values the fits rely on; return the table with clean dtypes."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    """Check the columns and values the fits rely on; return the table with clean dtypes. A store of
+    another family than regression (its `family` column) is first mapped onto the generic table."""
+    try:
+        fam = FAMILIES[family_of(df)]
+    except ValueError as exc:
+        raise FitInputError(str(exc)) from exc
+    if fam.to_generic is not None:
+        missing = [c for c in fam.raw_columns if c not in df.columns]
+        if missing:
+            raise FitInputError(f"{fam.name} results table lacks required column(s): {', '.join(missing)}")
+        df = fam.to_generic(df)
+    missing = [c for c in required_columns(fam.name) if c not in df.columns]
     if missing:
         raise FitInputError(f"results table lacks required column(s): {', '.join(missing)}")
     if len(df) == 0:
@@ -130,7 +163,7 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
     dup = df.duplicated([*arm_cols, *CELL_KEYS, "k", "seed"], keep=False)
     if dup.any():
         varying = [
-            c for c in OTHER_CELL_FIELDS if c in df.columns and df.loc[dup, c].nunique(dropna=False) > 1
+            c for c in fam.other_cell_fields if c in df.columns and df.loc[dup, c].nunique(dropna=False) > 1
         ]
         what = f"; {', '.join(varying)} vary: fit one value at a time" if varying else ""
         raise FitInputError(

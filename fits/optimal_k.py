@@ -1,8 +1,10 @@
-"""`python -m fits.optimal_k [RESULTS] [--metric id|ood|train] [--out DIR] [--bootstrap N] [--seed S]`
+"""`python -m fits.optimal_k [RESULTS] [--metric id|ood|train|...] [--out DIR] [--bootstrap N] [--seed S]`
 
 Per-cell optimal k with seed-cluster bootstrap uncertainty, the scaling law of k*, and its comparison
 with the theory. Prints a summary; writes `optimal_k.json`, `cells.csv` and `report.md` to DIR, all at
-the end and atomically (nothing is written when the input is bad).
+the end and atomically (nothing is written when the input is bad). A SRAVEN store is mapped onto the
+same cells (`fits.families`: complexity = R, error = 1 - accuracy); the parts that model the regression
+task (theory, surface, inference-time k, routing arms) are skipped for it, each with its reason.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from fits.curve import SHAPES
 from fits.data import (
     DEFAULT_OUT,
     DEFAULT_RESULTS,
-    METRICS,
     FitInputError,
     load_results,
     metric_column,
     results_fingerprint,
     split_arms,
 )
+from fits.families import FAMILIES, Family, family_of
 from fits.k_eval import k_eval_block
 from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.surface import fit_moe_loss
@@ -48,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "results", nargs="?", default=str(DEFAULT_RESULTS), help="results store (default %(default)s)"
     )
-    p.add_argument("--metric", default="ood", help=f"one of {', '.join(METRICS)} (default %(default)s)")
+    metrics = "; ".join(f"{', '.join(f.metrics)} ({f.name})" for f in FAMILIES.values())
+    p.add_argument("--metric", default="ood", help=f"one of {metrics} (default %(default)s)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default %(default)s)")
     p.add_argument("--bootstrap", type=int, default=2000, help="seed-cluster resamples (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
@@ -222,9 +225,12 @@ def _ci(ci, nd=2):
     return "-" if not all(math.isfinite(v) for v in ci) else f"[{_fmt(ci[0], nd)}, {_fmt(ci[1], nd)}]"
 
 
-def cells_table(cf: CellFits) -> pd.DataFrame:
-    """The per-cell table as printed and written to report.md (strings)."""
+def cells_table(cf: CellFits, family: Family = FAMILIES["regression"]) -> pd.DataFrame:
+    """The per-cell table as printed and written to report.md (strings); the factors are headed by the
+    family's names for them (s, m, h for regression)."""
     c = cf.cells
+    heads = {"s": "complexity", "m": "n_train", "h": "width"}
+    names = {k: family.factor_names.get(v, k) for k, v in heads.items()}
     return pd.DataFrame(
         {
             "s": c["complexity"],
@@ -243,7 +249,7 @@ def cells_table(cf: CellFits) -> pd.DataFrame:
             "seeds": c["n_seeds"],
             "diverged": c["n_diverged"],
         }
-    )
+    ).rename(columns=names)
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -253,7 +259,9 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def law_text(law: LawFit | None, reason: str | None) -> str:
+def law_text(law: LawFit | None, reason: str | None, names: dict | None = None) -> str:
+    """The law as printed and in report.md; `names` labels the factors (a family's factor_names)."""
+    names = names or {}
     if law is None:
         return f"Law of k*: {reason}"
     lines = [
@@ -264,20 +272,23 @@ def law_text(law: LawFit | None, reason: str | None) -> str:
     for r in law.exponents.itertuples():
         if r.factor in law.factors:
             lines.append(
-                f"    {r.estimate:+.3f} log {r.factor:<10}  se {r.se:.3f}"
+                f"    {r.estimate:+.3f} log {names.get(r.factor, r.factor):<10}  se {r.se:.3f}"
                 f"  95% CI {_ci((r.ci_low, r.ci_high), 3)}"
                 f"  bootstrap CI {_ci((r.boot_ci_low, r.boot_ci_high), 3)}"
             )
         else:
-            lines.append(f"    (no {r.factor} term: one level in the usable cells)")
+            lines.append(f"    (no {names.get(r.factor, r.factor)} term: one level in the usable cells)")
     return "\n".join(lines)
 
 
-def _report(args, cf: CellFits, law, reason, theory: dict, notes: list[str]) -> str:
+def _report(args, cf: CellFits, law, reason, theory: dict, notes: list[str],
+            family: Family = FAMILIES["regression"]) -> str:
+    col = metric_column(args.metric, family.name)
+    what = f" = {family.error_of[col]}" if col in family.error_of else ""
     parts = [
         "# Optimal k per cell and the law of k*",
         "",
-        f"Results: `{args.results}`; metric `{metric_column(args.metric)}`; {cf.n_boot} seed-cluster"
+        f"Results: `{args.results}` ({family.name}); metric `{col}`{what}; {cf.n_boot} seed-cluster"
         f" bootstrap resamples (seed {args.seed}).",
         "",
         "## Notes",
@@ -290,12 +301,12 @@ def _report(args, cf: CellFits, law, reason, theory: dict, notes: list[str]) -> 
         f"L(k) = c + a k^-p + b e(k), e = {args.shape} (docs/fits.md). Censored: k* at the smallest or"
         " largest tested k.",
         "",
-        _markdown(cells_table(cf)),
+        _markdown(cells_table(cf, family)),
         "",
         "## Law",
         "",
         "```",
-        law_text(law, reason),
+        law_text(law, reason, family.factor_names),
         "```",
         "",
     ]
@@ -314,43 +325,25 @@ def _report(args, cf: CellFits, law, reason, theory: dict, notes: list[str]) -> 
             *[f"- {k}: {_fmt(v, 3)}" for k, v in law.diagnostics.items()],
             "",
         ]
+    if family.skipped:
+        parts += ["## Skipped for this family", "", *[f"- {k}: {v}" for k, v in family.skipped.items()], ""]
     parts += ["## Theory comparison", "", "```", json.dumps(_clean(theory), indent=2), "```", ""]
     return "\n".join(parts)
 
 
-def run(argv: list[str] | None = None) -> dict:
-    """Parse, fit, print and write; returns the JSON document. Raises FitInputError on bad input."""
-    args = _parser().parse_args(argv)
-    metric_column(args.metric)
-    if args.method not in METHODS:
-        raise FitInputError(f"unknown --method {args.method!r}: allowed values are {', '.join(METHODS)}")
-    if args.k_source not in K_SOURCES:
-        raise FitInputError(
-            f"unknown --k-source {args.k_source!r}: allowed values are {', '.join(K_SOURCES)}"
-        )
-    if args.shape not in SHAPES:
-        raise FitInputError(f"unknown --shape {args.shape!r}: allowed values are {', '.join(SHAPES)}")
-    for name in ("bootstrap", "surface_bootstrap", "theory_bootstrap"):
-        if getattr(args, name) < 0:
-            raise FitInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    store = load_results(args.results)
-    arms = split_arms(store)
-    if not arms:
-        raise FitInputError(f"results at {args.results} hold no top-k rows (only dense reference rows)")
-    # The top-level cells and law are the learned arm's (the toolkit's question); every arm is under
-    # `by_router` when the store has routing controls.
-    primary = "learned" if "learned" in arms else next(iter(arms))
+def regression_blocks(store: pd.DataFrame, arms: dict, primary: str, fitted: tuple, args) -> dict:
+    """The parts of the fits that model the regression task: the law per routing arm, the theory's k*,
+    the joint loss surface, the calibrated risk bound and the inference-time k."""
+    cf, law, reason = fitted
     df = arms[primary]
-    cf, law, reason = fit_arm(df, args)
     by_router = None
     if "router" in store.columns:
         by_router = {}
         for name, part in arms.items():
             # The oracle's curve is flat past k = s * r by construction (docs/tasks.md), a shape outside
             # the smooth curve model's family: its law uses the discrete k*.
-            fitted = (cf, law, reason) if name == primary else fit_arm(
-                part, args, "discrete" if name == "oracle" else None)
-            by_router[name] = arm_block(part, *fitted, args.metric)
+            fit = fitted if name == primary else fit_arm(part, args, "discrete" if name == "oracle" else None)
+            by_router[name] = arm_block(part, *fit, args.metric)
     theory = theory_comparison(law, cf.cells, **theory_kwargs(df, args.metric))
     surface = {"fitted": False, "reason": "--no-surface"}
     if not args.no_surface:
@@ -363,11 +356,65 @@ def run(argv: list[str] | None = None) -> dict:
     k_eval_metric = "test_mse_ood" if args.metric == "ood" else "test_mse_id"
     k_eval = k_eval_block(load_k_eval(args.results) if Path(args.results).is_dir() else pd.DataFrame(),
                           k_eval_metric, args.bootstrap, args.seed)
+    return {"theory_comparison": theory, "joint_surface": surface, "by_router": by_router,
+            "theory_fit": theory_fit, "k_eval": k_eval}
+
+
+def skipped_blocks(family: Family) -> dict:
+    """The regression-only blocks of optimal_k.json for another family: each says it is skipped and why."""
+    why = family.skipped
+    return {"theory_comparison": {"available": False, "reason": why["theory_comparison"]},
+            "joint_surface": {"fitted": False, "reason": why["joint_surface"]},
+            "by_router": None,
+            "theory_fit": {"fitted": False, "reason": why["theory_fit"]},
+            "k_eval": {"available": False, "reason": why["k_eval"]}}
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse, fit, print and write; returns the JSON document. Raises FitInputError on bad input."""
+    args = _parser().parse_args(argv)
+    if args.method not in METHODS:
+        raise FitInputError(f"unknown --method {args.method!r}: allowed values are {', '.join(METHODS)}")
+    if args.k_source not in K_SOURCES:
+        raise FitInputError(
+            f"unknown --k-source {args.k_source!r}: allowed values are {', '.join(K_SOURCES)}"
+        )
+    if args.shape not in SHAPES:
+        raise FitInputError(f"unknown --shape {args.shape!r}: allowed values are {', '.join(SHAPES)}")
+    for name in ("bootstrap", "surface_bootstrap", "theory_bootstrap"):
+        if getattr(args, name) < 0:
+            raise FitInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    store = load_results(args.results)
+    family = FAMILIES[family_of(store)]
+    col = metric_column(args.metric, family.name)  # the family's metrics: checked before any fit
+    arms = split_arms(store)
+    if not arms:
+        raise FitInputError(f"results at {args.results} hold no top-k rows (only dense reference rows)")
+    # The top-level cells and law are the learned arm's (the toolkit's question); every arm is under
+    # `by_router` when the store has routing controls.
+    primary = "learned" if "learned" in arms else next(iter(arms))
+    df = arms[primary]
+    cf, law, reason = fit_arm(df, args)
+    if family.name == "regression":
+        blocks = regression_blocks(store, arms, primary, (cf, law, reason), args)
+    else:
+        blocks = skipped_blocks(family)
+    theory, theory_fit = blocks["theory_comparison"], blocks["theory_fit"]
     notes = cf.notes + (law.notes if law is not None else [reason])
+    if family.skipped:
+        notes.append(f"skipped for {family.name} results: {', '.join(family.skipped)} (why: `skipped` in "
+                     "optimal_k.json and report.md)")
+    extra = {}
+    if family.to_generic is not None:
+        extra = {"error": family.error_of.get(col, col),
+                 "mapping": family.mapping,
+                 "skipped": family.skipped}
     doc = _clean(
         {
             "results": str(args.results),
-            "metric": metric_column(args.metric),
+            "family": family.name,
+            "metric": col,
+            **extra,
             "n_bootstrap": cf.n_boot,
             "seed": args.seed,
             "shape": args.shape,
@@ -375,14 +422,11 @@ def run(argv: list[str] | None = None) -> dict:
             "arm": primary,
             "results_fingerprint": results_fingerprint(store),
             "n_diverged_rows": int(df["diverged"].sum()),
+            "n_censored": int((cf.cells["censored"] != "").sum()),
             "cells": _cells_records(cf),
             "law": law_summary(law) if law is not None else None,
             "law_not_fitted_reason": reason,
-            "theory_comparison": theory,
-            "joint_surface": surface,
-            "by_router": by_router,
-            "theory_fit": theory_fit,
-            "k_eval": k_eval,
+            **blocks,
             "notes": notes,
         }
     )
@@ -396,19 +440,19 @@ def run(argv: list[str] | None = None) -> dict:
         )
         .drop(columns=["k_star_ci", "k_star_cont_ci"])
         .to_csv(index=False),
-        "report.md": _report(args, cf, law, reason, theory, notes)
+        "report.md": _report(args, cf, law, reason, theory, notes, family)
         + "\n## Theory fit: the calibrated risk bound\n\n" + theory_fit_markdown(_clean(theory_fit))
-        + "\n## Inference-time k\n\n" + k_eval_markdown(k_eval),
+        + "\n## Inference-time k\n\n" + k_eval_markdown(blocks["k_eval"]),
     }
-    print(cells_table(cf).to_string(index=False))
+    print(cells_table(cf, family).to_string(index=False))
     print()
-    print(law_text(law, reason))
+    print(law_text(law, reason, family.factor_names))
     if theory.get("available"):
         print(
             "Theory's predicted exponents:",
             {k: round(v, 3) for k, v in theory["predicted_exponents"].items()},
         )
-    else:
+    elif not family.skipped:  # a skipped theory is in the notes
         print("Theory comparison unavailable:", theory.get("reason"))
     if theory_fit.get("fitted"):
         print("Calibrated risk bound:", {k: round(v["estimate"], 4) for k, v in theory_fit["params"].items()})

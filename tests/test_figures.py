@@ -11,6 +11,7 @@ import pytest
 from figure_fixtures import fixture_rows, write_regime_store, write_store
 from matplotlib import image
 from PIL import Image
+from sraven_fixtures import sraven_rows, write_sraven_store
 from statsmodels.stats.weightstats import DescrStatsW
 from test_softmoe_figures import write_softmoe_store
 
@@ -26,23 +27,31 @@ NAMES = [f.NAME for f in FIGURES]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """(results dir, fits dir, out dir, softmoe dir, regime dir) with every figure rendered once by the
-    CLI."""
+    """(results dir, fits dir, out dir, softmoe dir, regime dir, sraven dir, sraven fits dir) with every
+    figure rendered once by the CLI."""
     root = tmp_path_factory.mktemp("figures")
     results, fits, out = root / "results", root / "fits", root / "out"
     write_store(fixture_rows(), results)
     softmoe = write_softmoe_store(root / "softmoe")
     regime = write_regime_store(root / "regime")
+    sraven, sraven_fits = write_sraven_store(sraven_rows(), root / "sraven"), root / "sraven_fits"
     assert fits_main([str(results), "--out", str(fits), "--bootstrap", "200"]) == 0
+    assert fits_main([str(sraven), "--out", str(sraven_fits), "--bootstrap", "200"]) == 0
     assert main(["--results", str(results), "--fits", str(fits), "--softmoe", str(softmoe),
-                 "--regime", str(regime), "--out", str(out)]) == 0
-    return results, fits, out, softmoe, regime
+                 "--regime", str(regime), "--sraven", str(sraven), "--sraven-fits", str(sraven_fits),
+                 "--out", str(out)]) == 0
+    return results, fits, out, softmoe, regime, sraven, sraven_fits
+
+
+def _sraven_args(store) -> list[str]:
+    return ["--sraven", str(store[5]), "--sraven-fits", str(store[6])]
 
 
 @pytest.fixture(scope="module")
 def inputs(store):
-    results, fits, _, softmoe, regime = store
-    return Inputs(results=results, fits=fits, softmoe=softmoe, regime=regime)
+    results, fits, _, softmoe, regime, sraven, sraven_fits = store
+    return Inputs(results=results, fits=fits, softmoe=softmoe, regime=regime, sraven=sraven,
+                  sraven_fits=sraven_fits)
 
 
 def test_registry_follows_the_module_convention():
@@ -118,7 +127,7 @@ def test_draws_what_it_can_and_lists_the_rest(store, tmp_path, capsys):
     figures are listed as skipped, each with the command that makes its input; exit 0."""
     out, none = tmp_path / "out", tmp_path / "nosoftmoe"
     assert main(["--results", str(store[0]), "--fits", str(store[1]), "--softmoe", str(none),
-                 "--regime", str(store[4]), "--out", str(out)]) == 0
+                 "--regime", str(store[4]), *_sraven_args(store), "--out", str(out)]) == 0
     drawn = [n for n in NAMES if not n.startswith("softmoe")]
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{e}" for n in drawn for e in EXTENSIONS)
     assert capsys.readouterr().err.strip().splitlines() == [
@@ -130,12 +139,13 @@ def test_draws_what_it_can_and_lists_the_rest(store, tmp_path, capsys):
 
 
 def test_missing_grid_results_name_the_grid_first(store, tmp_path, capsys):
-    """Without grid results (and fits) only the Soft MoE and regime figures are drawn; every skipped
-    figure names the grid command first, the k* figures then the fits command."""
+    """Without grid results (and fits) only the Soft MoE, regime and SRAVEN figures are drawn; every
+    skipped figure names the grid command first, the k* figures then the fits command."""
     results, fits, out = tmp_path / "noresults", tmp_path / "nofits", tmp_path / "out"
     assert main(["--results", str(results), "--fits", str(fits), "--softmoe", str(store[3]),
-                 "--regime", str(store[4]), "--out", str(out)]) == 0
-    assert {p.stem for p in out.iterdir()} == {"softmoe_single_expert", "softmoe_expert_drop", "regime_map"}
+                 "--regime", str(store[4]), *_sraven_args(store), "--out", str(out)]) == 0
+    assert {p.stem for p in out.iterdir()} == {"softmoe_single_expert", "softmoe_expert_drop", "regime_map",
+                                              "sraven_accuracy", "sraven_kstar"}
     err = capsys.readouterr().err.strip().splitlines()
     grid = f"missing {results} (run: python -m simulations.grid)"
     assert len(err) == len([f for f in FIGURES if "results" in f.INPUTS]) >= 5
@@ -150,7 +160,8 @@ def test_missing_grid_results_name_the_grid_first(store, tmp_path, capsys):
 def test_nothing_to_draw_exits_2(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--results", str(tmp_path / "r"), "--fits", str(tmp_path / "f"), "--softmoe",
-                 str(tmp_path / "s"), "--regime", str(tmp_path / "g"), "--out", str(out)]) == 2
+                 str(tmp_path / "s"), "--regime", str(tmp_path / "g"), "--sraven", str(tmp_path / "v"),
+                 "--sraven-fits", str(tmp_path / "vf"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == len(NAMES) + 1 and err[-1].startswith("figures: nothing to draw")
     assert not out.exists()
@@ -193,7 +204,7 @@ def test_stale_fits_are_refused(store, tmp_path, capsys):
                         tmp_path / "other")
     out = tmp_path / "out"
     assert main(["--results", str(other), "--fits", str(store[1]), "--softmoe", str(store[3]),
-                 "--regime", str(store[4]), "--out", str(out)]) == 2
+                 "--regime", str(store[4]), *_sraven_args(store), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not match" in err[0] and "python -m fits.optimal_k" in err[0]
     assert not out.exists()

@@ -15,6 +15,7 @@ import shutil
 import pandas as pd
 import pytest
 from figure_fixtures import fixture_rows, write_regime_store, write_store
+from sraven_fixtures import sraven_rows, write_sraven_store
 from test_softmoe_figures import write_softmoe_store
 
 from figures import main
@@ -27,8 +28,11 @@ def good(tmp_path_factory):
     root = tmp_path_factory.mktemp("good")
     results = write_store(fixture_rows(), root / "results")
     assert fits_main([str(results), "--out", str(root / "fits"), "--bootstrap", "20"]) == 0
+    sraven = write_sraven_store(sraven_rows(rules=(2, 4, 8), n_seeds=3), root / "sraven")
+    assert fits_main([str(sraven), "--out", str(root / "sraven_fits"), "--bootstrap", "20"]) == 0
     return {"results": results, "fits": root / "fits", "softmoe": write_softmoe_store(root / "softmoe"),
-            "regime": write_regime_store(root / "regime")}
+            "regime": write_regime_store(root / "regime"), "sraven": sraven,
+            "sraven_fits": root / "sraven_fits"}
 
 
 @pytest.fixture
@@ -38,7 +42,7 @@ def inputs(good, tmp_path):
 
 
 def run(inputs, out, *extra) -> int:
-    argv = [a for name, path in inputs.items() for a in (f"--{name}", str(path))]
+    argv = [a for name, path in inputs.items() for a in (f"--{name.replace('_', '-')}", str(path))]
     return main([*argv, "--out", str(out), *extra])
 
 
@@ -59,6 +63,8 @@ FILES = {  # source -> (file to break, a figure that reads it)
     "results": (lambda d: sorted(d.glob("bundle-*.parquet"))[0], "error_vs_k"),
     "fits": (lambda d: d / "optimal_k.json", "kstar_complexity"),
     "softmoe": (lambda d: d / "expert_drop" / "results.parquet", "softmoe_expert_drop"),
+    "sraven": (lambda d: sorted(d.glob("bundle-*.parquet"))[0], "sraven_accuracy"),
+    "sraven_fits": (lambda d: d / "optimal_k.json", "sraven_kstar"),
 }
 
 

@@ -1,0 +1,81 @@
+"""A synthetic SRAVEN store with a planted law of k* against the rule pool size R.
+
+Rows follow the SRAVEN store contract (one row per model, `family` = "sraven", the accuracy columns and
+the settings) and are written the way a SRAVEN run writes them: one `bundle-<id>.parquet` per bundle plus
+`manifest.json` with "family": "sraven". Each (R, seed) curve of whole-problem error against k is
+`fits.curve.loss_curve` with its minimum at k*(R) = a R^b, shifted per (seed, R) (a seed's models share
+its task: the shift moves the curve, not its argmin) and with independent noise per model, which is what
+makes each cell's k* noisy. Accuracy is 1 - error; OOD error is higher, per-feature error lower.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fits.curve import coefficient_a_for_minimum, loss_curve
+
+T = 8
+RULES = (2, 3, 4, 5, 6, 8)
+
+
+def planted_k_star(n_rules, a: float = 1.0, b: float = 0.8):
+    """The planted k*(R) = a R^b."""
+    return a * np.asarray(n_rules, dtype=float) ** b
+
+
+def sraven_rows(rules=RULES, n_seeds: int = 5, a: float = 1.0, b: float = 0.8, noise: float = 0.004,
+                steps: int = 600, batch: int = 64, rng_seed: int = 0, diverged: int = 1,
+                slope: float = 0.02) -> pd.DataFrame:
+    """Rows of a SRAVEN store whose error-vs-k curves have their minimum at k*(R) = a R^b; `diverged`
+    models (the first ones) are marked diverged with NaN accuracies, as the trainer writes them. `slope`
+    is the curve's linear (estimation) term; lower it for a k* far beyond T, or the error saturates."""
+    rng = np.random.default_rng(rng_seed)
+    ks = np.arange(1, T + 1)
+    p = 1.0
+    rows = []
+    for r in rules:
+        k_star = float(planted_k_star(r, a, b))
+        coef = float(coefficient_a_for_minimum(k_star, T, slope, p))
+        for seed in range(n_seeds):
+            shift = rng.normal(0.0, 0.01)
+            err = loss_curve(ks, T, 0.1 + 0.03 * r + shift, coef, slope, p) + rng.normal(0.0, noise, len(ks))
+            for k, e in zip(ks, err, strict=True):
+                acc_id = float(np.clip(1.0 - e, 0.0, 1.0))
+                rows.append({
+                    "family": "sraven", "cell_id": f"R{r}-k{k}", "seed": seed, "k": int(k), "n_experts": T,
+                    "n_rules": r, "distinct": np.nan, "permute": True, "steps": steps, "batch": batch,
+                    "n_train": np.nan, "d_model": 32, "d_expert": 32, "n_heads": 4, "n_blocks": 2,
+                    "lr": 3e-3, "balance": 0.01, "clip_norm": 1.0, "n_eval": 256,
+                    "acc_train": min(1.0, acc_id + 0.02), "acc_id": acc_id,
+                    "acc_ood": float(np.clip(acc_id - 0.1, 0.0, 1.0)),
+                    "feat_acc_train": 1.0 - (1.0 - acc_id) / 4, "feat_acc_id": 1.0 - (1.0 - acc_id) / 3,
+                    "feat_acc_ood": 1.0 - (1.1 - acc_id) / 3,
+                    "ce_train": 1.0 - acc_id, "ce_id": 1.1 - acc_id, "ce_ood": 1.2 - acc_id,
+                    "acc_id_unambiguous": acc_id, "ambiguous_id": 0.1,
+                    "n_multisets_train": 4, "n_multisets_ood": 1, "router_entropy": 2.0,
+                    "train_ce_last": 1.0 - acc_id, "diverged": False, "wall_s": 1.0,
+                    "bundle_id": f"b{seed}", "config_hash": "synthetic", "git_commit": "synthetic",
+                    "torch_version": "x", "numpy_version": "x", "python_version": "x", "device": "cpu",
+                })
+    df = pd.DataFrame(rows)
+    acc = [c for c in df.columns if c.startswith(("acc_", "feat_acc_", "ce_"))]
+    df.loc[: diverged - 1, "diverged"] = True
+    df.loc[: diverged - 1, acc] = np.nan
+    return df
+
+
+def write_sraven_store(df: pd.DataFrame, path: Path, manifest: bool = True) -> Path:
+    """`df` as a SRAVEN store: one bundle-<bundle_id>.parquet per bundle, plus manifest.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for bundle, part in df.groupby("bundle_id"):
+        part.reset_index(drop=True).to_parquet(path / f"bundle-{bundle}.parquet", index=False)
+    if manifest:
+        doc = {"family": "sraven", "config": {"preset": "synthetic"}, "config_hash": "synthetic",
+               "device": "cpu", "bundles": sorted(df["bundle_id"].unique().tolist()), "n_rows": len(df)}
+        (path / "manifest.json").write_text(json.dumps(doc, indent=2))
+    return path
