@@ -91,7 +91,7 @@ def cell_optimal_k(
     rng = np.random.default_rng(seed)
     counts = np.vstack([np.ones((1, len(seeds))), seed_resample_counts(len(seeds), n_boot, rng)])
 
-    cell_rows, curve_rows, boot_cont, boot_star, flat = [], [], [], [], []
+    cell_rows, curve_rows, boot_cont, boot_star, constant = [], [], [], [], []
     work = df.assign(_valid=valid, _y=df[col].astype(float))
     for key, g in work.groupby(list(CELL_KEYS), sort=True):
         n_experts = int(key[3])
@@ -113,7 +113,7 @@ def cell_optimal_k(
 
         tested = ks[has.any(axis=0)]
         if len(tested) > 1 and np.nanmax(means[0]) == np.nanmin(means[0]):
-            flat.append(key)  # e.g. an accuracy at 0 for every k: the argmin is a tie-break
+            constant.append(key)  # e.g. an accuracy at 0 for every k: the argmin is a tie-break
         k_star = k_disc[0]
         censored = ""
         if np.isfinite(k_star) and len(tested) > 1:
@@ -132,9 +132,9 @@ def cell_optimal_k(
                     "p_argmin": p_argmin.get(int(k), np.nan),
                 }
             )
-        flat = np.zeros(len(ks), bool)
-        if disc[0] >= 0:  # within one standard error (0 with one seed) of the minimum
-            flat = means[0] <= means[0, disc[0]] + np.nan_to_num(se[disc[0]])
+        plateau = np.zeros(len(ks), bool)  # the k within one standard error (0 with one seed) of the minimum
+        if disc[0] >= 0:
+            plateau = means[0] <= means[0, disc[0]] + np.nan_to_num(se[disc[0]])
         log_b = np.log(boot_c[np.isfinite(boot_c)])
         log_d = np.log(boot_disc[np.isfinite(boot_disc)])
         cell_rows.append(
@@ -144,8 +144,8 @@ def cell_optimal_k(
                 "k_star_ci": _quantiles(boot_disc, discrete=True) if n_boot else (np.nan, np.nan),
                 "censored": censored,
                 "p_k_star": p_argmin.get(int(k_star), np.nan) if np.isfinite(k_star) else np.nan,
-                "k_flat_low": float(ks[flat].min()) if flat.any() else np.nan,
-                "k_flat_high": float(ks[flat].max()) if flat.any() else np.nan,
+                "k_flat_low": float(ks[plateau].min()) if plateau.any() else np.nan,
+                "k_flat_high": float(ks[plateau].max()) if plateau.any() else np.nan,
                 "k_star_cont": cont["k_star"][0],
                 "k_star_cont_ci": _quantiles(boot_c, discrete=False) if n_boot else (np.nan, np.nan),
                 "cont_at_edge": bool(cont["at_edge"][0]),
@@ -166,11 +166,11 @@ def cell_optimal_k(
     n_cens = int((cells["censored"] != "").sum())
     if n_cens:
         notes.append(f"{n_cens} of {len(cells)} cell(s) censored (k* at the smallest or largest tested k)")
-    if flat:
+    if constant:
         where = "; ".join(", ".join(f"{f}={v:g}" for f, v in zip(CELL_KEYS, key, strict=True))
-                          for key in flat)
-        notes.append(f"{len(flat)} cell(s) with the same seed-mean error at every k (k* there is the smallest"
-                     f" k by tie-break, censored low, and means nothing): {where}")
+                          for key in constant)
+        notes.append(f"{len(constant)} cell(s) with the same seed-mean error at every k (k* there is the "
+                     f"smallest k by tie-break, censored low, and means nothing): {where}")
     return CellFits(
         cells=cells,
         curves=pd.DataFrame(curve_rows),
