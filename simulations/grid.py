@@ -31,6 +31,7 @@ from simulations.config import (
     load_config,
     parse_override,
     parse_seeds,
+    preset_names,
     stable_hash,
 )
 from simulations.executors import LocalExecutor, ProcessExecutor
@@ -198,7 +199,8 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
     fam = fam or get_family("regression")
     p = _Parser(prog=prog, description=description or __doc__.split("\n")[0])
     if fam.name != "regression":
-        p.add_argument("--preset", help=f"built-in config (default: {fam.default_preset}); not with --config")
+        p.add_argument("--preset", help=f"built-in config: {', '.join(preset_names(fam.presets))} "
+                       f"(default: {fam.default_preset}); not with --config")
     p.add_argument("--config", help=f"YAML or TOML config (default: the {fam.default_preset} preset)")
     p.add_argument("--out", help=f"results directory (default: results/{fam.out_prefix}<name>/)")
     p.add_argument("--resume", action="store_true", help="skip the (cell, seed) rows already stored")
@@ -207,10 +209,10 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
     p.add_argument("--dry-run", action="store_true", help="print cells, models, bundles and a time estimate")
     p.add_argument("--seeds", help="N (seeds 0..N-1), A:B or A,B,C")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override one config field (value read as YAML), e.g. --set max_steps=500")
+                   help="override one config field (value read as YAML), e.g. --set lr=0.001")
     p.add_argument("--executor", default="local", help="local or ray")
     p.add_argument("--workers", type=int, help="local executor: bundles trained at once in separate "
-                   "processes (overrides the config's workers; default 1)")
+                   "processes (overrides the config's workers)")
     p.add_argument("--address", default="auto", help="Ray cluster address (executor ray)")
     p.add_argument("--gpus-per-bundle", type=float, default=0.0, help="GPUs per bundle (executor ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
