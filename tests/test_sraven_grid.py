@@ -168,6 +168,24 @@ def test_cuda_refused_without_gpu_and_device_plumbing_on_cpu(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_every_batch_goes_to_the_chosen_device(monkeypatch):
+    """Without a GPU: every tensor the trainer builds from problems is placed with the device it was
+    given (a forgotten device would leave a batch on the CPU next to a model on the GPU)."""
+    from simulations.sraven import train as sraven_train
+
+    seen, real = [], sraven_train._stack
+
+    def spy(arrays, device="unset"):
+        seen.append(device)
+        return real(arrays, device) if device != "unset" else real(arrays)
+
+    monkeypatch.setattr(sraven_train, "_stack", spy)
+    st = SravenSettings(steps=2, batch=4, n_eval=8, d_model=8, n_heads=2, n_blocks=1, d_expert=4,
+                        eval_every=1)
+    sraven_train.train_bundle([ModelSpec(k=1, n_rules=2, seed=0)], st, device=torch.device("cpu"))
+    assert len(seen) >= 2 * 2 + 3 * 2 and all(isinstance(d, torch.device) for d in seen), seen
+
+
 @pytest.mark.cuda
 def test_cuda_rows_match_cpu():
     if not torch.cuda.is_available():
