@@ -1,7 +1,8 @@
 """simulations: the compositional task, the batched top-k MoE and Soft MoE layers, the bundle trainer and
 the grid with its results store.
 
-Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md) and
+Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md), `python -m simulations.sraven`
+(docs/sraven.md; both on the grid driver, over task families: simulations.family) and
 `python -m simulations.softmoe` (docs/softmoe.md).
 """
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -46,6 +46,8 @@ class GridConfig:
     """Everything a grid run needs; see docs/tasks.md for the task fields' meaning. The defaults are the
     quick preset (simulations/presets/quick.yaml), so a config file that sets a few fields changes only
     those."""
+
+    family: ClassVar[str] = "regression"  # simulations.family: which experiment this config runs
 
     name: str = "quick"
     # task (docs/tasks.md)
@@ -119,7 +121,6 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(GridConfig)}
 _INT_LIST = ("complexity", "n_experts", "n_train", "width", "seeds")
 _POS_INT = ("n_skills", "d_in", "teacher_width", "max_steps", "eval_every", "patience", "n_val", "n_test",
             "max_models_per_bundle", "workers")
@@ -127,14 +128,14 @@ _CHOICES = {"renormalize": RENORMALIZE_CHOICES, "dtype": DTYPE_CHOICES, "device"
             "impl": IMPL_CHOICES}
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _int_list(name: str, v: Any, lo: int = 1) -> list[int]:
-    if _is_int(v):
+def int_list(name: str, v: Any, lo: int = 1) -> list[int]:
+    if is_int(v):
         v = [v]
-    if not isinstance(v, list) or not v or not all(_is_int(x) for x in v):
+    if not isinstance(v, list) or not v or not all(is_int(x) for x in v):
         raise ConfigError(f"{name}: expected a non-empty list of integers, got {v!r}")
     if any(x < lo for x in v):
         raise ConfigError(f"{name}: every value must be an integer >= {lo}, got {v!r}")
@@ -143,26 +144,64 @@ def _int_list(name: str, v: Any, lo: int = 1) -> list[int]:
     return list(v)
 
 
-def validate(raw: dict[str, Any]) -> GridConfig:
-    """Build a GridConfig from a plain mapping, checking names, types and ranges."""
+def with_defaults(raw: Any, cls: type) -> dict[str, Any]:
+    """`raw` over the defaults of the config dataclass `cls`, refusing anything but a mapping of its
+    field names (the first check of every family's validation)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of field names to values, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(_FIELDS))
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown field; allowed fields: {', '.join(_FIELDS)}")
-    vals = dict(GridConfig().to_dict(), **raw)
+        raise ConfigError(f"{unknown[0]}: unknown field; allowed fields: {', '.join(names)}")
+    return dict(dataclasses.asdict(cls()), **raw)
+
+
+def check_choices(vals: dict[str, Any], choices: dict[str, tuple]) -> None:
+    """Each named field holds one of its allowed values."""
+    for name, allowed in choices.items():
+        if vals[name] not in allowed:
+            raise ConfigError(f"{name}: expected one of {', '.join(map(str, allowed))}; got {vals[name]!r}")
+
+
+def check_numbers(vals: dict[str, Any], names: tuple[str, ...], positive: tuple[str, ...] = ()) -> None:
+    """The named fields are numbers (made floats), >= 0, or > 0 for those in `positive`."""
+    for name in names:
+        v = vals[name]
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            raise ConfigError(f"{name}: expected a number, got {v!r}")
+        vals[name] = float(v)
+        if name in positive and not vals[name] > 0:
+            raise ConfigError(f"{name}: expected a number > 0, got {v!r}")
+        if name not in positive and not vals[name] >= 0:
+            raise ConfigError(f"{name}: expected a number >= 0, got {v!r}")
+
+
+def check_runtime(vals: dict[str, Any]) -> None:
+    """The runtime fields every family shares (RUNTIME_FIELDS)."""
+    for name in ("max_models_per_bundle", "workers"):
+        if not is_int(vals[name]) or vals[name] < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
+    if not is_int(vals["threads"]) or vals["threads"] < 0:
+        raise ConfigError(f"threads: expected an integer >= 0 (0 = torch's default), got {vals['threads']!r}")
+    if not isinstance(vals["name"], str) or not vals["name"]:
+        raise ConfigError(f"name: expected a non-empty string, got {vals['name']!r}")
+    check_choices(vals, {"device": DEVICE_CHOICES})
+
+
+def validate(raw: dict[str, Any]) -> GridConfig:
+    """Build a GridConfig from a plain mapping, checking names, types and ranges."""
+    vals = with_defaults(raw, GridConfig)
     for name in _POS_INT:
-        if not _is_int(vals[name]) or vals[name] < 1:
+        if not is_int(vals[name]) or vals[name] < 1:
             raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
     for name in _INT_LIST:
-        vals[name] = _int_list(name, vals[name], lo=0 if name == "seeds" else 1)
+        vals[name] = int_list(name, vals[name], lo=0 if name == "seeds" else 1)
     for name in ("noise", "holdout_frac", "lr", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT):
         v = vals[name]
         if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
             raise ConfigError(f"{name}: expected a number, got {v!r}")
         vals[name] = float(v)
-    if not _is_int(vals["threads"]) or vals["threads"] < 0:
-        raise ConfigError(f"threads: expected an integer >= 0 (0 = torch's default), got {vals['threads']!r}")
+    check_runtime(vals)
     if vals["noise"] < 0:
         raise ConfigError(f"noise: expected a number >= 0, got {vals['noise']!r}")
     if not 0 <= vals["holdout_frac"] < 1:
@@ -185,13 +224,11 @@ def validate(raw: dict[str, Any]) -> GridConfig:
     if bad:
         raise ConfigError(f"n_experts: {' and '.join(needs_replicas)} need every n_experts to be a "
                           f"multiple of n_skills={vals['n_skills']} (r replicas per skill), got {bad[0]}")
-    if not isinstance(vals["name"], str) or not vals["name"]:
-        raise ConfigError(f"name: expected a non-empty string, got {vals['name']!r}")
     for name, choices in _CHOICES.items():
         if vals[name] not in choices:
             raise ConfigError(f"{name}: expected one of {', '.join(choices)}; got {vals[name]!r}")
     if vals["k"] != "all":
-        vals["k"] = _int_list("k", vals["k"])
+        vals["k"] = int_list("k", vals["k"])
         bad = [k for k in vals["k"] if k > min(vals["n_experts"])]
         if bad:
             raise ConfigError(f"k: every k must be in 1..n_experts (1..{min(vals['n_experts'])}) "
@@ -230,9 +267,17 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return {} if data is None else data
 
 
-def preset(name: str = "quick") -> dict[str, Any]:
-    """The built-in preset shipped as package data (simulations/presets/NAME.yaml)."""
-    text = resources.files("simulations").joinpath("presets", f"{name}.yaml").read_text()
+def preset_names(package: str = "simulations") -> list[str]:
+    """The built-in presets of a package (its presets/*.yaml)."""
+    files = resources.files(package).joinpath("presets").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def preset(name: str = "quick", package: str = "simulations") -> dict[str, Any]:
+    """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
+    if name not in preset_names(package):
+        raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")
+    text = resources.files(package).joinpath("presets", f"{name}.yaml").read_text()
     return yaml.safe_load(text)
 
 
@@ -262,9 +307,16 @@ def parse_seeds(text: str) -> list[int]:
         raise ConfigError(f"seeds: expected N, A:B or A,B,C with integers, got {text!r}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> GridConfig:
-    """The preset (no path) or a file, with single-field overrides applied, validated."""
-    raw = preset("quick") if path is None else read_file(path)
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                family: str = "regression", preset_name: str | None = None):
+    """A family's config (GridConfig for the regression grid): its preset `preset_name` (default: the
+    family's default preset) or a file, with single-field overrides applied, validated."""
+    from simulations.family import get_family
+
+    fam = get_family(family)
+    if path is not None and preset_name is not None:
+        raise ConfigError("config: pass a preset or a config file, not both")
+    raw = preset(preset_name or fam.default_preset, fam.presets) if path is None else read_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of field names to values in {path}")
-    return validate({**raw, **(overrides or {})})
+    return fam.validate({**raw, **(overrides or {})})

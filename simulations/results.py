@@ -30,11 +30,13 @@ K_EVAL_LISTS = {"k_eval_mse_id": "test_mse_id", "k_eval_mse_ood": "test_mse_ood"
 MANIFEST = "manifest.json"
 
 
-def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame) -> Path:
+def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
+                 required: tuple[str, ...] = REQUIRED_COLUMNS) -> Path:
     """Write one bundle's rows atomically as `bundle-<bundle_id>.parquet`; per-model arrays of the
     inference-time-k MSEs (K_EVAL_LISTS columns), when present, go to `keval-<bundle_id>.parquet` as a
-    long table, landing together with the rows."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+    long table, landing together with the rows. `required`: the columns every row of the store's
+    family must have (the regression grid's by default)."""
+    missing = [c for c in required if c not in rows.columns]
     if missing:
         raise ValueError(f"bundle {bundle_id}: rows lack required columns {missing}")
     lists = [c for c in K_EVAL_LISTS if c in rows.columns]
@@ -66,16 +68,28 @@ def bundle_files(out: str | Path) -> list[Path]:
 def load(path: str | Path) -> pd.DataFrame:
     """All rows of a results directory (or one bundle file) as one DataFrame, sorted by (cell_id, seed).
 
-    A directory with no bundle files gives an empty frame with the required columns.
+    A directory with no bundle files gives an empty frame with the required columns of its family
+    (manifest.json's "family"; stores without one are the regression grid's).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}")
     files = [path] if path.is_file() else bundle_files(path)
     if not files:
-        return pd.DataFrame(columns=list(REQUIRED_COLUMNS))
+        return pd.DataFrame(columns=list(required_columns(path)))
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return df.sort_values(["cell_id", "seed"], kind="stable").reset_index(drop=True)
+
+
+def required_columns(out: str | Path) -> tuple[str, ...]:
+    """The columns every row of the store at `out` has, by the family its manifest names."""
+    manifest = read_manifest(out) if Path(out).is_dir() else None
+    name = (manifest or {}).get("family", "regression")
+    if name == "regression":
+        return REQUIRED_COLUMNS
+    from simulations.family import get_family  # imported here: families import this module
+
+    return get_family(name).required_columns
 
 
 def load_k_eval(path: str | Path) -> pd.DataFrame:

@@ -287,3 +287,31 @@ def test_grid_failing_bundle_is_reported_by_name_and_resume_completes(ray_cluste
     summary = run_grid(validate(TINY), out, resume=True, executor=RayExecutor(), progress=False)
     assert summary["failed"] == [] and summary["bundles"] == 1  # only the missing bundle ran
     pd.testing.assert_frame_equal(load_checked(out), local_store)
+
+
+# --- the SRAVEN grid on the same driver ----------------------------------------------------------------
+
+SRAVEN_TINY = {"name": "tiny", "k": [1, 2], "n_rules": [2], "seeds": [0, 1], "n_experts": 2, "d_model": 8,
+               "d_expert": 4, "n_heads": 2, "n_blocks": 1, "steps": 8, "batch": 8, "n_eval": 16,
+               "max_models_per_bundle": 2, "device": "cpu", "workers": 1}
+
+
+@pytest.mark.ray
+def test_sraven_cli_on_ray_gives_the_local_executor_rows(ray_cluster, tmp_path):
+    """`python -m simulations.sraven --executor ray`: Ray's workers import the shared
+    `simulations.grid.run_bundle`, which dispatches to the SRAVEN trainer by the bundle's family."""
+    from simulations.grid import run_grid
+    from simulations.sraven.config import validate as validate_sraven
+
+    local = tmp_path / "local"
+    assert run_grid(validate_sraven(SRAVEN_TINY), local, progress=False)["failed"] == []
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(SRAVEN_TINY))
+    address = ray_cluster.get_runtime_context().gcs_address
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-m", "simulations.sraven", "--config", str(config), "--out", str(out),
+           "--executor", "ray", "--address", address, "--no-progress"]
+    done = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(results.bundle_files(out)) == 2 and results.read_manifest(out)["family"] == "sraven"
+    pd.testing.assert_frame_equal(load_checked(out), load_checked(local))

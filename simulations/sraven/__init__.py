@@ -1,5 +1,6 @@
 """SRAVEN at small scale (P1): symbolic Raven problems, a bundle of top-k MoE transformers, and their
-trainer. See docs/sraven.md.
+trainer, and its grid: `python -m simulations.sraven` (SravenConfig, presets quick, paper, gpu-slice) runs
+on the shared grid driver into a results store read by `simulations.results.load`. See docs/sraven.md.
 
     from simulations.sraven import sample, ModelSpec, SravenSettings, train_bundle
     p = sample(16, n_rules=4, split="train", seed=0)          # Problems: panels, rules, perm, answer
@@ -7,6 +8,7 @@ trainer. See docs/sraven.md.
 """
 
 from .ambiguity import ambiguous
+from .config import SravenConfig
 from .model import SravenTransformer
 from .tasks import RULES, SPLITS, Problems, Task, get_task, sample
 from .train import ModelSpec, SravenSettings, evaluate, to_tokens, train_bundle
@@ -16,6 +18,7 @@ __all__ = [
     "SPLITS",
     "ModelSpec",
     "Problems",
+    "SravenConfig",
     "SravenSettings",
     "SravenTransformer",
     "Task",

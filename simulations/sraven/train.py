@@ -3,7 +3,9 @@
 Each model has its own task (rule pool and OOD split from its seed), its own problem stream and its own
 init; the loss is the sum over models of each model's mean cross-entropy, gradients are clipped per
 model and Adam is elementwise, so no model's update depends on another's. Every model gets the same
-number of steps x batch, i.e. the same amount of training data whatever its R.
+number of steps x batch, i.e. the same amount of training data whatever its R. The models train on
+any torch device; problems are drawn on the CPU (numpy) and moved to it, so a model sees the same
+problems on every device.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def to_tokens(p: Problems) -> tuple[np.ndarray, np.ndarray]:
     return p.panels.reshape(n, 9, 4)[:, :8].reshape(n, N_CONTEXT), p.target
 
 
-def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
-    return torch.as_tensor(np.stack(arrays), dtype=torch.long)
+def _stack(arrays: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.as_tensor(np.stack(arrays), dtype=torch.long).to(device)
 
 
 def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
@@ -93,7 +95,7 @@ def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tenso
     """Per model: whole-problem accuracy, per-feature accuracy, mean cross-entropy [M] each, the
     per-problem correctness [M, n] and the load entropy (nats) per block [n_blocks, M]."""
     M, n = tokens.shape[:2]
-    correct, ce, counts = [], torch.zeros(M), None
+    correct, ce, counts = [], torch.zeros(M, device=tokens.device), None
     for s in range(0, n, chunk):
         logits, stats = model(tokens[:, s:s + chunk], return_stats=True)
         t = target[:, s:s + chunk]
@@ -108,8 +110,10 @@ def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tenso
             hit.all(-1), entropy)
 
 
-def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettings()) -> pd.DataFrame:
-    """Train one model per spec for settings.steps Adam steps; one row of metrics per model, in order.
+def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettings(),
+                 device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Train one model per spec for settings.steps Adam steps on `device`; one row of metrics per model,
+    in order.
 
     Columns: the spec and settings; acc_{train,id,ood} (all 4 features right), feat_acc_{...} (share of
     features right), ce_{...}; acc_id_unambiguous (on the ID problems with a single consistent answer,
@@ -117,16 +121,24 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     ambiguous ID problems); n_multisets_{train,ood};
     router_entropy (mean over blocks of the entropy of the expert load on the ID set; ln 8 = 2.08 is
     perfectly balanced) and router_entropy_b{i}; train_ce_last (mean training CE of the last 10 % of
-    steps); wall_s (the bundle's wall time / M). OOD columns are NaN where a task holds out nothing.
+    steps); diverged (the training cross-entropy became non-finite at some step: the row's metrics are
+    then NaN); wall_s (the bundle's wall time / M). OOD columns are NaN where a task holds out nothing.
     With settings.eval_every, df.attrs["history"] holds ID metrics (model, step, acc_id, feat_acc_id,
     ce_id) every eval_every steps and at the end (on the final evaluation's ID problems).
     """
     t0 = time.perf_counter()
     st = settings
     M = len(specs)
+    bad = [s.k for s in specs if s.k > st.n_experts]
+    if bad:
+        raise ValueError(f"k must be in 1..n_experts={st.n_experts}, got {bad[0]}")
+    device = torch.device(device)
     tasks = [get_task(s.n_rules, s.seed, s.distinct) for s in specs]
+    # Initialised on the CPU (seeded CPU generators), then moved: the same weights on every device.
     model = SravenTransformer([s.k for s in specs], [s.seed for s in specs], st.d_model, st.n_heads,
-                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl)
+                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl).to(device)
+    for moe in model.moes:
+        moe.k = moe.k  # the k setter re-places its tensor on the buffers' (new) device
     params = [p for _, p in sorted(model.named_parameters())]
     opt = torch.optim.Adam(params, lr=st.lr)
     keys = [(s.n_rules, s.seed, s.distinct, s.permute) for s in specs]  # one key, one data stream
@@ -137,16 +149,17 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
             fixed[key] = to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2],
                                           permute=key[3]))
     last_losses = []
+    finite = torch.ones(M, dtype=torch.bool, device=device)
     tail = max(1, st.steps // 10)
     history: list[pd.DataFrame] = []
 
     def record(step: int) -> None:
         sets = [to_tokens(sample(st.n_eval, key[0], "test_id", key[1], distinct=key[2], permute=key[3]))
                 for key in keys]
-        x_id, y_id = _stack([s[0] for s in sets]), _stack([s[1] for s in sets])
+        x_id, y_id = _stack([s[0] for s in sets], device), _stack([s[1] for s in sets], device)
         acc, feat, ce_id, _, _ = evaluate(model, x_id, y_id, st.eval_chunk)
-        history.append(pd.DataFrame({"model": np.arange(M), "step": step, "acc_id": acc.numpy(),
-                                     "feat_acc_id": feat.numpy(), "ce_id": ce_id.numpy()}))
+        history.append(pd.DataFrame({"model": np.arange(M), "step": step, "acc_id": acc.cpu().numpy(),
+                                     "feat_acc_id": feat.cpu().numpy(), "ce_id": ce_id.cpu().numpy()}))
 
     for step in range(st.steps):
         if st.eval_every and step % st.eval_every == 0:
@@ -160,8 +173,8 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
                 rng = np.random.default_rng([key[1], 0x5C, step])
                 idx = rng.integers(0, st.n_train, size=st.batch)
                 batch[key] = (fixed[key][0][idx], fixed[key][1][idx])
-        x = _stack([batch[k][0] for k in keys])
-        y = _stack([batch[k][1] for k in keys])
+        x = _stack([batch[k][0] for k in keys], device)
+        y = _stack([batch[k][1] for k in keys], device)
         opt.zero_grad(set_to_none=False)
         logits, stats = model(x, return_stats=True)
         ce = F.cross_entropy(logits.flatten(0, 2), y.flatten(), reduction="none").view(M, -1).mean(1)
@@ -169,6 +182,7 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
         loss.sum().backward()
         _per_model_clip(params, st.clip_norm)
         opt.step()
+        finite &= torch.isfinite(ce.detach())  # on the device: no synchronisation per step
         if step >= st.steps - tail:
             last_losses.append(ce.detach())
 
@@ -198,12 +212,13 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
         if present.any():
             stand_in = items[int(np.argmax(present))]  # models without the split evaluate a stand-in
             filled = [it if it is not None else stand_in for it in items]
-            tok = _stack([f[0][0] for f in filled])
-            tgt = _stack([f[0][1] for f in filled])
+            tok = _stack([f[0][0] for f in filled], device)
+            tgt = _stack([f[0][1] for f in filled], device)
             a, fa, c, hit, entropy = evaluate(model, tok, tgt, st.eval_chunk)
-            acc[present], feat[present], ce[present] = (v.numpy()[present] for v in (a, fa, c))
+            acc[present], feat[present], ce[present] = (v.cpu().numpy()[present] for v in (a, fa, c))
+            entropy = entropy.cpu()
             if name == "id":
-                hits, amb = hit.numpy(), np.stack([f[1] for f in filled])
+                hits, amb = hit.cpu().numpy(), np.stack([f[1] for f in filled])
                 out["ambiguous_id"] = amb.mean(1)
                 out["acc_id_unambiguous"] = np.array(
                     [hits[i][~amb[i]].mean() if (~amb[i]).any() else np.nan for i in range(M)])
@@ -220,9 +235,14 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
             rows[name] = value
     rows["n_multisets_train"] = [len(t.train_multisets) for t in tasks]
     rows["n_multisets_ood"] = [len(t.ood_multisets) for t in tasks]
-    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().numpy()
+    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().cpu().numpy()
     for name, value in out.items():
         rows[name] = value
+    diverged = ~finite.cpu().numpy()
+    rows["diverged"] = diverged
+    if diverged.any():  # as the regression grid: a diverged model's metrics are NaN, never averaged in
+        metrics = [c for c in out if c.startswith(("acc_", "feat_acc_", "ce_", "router_entropy"))]
+        rows.loc[diverged, metrics] = np.nan
     rows["wall_s"] = wall / M
     if history:
         rows.attrs["history"] = pd.concat(history, ignore_index=True)
