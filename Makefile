@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench standard regime clean
+.PHONY: run test bench standard regime sraven clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ standard: $(STAMP)
 
 regime: $(STAMP)
 	$(BIN)/python -m simulations.regime
+
+# P1's SRAVEN task: the quick preset (~6 min on 2 cores), its fits on whole-problem and per-feature OOD
+# error, and the two SRAVEN figures. At this scale k* means nothing (docs/sraven.md); the GPU presets do.
+sraven: $(STAMP)
+	$(BIN)/python -m simulations.sraven --resume
+	$(BIN)/python -m fits.optimal_k results/sraven-quick --out results/fits-sraven
+	$(BIN)/python -m fits.optimal_k results/sraven-quick --out results/fits-sraven-feat --metric feat_ood
+	$(BIN)/python -m figures --only sraven_accuracy sraven_kstar
 
 bench: $(STAMP)
 	$(BIN)/python bench/layer.py
