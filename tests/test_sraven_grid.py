@@ -111,8 +111,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
 def test_presets_and_defaults():
     quick = load_config(family="sraven")
     assert quick == SravenConfig() == validate({})  # the dataclass defaults are the quick preset
-    assert len(quick.ks()) >= 4 and len(quick.n_rules) >= 3 and len(quick.seeds) >= 2
-    assert quick.steps * quick.batch >= 20_000  # "a few tens of thousands of problems"
+    # enough k and R for a law with intervals, and seeds for a seed-cluster bootstrap
+    assert len(quick.ks()) >= 4 and len(quick.n_rules) >= 4 and len(quick.seeds) >= 3
+    assert quick.steps * quick.batch >= 10_000  # past the per-feature plateau (docs/sraven.md)
     for name in ("paper", "gpu-slice"):
         cfg = load_config(family="sraven", preset_name=name)
         assert cfg.ks() == list(range(1, 9)) and cfg.n_experts == 8 and len(cfg.seeds) >= 3

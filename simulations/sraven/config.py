@@ -42,10 +42,10 @@ class SravenConfig:
 
     name: str = "quick"
     # grid axes
-    k: list[int] | str = field(default_factory=lambda: [1, 2, 4, 8])
-    n_rules: list[int] = field(default_factory=lambda: [2, 4, 8])  # R, the rule pool size (2..8)
+    k: list[int] | str = field(default_factory=lambda: [1, 2, 3, 4, 6, 8])
+    n_rules: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 8])  # R, the rule pool size (2..8)
     distinct: list[int | None] = field(default_factory=lambda: [None])  # distinct rules per problem
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # problems
     permute: bool = True  # False: the unpermuted diagnostic variant (not SRAVEN)
     # model (simulations.sraven.SravenSettings)
@@ -56,7 +56,7 @@ class SravenConfig:
     n_blocks: int = 2
     impl: str = "auto"
     # training and evaluation
-    steps: int = 400
+    steps: int = 200
     batch: int = 64
     lr: float = 0.003
     n_train: int | None = None  # None: fresh problems every step; else a fixed training set per model
@@ -65,7 +65,7 @@ class SravenConfig:
     balance: float = 0.01
     # runtime
     device: str = "auto"
-    max_models_per_bundle: int = 4
+    max_models_per_bundle: int = 6
     threads: int = 1  # torch CPU threads per bundle; 0 keeps torch's default
     workers: int = 2  # bundles trained at once in separate processes (local executor)
 
