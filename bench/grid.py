@@ -45,6 +45,7 @@ import simulations
 from simulations import config as new_config
 from simulations import grid as new_grid
 from simulations import moe as new_moe
+from simulations import regression as new_regression
 from simulations import tasks as new_tasks
 from simulations import train as new_train
 
@@ -74,11 +75,14 @@ def load_base(rev: str, into: Path) -> SimpleNamespace:
 
 def this_checkout() -> SimpleNamespace:
     return SimpleNamespace(name="this checkout", config=new_config, grid=new_grid, moe=new_moe,
-                           tasks=new_tasks, train=new_train)
+                           tasks=new_tasks, train=new_train, regression=new_regression)
 
 
 def clear_caches(impl: SimpleNamespace) -> None:
-    impl.grid._task.cache_clear()
+    # The task cache lives in simulations.grid before the task families, in simulations.regression after.
+    for module in (impl.grid, getattr(impl, "regression", None)):
+        if hasattr(module, "_task"):
+            module._task.cache_clear()
     if hasattr(impl.tasks, "clear_caches"):
         impl.tasks.clear_caches()
 

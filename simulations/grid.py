@@ -37,7 +37,6 @@ from simulations.config import (
 from simulations.executors import LocalExecutor, ProcessExecutor
 from simulations.family import Family, family_of, get_family
 from simulations.provenance import provenance
-from simulations.regression import _init_seed, _task  # noqa: F401  (re-exported for bench/grid.py)
 
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"
 
@@ -162,6 +161,10 @@ def run_grid(config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite: pass at most one of them")
     _prepare_out(out, resume, overwrite)
+    stored = (results.read_manifest(out) or {}).get("family", "regression") if resume else fam.name
+    if results.bundle_files(out) and stored != fam.name:  # never mix two families' rows in one store
+        raise ConfigError(f"out: {out} holds a {stored} store; a {fam.name} grid cannot resume it "
+                          "(choose another --out)")
     skip = results.done_keys(out) if resume else set()
     bundles = make_bundles(config, device, skip)
     results.write_manifest(out, {"family": fam.name, "config": config.to_dict(),

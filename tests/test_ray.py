@@ -238,19 +238,26 @@ def grid_bundle_ids() -> list[str]:
     return [b.bundle_id for b in make_bundles(validate(TINY), "cpu")]
 
 
+def _cli_on_ray(module: str, config: dict, tmp_path, ray_cluster):
+    """Run `python -m <module> --config <config> --executor ray` as a separate driver joining the test's
+    cluster; returns its output directory."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    address = ray_cluster.get_runtime_context().gcs_address
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-m", module, "--config", str(path), "--out", str(out),
+           "--executor", "ray", "--address", address, "--no-progress"]
+    done = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
 @pytest.mark.ray
 def test_grid_cli_on_ray_gives_the_local_executor_rows(ray_cluster, local_store, tmp_path):
     # The user's command, as a separate driver joining the test's cluster. Under `python -m`, the grid's
     # functions live in `__main__`, which Ray's workers cannot import: the grid must hand Ray the
     # importable `simulations.grid.run_bundle`.
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    address = ray_cluster.get_runtime_context().gcs_address
-    out = tmp_path / "ray"
-    cmd = [sys.executable, "-m", "simulations.grid", "--config", str(config), "--out", str(out),
-           "--executor", "ray", "--address", address, "--no-progress"]
-    done = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=150)
-    assert done.returncode == 0, done.stderr[-2000:]
+    out = _cli_on_ray("simulations.grid", TINY, tmp_path, ray_cluster)
     pd.testing.assert_frame_equal(load_checked(out), local_store)
     assert len(list(out.glob(results.K_EVAL_GLOB))) == 2 and len(results.load_k_eval(out)) == 8 * 4
 
@@ -305,13 +312,6 @@ def test_sraven_cli_on_ray_gives_the_local_executor_rows(ray_cluster, tmp_path):
 
     local = tmp_path / "local"
     assert run_grid(validate_sraven(SRAVEN_TINY), local, progress=False)["failed"] == []
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(SRAVEN_TINY))
-    address = ray_cluster.get_runtime_context().gcs_address
-    out = tmp_path / "ray"
-    cmd = [sys.executable, "-m", "simulations.sraven", "--config", str(config), "--out", str(out),
-           "--executor", "ray", "--address", address, "--no-progress"]
-    done = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=150)
-    assert done.returncode == 0, done.stderr[-2000:]
+    out = _cli_on_ray("simulations.sraven", SRAVEN_TINY, tmp_path, ray_cluster)
     assert len(results.bundle_files(out)) == 2 and results.read_manifest(out)["family"] == "sraven"
     pd.testing.assert_frame_equal(load_checked(out), load_checked(local))

@@ -36,12 +36,7 @@ def stable(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns="wall_s").sort_values(["cell_id", "seed"]).reset_index(drop=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +70,19 @@ def test_rerun_is_bit_identical_and_bundles_independent(reference, tmp_path):
     last = grid.make_bundles(validate(dict(TINY)), "cpu")[-1]
     ref = reference[2]
     pd.testing.assert_frame_equal(stable(grid.run_bundle(last)), stable(ref[ref.bundle_id == last.bundle_id]))
+
+
+def test_resume_refuses_another_familys_store(reference, tmp_path):
+    """--resume into a store of the other family would mix two schemas in one store: refused, and the
+    store is left exactly as it was."""
+    from simulations.config import ConfigError
+
+    out = reference[0]
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    regression = validate_grid({**load_config().to_dict(), "max_steps": 2})
+    with pytest.raises(ConfigError, match="holds a sraven store"):
+        grid.run_grid(regression, out, resume=True, progress=False)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_rows(reference, tmp_path):

@@ -119,10 +119,4 @@ def test_tiny_run_learns_above_chance():
     assert df["acc_id"][2] > 0.5, df["acc_id"].tolist()  # chance: 8 ** -4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 cores shared with other jobs, two threads contend and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
