@@ -65,8 +65,9 @@ def load_base(rev: str, into: Path) -> SimpleNamespace:
     (into / "simulations").rename(pkg)
     for py in pkg.rglob("*.py"):
         text = py.read_text()
-        py.write_text(re.sub(r"^(\s*)(from|import) simulations\b", r"\1\2 simulations_base", text,
-                             flags=re.MULTILINE))
+        text = re.sub(r"^(\s*)(from|import) simulations\b", r"\1\2 simulations_base", text,
+                      flags=re.MULTILINE)
+        py.write_text(text.replace('resources.files("simulations")', 'resources.files("simulations_base")'))
     sys.path.insert(0, str(into))
     names = ("config", "grid", "moe", "tasks", "train")
     return SimpleNamespace(name=f"base {rev}", **{n: importlib.import_module(f"simulations_base.{n}")
@@ -87,8 +88,9 @@ def clear_caches(impl: SimpleNamespace) -> None:
         impl.tasks.clear_caches()
 
 
-def bundles_of(impl: SimpleNamespace, steps: int, picks: list[int]) -> list:
-    config = impl.config.load_config(None, {"max_steps": steps, "patience": 10**9})
+def bundles_of(impl: SimpleNamespace, steps: int, picks: list[int], preset: Path) -> list:
+    """The picked bundles of `preset` (the base's quick preset: both versions read the same grid)."""
+    config = impl.config.load_config(str(preset), {"max_steps": steps, "patience": 10**9})
     every = impl.grid.make_bundles(config, "cpu")
     bad = [i for i in picks if not 0 <= i < len(every)]
     if bad:
@@ -196,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         impls = [load_base(args.base, Path(tmp)), this_checkout()]
-        work = {i.name: bundles_of(i, args.steps, picks) for i in impls}
+        preset = Path(tmp) / "simulations_base" / "presets" / "quick.yaml"
+        work = {i.name: bundles_of(i, args.steps, picks, preset) for i in impls}
         base_b, new_b = work[impls[0].name], work[impls[1].name]
         same = [[(m.seed, m.cell["k"], m.cell["complexity"], m.cell["n_train"]) for m in b.models]
                 for b in base_b] == [[(m.seed, m.cell["k"], m.cell["complexity"], m.cell["n_train"])
