@@ -79,11 +79,14 @@ def this_checkout() -> SimpleNamespace:
                            tasks=new_tasks, train=new_train, regression=new_regression)
 
 
+def regression_helpers(impl: SimpleNamespace):
+    """The module with `_task` and `_init_seed`: simulations.grid before the task families,
+    simulations.regression after."""
+    return getattr(impl, "regression", impl.grid)
+
+
 def clear_caches(impl: SimpleNamespace) -> None:
-    # The task cache lives in simulations.grid before the task families, in simulations.regression after.
-    for module in (impl.grid, getattr(impl, "regression", None)):
-        if hasattr(module, "_task"):
-            module._task.cache_clear()
+    regression_helpers(impl)._task.cache_clear()
     if hasattr(impl.tasks, "clear_caches"):
         impl.tasks.clear_caches()
 
@@ -122,7 +125,7 @@ def cpu_seconds(fn, repeats: int = 3) -> float:
 
 def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
     """CPU seconds of each piece of `bundle` trained `steps` steps (see the module docstring)."""
-    g, tr, moe = impl.grid, impl.train, impl.moe
+    g, tr, moe = regression_helpers(impl), impl.train, impl.moe
     torch.set_num_threads(bundle.threads)
     first = bundle.models[0].cell
     dtype = getattr(torch, first["dtype"])
