@@ -171,7 +171,11 @@ def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
     t_final = cpu_seconds(train(0))  # one validation pass + the final metrics
     n_train_steps = 20
     t_step = (cpu_seconds(train(n_train_steps), 2) - t_final) / n_train_steps
-    t_val = cpu_seconds(lambda: tr._evaluate(model, d.x_val, d.y_val))
+    if hasattr(tr, "Student"):  # since the routing controls, evaluation goes through a Student
+        student = tr.Student(model, d, tr.TrainSettings())
+        t_val = cpu_seconds(lambda: tr._evaluate(student, "val"))
+    else:
+        t_val = cpu_seconds(lambda: tr._evaluate(model, d.x_val, d.y_val))
     n_evals = steps // first["eval_every"] + 1
     return {
         "task data": t_data,
