@@ -20,7 +20,7 @@ NAME = "controls"
 TITLE = "Learned router vs its controls: error relative to the route-free baseline, and routing recall"
 INPUTS = ("results",)
 
-ARM_LABELS = {"learned": "learned router", "oracle": "oracle router",
+ARM_LABELS = {"learned": "learned router", "supervised": "supervised router", "oracle": "oracle router",
               "teacher_experts": "teacher experts", "dense": "dense MLP, width k h"}
 METRICS = ("rel_nmse_id", "routing_recall", "routing_recall_baseline")
 

@@ -42,7 +42,7 @@ def required_columns(family: str = "regression") -> tuple[str, ...]:
 #: without those columns is one "learned" arm. The dense rows are reference MLPs, not a top-k router:
 #: they have no k* of their own and are left out of the per-arm fits.
 ARMS = {"learned": ("learned", "learned"), "oracle": ("oracle", "learned"),
-        "teacher_experts": ("learned", "teacher")}
+        "teacher_experts": ("learned", "teacher"), "supervised": ("supervised", "learned")}
 ARM_COLUMNS = ("router", "experts")
 
 

@@ -22,7 +22,7 @@ RENORMALIZE_CHOICES = ("k>1", "always", "never")
 DTYPE_CHOICES = ("float32", "float64")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 IMPL_CHOICES = ("auto", "dense", "sparse")
-ROUTER_CHOICES = ("learned", "oracle", "dense")
+ROUTER_CHOICES = ("learned", "oracle", "dense", "supervised")
 EXPERTS_CHOICES = ("learned", "teacher")
 
 # Fields that only say where or how fast to run: they never change a row's values, so they stay out of
@@ -64,7 +64,7 @@ class GridConfig:
     width: list[int] = field(default_factory=lambda: [4])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # controls (docs/tasks.md, "Controls"): router x experts arms; experts "teacher" pairs with a
-    # learned router only, and "oracle"/"teacher" need n_experts to be a multiple of n_skills
+    # learned router only, and "oracle"/"supervised"/"teacher" need n_experts to be a multiple of n_skills
     router: list[str] = field(default_factory=lambda: ["learned", "oracle", "dense"])
     experts: list[str] = field(default_factory=lambda: ["learned", "teacher"])
     # student and training
@@ -218,7 +218,7 @@ def validate(raw: dict[str, Any]) -> GridConfig:
             raise ConfigError(f"{name}: expected a non-empty list of distinct values from "
                               f"{', '.join(choices)}; got {vals[name]!r}")
         vals[name] = list(v)
-    needs_replicas = (["the oracle router"] if "oracle" in vals["router"] else []) + (
+    needs_replicas = [f"the {r} router" for r in ("oracle", "supervised") if r in vals["router"]] + (
         ["teacher experts"] if "teacher" in vals["experts"] else [])
     bad = [T for T in vals["n_experts"] if T % vals["n_skills"]] if needs_replicas else []
     if bad:

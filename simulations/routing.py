@@ -13,6 +13,13 @@ e = rep * S + j is replica `rep` of skill j, so the first S experts are one copy
   inactive skills would only misroute), so those k behave exactly like k = s * r.
 - `dense_gates`: the first k experts with gate 1 each, for every input: a dense MLP of width k * h
   (a reference row without routing; at k = T it is matched to the MoE's total parameters).
+- `supervision_target`: what a supervised router is trained towards (a ceiling for learned routing):
+  each active skill gets probability 1 / s, spread over its r replicas with weights halving from one
+  replica to the next, so a top-k router that matches it picks replica 0 of every active skill before
+  any second replica, in the oracle's round-robin order (equal weights would leave the replicas tied,
+  and top-s would often take two replicas of one skill). The student's router is linear without a
+  bias, so it can rank the skills by the teacher's scores (z = U^T x) but not hold every replica 0
+  above every replica 1: in practice it routes by skill at k = s r, not at k = s (docs/tasks.md).
 - `skill_map` and `routing_measures`: how well a router finds the teacher's skills, for any T, S, k.
 """
 
@@ -50,6 +57,21 @@ def oracle_gates(z: torch.Tensor, s: torch.Tensor, k: torch.Tensor, n_experts: i
     per_skill = chosen.sum(1, keepdim=True).clamp_min(1)
     gates = chosen.to(z.dtype) / (s_.to(z.dtype) * per_skill.to(z.dtype))
     return gates.permute(0, 1, 3, 2).reshape(M, n_experts, N)  # expert e = rep * S + j
+
+
+def supervision_target(z: torch.Tensor, s: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Router targets [M, T, N] from teacher scores z [M, N, S] and complexities s [M]: each of the s
+    active skills of a point gets 1 / s, split over its r replicas (expert e = rep * S + j) in
+    proportion to 2^-rep; inactive skills get 0 (see the module docstring)."""
+    M, N, S = z.shape
+    if n_experts % S:
+        raise ValueError(f"a supervised router needs n_experts to be a multiple of n_skills={S}, "
+                         f"got {n_experts}")
+    r = n_experts // S
+    active = active_skills(z, s.to(z.device)).to(z.dtype).transpose(1, 2)  # [M, S, N]
+    weight = 0.5 ** torch.arange(r, dtype=z.dtype, device=z.device)
+    weight = (weight / weight.sum()).repeat_interleave(S).view(1, n_experts, 1)  # expert e = rep * S + j
+    return active.repeat(1, r, 1) * weight / s.to(z.device, z.dtype).view(M, 1, 1)
 
 
 def dense_gates(k: torch.Tensor, n_experts: int, n_points: int, dtype: torch.dtype) -> torch.Tensor:

@@ -23,7 +23,8 @@ from simulations import routing
 from simulations.moe import TopKMoE
 from simulations.tasks import CompositionalTask, sample_cached
 
-ROUTERS = ("learned", "oracle", "dense")
+ROUTERS = ("learned", "oracle", "dense", "supervised")
+SUPERVISION_WEIGHT = 1.0  # weight of the supervised router's cross-entropy to its targets
 EXPERTS = ("learned", "teacher")
 SPLIT_NAMES = ("train", "val", "id", "ood")  # BundleData's splits (x_<name>, y_<name>)
 
@@ -33,7 +34,10 @@ class TrainSettings:
     """Optimisation settings and the bundle's arm (docs/tasks.md, "Controls").
 
     router: "learned" (the softmax top-k router), "oracle" (fixed gates from the teacher's active sets,
-    `routing.oracle_gates`) or "dense" (the first k experts with gate 1: a dense MLP of width k * h).
+    `routing.oracle_gates`), "dense" (the first k experts with gate 1: a dense MLP of width k * h) or
+    "supervised" (the learned router, also trained towards the teacher's active sets,
+    `routing.supervision_target`, by a cross-entropy of weight SUPERVISION_WEIGHT: a ceiling for
+    learned routing; its gates and experts are learned as the learned router's are).
     experts: "learned" (trained ReLU experts) or "teacher" (the teacher's own skills, frozen and scaled,
     `BundleData.expert_out`; only the router learns). Router settings apply to a learned router:
     `router_lr_mult` scales its learning rate, `balance_loss` weighs the layer's load-balancing loss,
@@ -158,8 +162,11 @@ class Student:
     def __init__(self, model: TopKMoE, data: BundleData, settings: TrainSettings):
         self.model, self.data, self.settings = model, data, settings
         k = model._k_vec
+        self.target = None
+        if settings.router == "supervised":
+            self.target = routing.supervision_target(data.z["train"], data.complexity, model.n_experts)
         self.fixed: dict[str, torch.Tensor] = {}
-        if settings.router != "learned":
+        if settings.router in ("oracle", "dense"):
             for name in SPLIT_NAMES:
                 x = data.split(name)[0]
                 self.fixed[name] = (
@@ -183,23 +190,39 @@ class Student:
         return self.model.route(self.data.split(split)[0] if x is None else x)[1:]
 
     def __call__(self, split: str, sl: slice = slice(None), training: bool = False):
-        """Predictions [M, n, 1] on a split's points; in training, also the balance loss [M] or None."""
+        """Predictions [M, n, 1] on a split's points; in training, also the weighted auxiliary loss [M]
+        (load balancing, router supervision) or None."""
         x = self.data.split(split)[0][:, sl]
         st, model = self.settings, self.model
         if self.fixed:
             return model(x, gates=self.fixed[split][:, :, sl]), None
         noise = st.router_noise if training else 0.0
-        balance = None
+        aux = None
         if st.experts == "teacher":
             p, mask, g = model.route(x, noise)
             y = torch.einsum("mtn,mnt->mn", g, self.data.expert_out[split][:, sl]).unsqueeze(-1)
             if training and st.balance_loss > 0:
-                balance = model._stats(p, mask).load_balancing_loss
-            return y, balance
+                aux = st.balance_loss * model._stats(p, mask).load_balancing_loss
+            return y, aux
         if training and st.balance_loss > 0:
             y, stats = model(x, return_stats=True, logit_noise=noise)
-            return y, stats.load_balancing_loss
-        return model(x, logit_noise=noise), None
+            aux = st.balance_loss * stats.load_balancing_loss
+        else:
+            y = model(x, logit_noise=noise)
+        if training and self.target is not None:
+            sup = self._supervision(split, x, sl)
+            aux = sup if aux is None else aux + sup
+        return y, aux
+
+    def _supervision(self, split: str, x: torch.Tensor, sl: slice) -> torch.Tensor:
+        """SUPERVISION_WEIGHT x the cross-entropy [M] from the router's (unjittered) probabilities to
+        its targets, over the valid training points."""
+        if split != "train":
+            raise ValueError(f"router supervision uses the training split's targets, not {split!r}")
+        logp = self.model._probs(x).clamp_min(torch.finfo(x.dtype).tiny).log()
+        ce = -(self.target[:, :, sl] * logp).sum(1)  # [M, n]
+        mask = self.data.mask_train[:, sl]
+        return SUPERVISION_WEIGHT * (ce * mask).sum(1) / mask.sum(1)
 
 
 @torch.no_grad()
@@ -329,10 +352,10 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
                 break
         frozen = stopped | diverged
         opt.zero_grad(set_to_none=False)
-        pred, balance = student("train", training=True)
+        pred, aux = student("train", training=True)
         loss = _masked_mse(pred, data.y_train, data.mask_train)
-        if balance is not None:
-            loss = loss + settings.balance_loss * balance
+        if aux is not None:
+            loss = loss + aux
         bad = ~torch.isfinite(loss) & ~frozen
         steps = torch.where(bad, step, steps)
         diverged |= bad

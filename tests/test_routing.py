@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -220,3 +221,35 @@ def test_router_init_scale_and_temperature_reach_the_model():
     ids = {c["cell_id"] for c in grid.cells(default)}
     assert ids.isdisjoint(c["cell_id"] for c in grid.cells(changed))
     assert all(c["router_temperature"] == 0.5 for c in grid.cells(changed))
+
+
+@pytest.mark.parametrize("s, T", [(1, 4), (2, 8), (3, 12)])
+def test_supervision_target_covers_the_replicas_of_active_skills_in_round_robin_order(s, T):
+    task = teacher(s)
+    x, _ = task.sample("train", 100)
+    z = torch.as_tensor(task.scores(x)).unsqueeze(0)
+    target = routing.supervision_target(z, torch.tensor([s]), T)[0].numpy()  # [T, N]
+    np.testing.assert_allclose(target.sum(0), 1.0, rtol=1e-12)
+    active = routing.active_skills(z, torch.tensor([s]))[0].numpy()  # [N, S]
+    for e in range(T):
+        np.testing.assert_array_equal(target[e] > 0, active[:, e % S])
+    r = T // S
+    halving = 0.5 ** np.arange(r) / (0.5 ** np.arange(r)).sum()
+    for rep in range(r):  # replica rep of an active skill: 2^-rep / sum, of the skill's 1 / s
+        block = target[rep * S:(rep + 1) * S]
+        np.testing.assert_allclose(block[block > 0], halving[rep] / s)
+    with pytest.raises(ValueError, match="multiple of n_skills"):
+        routing.supervision_target(z, torch.tensor([s]), T + 1)
+
+
+def test_supervised_router_routes_by_skill_at_k_equal_2s():
+    """The ceiling control: the same student with its router also trained towards the teacher's active
+    sets puts its top 2s = s r experts on the active skills' replicas (recall and gate mass near 1, well
+    above chance and above the plain learned router's gate mass)."""
+    cfg = validate({**ARMS, "router": ["learned", "supervised"], "experts": ["learned"], "complexity": [2],
+                    "k": [4], "n_train": [400], "max_steps": 300, "patience": 100, "lr": 0.02})
+    rows = pd.concat([grid.run_bundle(b) for b in grid.make_bundles(cfg, "cpu")], ignore_index=True)
+    r = rows.set_index("router")
+    assert r.loc["supervised", "routing_recall"] > 0.95, r.routing_recall.to_dict()
+    assert r.loc["supervised", "routing_recall"] > r.loc["supervised", "routing_recall_baseline"] + 0.3
+    assert r.loc["supervised", "routing_gate_mass"] > r.loc["learned", "routing_gate_mass"] + 0.05
