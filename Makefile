@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-# The answer per router arm (configs/standard.yaml, ~20 min on 2 cores) and the regime sweep of learned
+# The answer per router arm (configs/standard.yaml, ~14 min on 2 cores) and the regime sweep of learned
 # routers (simulations/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
 standard: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/standard.yaml --resume
