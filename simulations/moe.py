@@ -627,12 +627,16 @@ class TopKMoE(nn.Module):
         mean_prob = p.mean(2)
         return RouterStats(fraction, mean_prob, self.n_experts * (fraction * mean_prob).sum(-1))
 
-    def _dense(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
-        M, N, d = x.shape
-        T, O = self.n_experts, self.d_out
+    def expert_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every expert's output on every token, [M, T, N, d_out] (the dense path's expert pass)."""
+        M, N, _ = x.shape
+        T = self.n_experts
         chunks = dense_chunks(M, T, N, self.d_hidden, x)
         out = expert_mlp(with_ones(x), self.w1, self.b1, self.w2, self.b2, chunks, M * T * N)
-        return (gates.unsqueeze(-1) * out.view(M, T, N, O)).sum(1)
+        return out.view(M, T, N, self.d_out)
+
+    def _dense(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        return (gates.unsqueeze(-1) * self.expert_outputs(x)).sum(1)
 
     def _sparse(self, x: torch.Tensor, gates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         M, N, d = x.shape
