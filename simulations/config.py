@@ -122,8 +122,7 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 
 _INT_LIST = ("complexity", "n_experts", "n_train", "width", "seeds")
-_POS_INT = ("n_skills", "d_in", "teacher_width", "max_steps", "eval_every", "patience", "n_val", "n_test",
-            "max_models_per_bundle", "workers")
+_POS_INT = ("n_skills", "d_in", "teacher_width", "max_steps", "eval_every", "patience", "n_val", "n_test")
 _CHOICES = {"renormalize": RENORMALIZE_CHOICES, "dtype": DTYPE_CHOICES, "device": DEVICE_CHOICES,
             "impl": IMPL_CHOICES}
 
@@ -156,6 +155,13 @@ def with_defaults(raw: Any, cls: type) -> dict[str, Any]:
     return dict(dataclasses.asdict(cls()), **raw)
 
 
+def check_positive_ints(vals: dict[str, Any], names: tuple[str, ...]) -> None:
+    """The named fields are integers >= 1."""
+    for name in names:
+        if not is_int(vals[name]) or vals[name] < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
+
+
 def check_choices(vals: dict[str, Any], choices: dict[str, tuple]) -> None:
     """Each named field holds one of its allowed values."""
     for name, allowed in choices.items():
@@ -178,9 +184,7 @@ def check_numbers(vals: dict[str, Any], names: tuple[str, ...], positive: tuple[
 
 def check_runtime(vals: dict[str, Any]) -> None:
     """The runtime fields every family shares (RUNTIME_FIELDS)."""
-    for name in ("max_models_per_bundle", "workers"):
-        if not is_int(vals[name]) or vals[name] < 1:
-            raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
+    check_positive_ints(vals, ("max_models_per_bundle", "workers"))
     if not is_int(vals["threads"]) or vals["threads"] < 0:
         raise ConfigError(f"threads: expected an integer >= 0 (0 = torch's default), got {vals['threads']!r}")
     if not isinstance(vals["name"], str) or not vals["name"]:
@@ -191,27 +195,14 @@ def check_runtime(vals: dict[str, Any]) -> None:
 def validate(raw: dict[str, Any]) -> GridConfig:
     """Build a GridConfig from a plain mapping, checking names, types and ranges."""
     vals = with_defaults(raw, GridConfig)
-    for name in _POS_INT:
-        if not is_int(vals[name]) or vals[name] < 1:
-            raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
+    check_positive_ints(vals, _POS_INT)
     for name in _INT_LIST:
         vals[name] = int_list(name, vals[name], lo=0 if name == "seeds" else 1)
-    for name in ("noise", "holdout_frac", "lr", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT):
-        v = vals[name]
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
-            raise ConfigError(f"{name}: expected a number, got {v!r}")
-        vals[name] = float(v)
+    check_numbers(vals, ("noise", "holdout_frac", "lr", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT),
+                  positive=("lr", "clip_norm", "router_lr_mult", "router_temperature"))
     check_runtime(vals)
-    if vals["noise"] < 0:
-        raise ConfigError(f"noise: expected a number >= 0, got {vals['noise']!r}")
-    if not 0 <= vals["holdout_frac"] < 1:
+    if not vals["holdout_frac"] < 1:
         raise ConfigError(f"holdout_frac: expected a number in [0, 1), got {vals['holdout_frac']!r}")
-    for name in ("lr", "clip_norm", "router_lr_mult", "router_temperature"):
-        if vals[name] <= 0:
-            raise ConfigError(f"{name}: expected a number > 0, got {vals[name]!r}")
-    for name in ("balance_loss", "router_noise", "router_init_scale"):
-        if vals[name] < 0:
-            raise ConfigError(f"{name}: expected a number >= 0, got {vals[name]!r}")
     for name, choices in (("router", ROUTER_CHOICES), ("experts", EXPERTS_CHOICES)):
         v = [vals[name]] if isinstance(vals[name], str) else vals[name]
         if not isinstance(v, list) or not v or any(x not in choices for x in v) or len(set(v)) != len(v):
@@ -224,9 +215,7 @@ def validate(raw: dict[str, Any]) -> GridConfig:
     if bad:
         raise ConfigError(f"n_experts: {' and '.join(needs_replicas)} need every n_experts to be a "
                           f"multiple of n_skills={vals['n_skills']} (r replicas per skill), got {bad[0]}")
-    for name, choices in _CHOICES.items():
-        if vals[name] not in choices:
-            raise ConfigError(f"{name}: expected one of {', '.join(choices)}; got {vals[name]!r}")
+    check_choices(vals, _CHOICES)
     if vals["k"] != "all":
         vals["k"] = int_list("k", vals["k"])
         bad = [k for k in vals["k"] if k > min(vals["n_experts"])]

@@ -20,6 +20,7 @@ from simulations.config import (
     ConfigError,
     check_choices,
     check_numbers,
+    check_positive_ints,
     check_runtime,
     int_list,
     is_int,
@@ -84,9 +85,7 @@ class SravenConfig:
 def validate(raw: dict[str, Any]) -> SravenConfig:
     """Build a SravenConfig from a plain mapping, checking names, types and ranges."""
     vals = with_defaults(raw, SravenConfig)
-    for name in _POS_INT:
-        if not is_int(vals[name]) or vals[name] < 1:
-            raise ConfigError(f"{name}: expected an integer >= 1, got {vals[name]!r}")
+    check_positive_ints(vals, _POS_INT)
     check_runtime(vals)
     if vals["n_experts"] > MAX_EXPERTS:
         raise ConfigError(f"n_experts: expected an integer in 1..{MAX_EXPERTS}, got {vals['n_experts']!r}")
