@@ -1,0 +1,41 @@
+"""The arms registry: every router kind and expert kind a student can have, and the arms they make.
+
+An arm is a (router kind, expert kind) pair (docs/tasks.md, "Controls"). Each kind is one class in one
+module of this package, registered by `register_router` / `register_experts`; importing the package
+imports every module in it, so a new kind is one new file. Trainer, fits and figures ask this registry
+(names, labels, which arms exist, where an arm's k comes from) and spell no arm name themselves.
+
+Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `router(name)`,
+`experts(name)`, `Arm`, `arm(router, experts)`, `arms()` (every arm, in figure and fit order),
+`arm_named(name)`, `primary()` (the arm the toolkit's question is about), `reference()` (the arm whose
+routing is given: the theory's modular student).
+"""
+
+from __future__ import annotations
+
+import pkgutil
+from importlib import import_module
+
+from simulations.arms.base import (
+    EXPERTS,
+    ROUTERS,
+    Arm,
+    ExpertsKind,
+    RouterKind,
+    arm,
+    arm_named,
+    arms,
+    experts,
+    primary,
+    reference,
+    register_experts,
+    register_router,
+    router,
+)
+
+for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if _mod.name != "base":
+        import_module(f"{__name__}.{_mod.name}")
+
+__all__ = ["EXPERTS", "ROUTERS", "Arm", "ExpertsKind", "RouterKind", "arm", "arm_named", "arms", "experts",
+           "primary", "reference", "register_experts", "register_router", "router"]
