@@ -27,7 +27,6 @@ from simulations.moe import RouterStats, TopKMoE
 from .tasks import N_FEATURES, N_VALUES
 
 N_CONTEXT = 8 * N_FEATURES  # tokens of the 8 visible panels
-SEQ_LEN = N_CONTEXT + N_FEATURES
 
 
 def _seed(*parts: int) -> int:
