@@ -1,12 +1,12 @@
 # Two entry points, each doing all of its own set-up from nothing:
 #   make run   - the main job: quick grid -> optimal-k fit -> figures
-#   make test  - ruff + the test suite
+#   make test  - ruff + the test suite, both tiers (`make test-fast`: ruff + the tests not marked slow)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench standard regime sraven clean
+.PHONY: run test test-fast bench standard regime sraven clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ results/softmoe/%/manifest.json: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
 
 # The answer per router arm (configs/standard.yaml, ~14 min on 2 cores) and the regime sweep of learned
 # routers (simulations/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.

@@ -63,6 +63,7 @@ def test_registry_follows_the_module_convention():
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_files_exist_and_png_is_not_blank(store, name):
     out = store[2]
     for ext in EXTENSIONS:
@@ -76,6 +77,7 @@ def test_files_exist_and_png_is_not_blank(store, name):
 
 
 @pytest.mark.parametrize("fig", FIGURES, ids=NAMES)
+@pytest.mark.slow
 def test_csv_matches_the_data_function(store, inputs, fig):
     df = fig.data(inputs)
     assert len(df) > 0
@@ -84,6 +86,7 @@ def test_csv_matches_the_data_function(store, inputs, fig):
     pd.testing.assert_frame_equal(csv, df.reset_index(drop=True), check_dtype=False)
 
 
+@pytest.mark.slow
 def test_figure1_k_star_is_the_fits_discrete_k_star(inputs):
     """The ringed k* of figure 1's OOD panel is the fits' per-cell k* (argmin of the seed mean)."""
     from figures import error_vs_k
@@ -98,6 +101,7 @@ def test_figure1_k_star_is_the_fits_discrete_k_star(inputs):
         assert stars[c.complexity] == c.k_star
 
 
+@pytest.mark.slow
 def test_law_curve_reproduces_the_fitted_exponents(inputs):
     """Figure 2's law line has the slope the fits report, and its band brackets it."""
     from figures import kstar_complexity
@@ -122,6 +126,7 @@ def test_seed_ci_matches_statsmodels():
     assert out["n_nan"].tolist() == [0, 1]
 
 
+@pytest.mark.slow
 def test_draws_what_it_can_and_lists_the_rest(store, tmp_path, capsys):
     """Grid results and fits but no Soft MoE results: the five other figures are drawn; the two Soft MoE
     figures are listed as skipped, each with the command that makes its input; exit 0."""
@@ -138,6 +143,7 @@ def test_draws_what_it_can_and_lists_the_rest(store, tmp_path, capsys):
     ]
 
 
+@pytest.mark.slow
 def test_missing_grid_results_name_the_grid_first(store, tmp_path, capsys):
     """Without grid results (and fits) only the Soft MoE, regime and SRAVEN figures are drawn; every
     skipped figure names the grid command first, the k* figures then the fits command."""
@@ -167,6 +173,7 @@ def test_nothing_to_draw_exits_2(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_only_fails_when_a_named_figure_cannot_be_drawn(store, tmp_path, capsys):
     """--only names two figures, one lacks its fits: exit 2, one line, and the other is not drawn either."""
     out = tmp_path / "out"
@@ -178,6 +185,7 @@ def test_only_fails_when_a_named_figure_cannot_be_drawn(store, tmp_path, capsys)
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_only_needs_only_its_inputs(store, tmp_path):
     out = tmp_path / "out"
     assert main(["--results", str(store[0]), "--fits", str(tmp_path / "nofits"), "--out", str(out),
@@ -198,6 +206,7 @@ def test_list_prints_names_and_titles(capsys):
     assert [line.split("\t") for line in lines] == [[f.NAME, f.TITLE] for f in FIGURES]
 
 
+@pytest.mark.slow
 def test_stale_fits_are_refused(store, tmp_path, capsys):
     """Fits computed from other results: the k* figures refuse to draw the law, nothing is written."""
     other = write_store(fixture_rows().assign(test_mse_ood=lambda d: d["test_mse_ood"][::-1].to_numpy()),
@@ -237,6 +246,7 @@ def test_module_requires_name_their_own_command(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_k_star_figures_without_a_fitted_law(store, tmp_path):
     """When the fits could not fit the law, figures 2-3 still draw the cells and the theory."""
     doc = json.loads((store[1] / "optimal_k.json").read_text())

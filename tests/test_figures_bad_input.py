@@ -21,6 +21,8 @@ from test_softmoe_figures import write_softmoe_store
 from figures import main
 from fits.optimal_k import main as fits_main
 
+pytestmark = pytest.mark.slow  # every test needs `good`: the fits run on two fixture stores
+
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):

@@ -76,6 +76,7 @@ def _one_line(capsys) -> str:
     return err[0]
 
 
+@pytest.mark.slow
 def test_missing_inputs_name_their_commands(good, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--sraven", str(tmp_path / "none"), "--sraven-fits", str(tmp_path / "nofits"),
@@ -89,6 +90,7 @@ def test_missing_inputs_name_their_commands(good, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [f"sraven_accuracy.{e}" for e in ("csv", "pdf", "png")]
 
 
+@pytest.mark.slow
 def test_wrong_or_stale_inputs_are_refused(good, tmp_path, capsys):
     store, fits = good
     regression = write_store(fixture_rows(), tmp_path / "regression")

@@ -12,6 +12,8 @@ from fits.k_eval import best_k_eval
 from fits.optimal_k import main
 from simulations.results import load_k_eval
 
+pytestmark = pytest.mark.slow  # every test needs `fitted`, the full fits run on a fixture store
+
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):

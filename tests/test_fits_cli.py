@@ -36,6 +36,7 @@ def _run_module(args, **kw):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_contract(store, tmp_path):
     out = tmp_path / "fits"
     run = _run_module([str(store), "--out", str(out), "--bootstrap", "2000", "--surface-bootstrap", "20"])
@@ -61,6 +62,7 @@ def test_cli_writes_the_contract(store, tmp_path):
     assert "## Law" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_cli_one_seed_and_all_censored_run_with_clear_notes(tmp_path, capsys):
     one = _store(tmp_path / "one", planted_results(n_seeds=1, rng_seed=1))
     assert main([str(one), "--out", str(tmp_path / "o1"), "--no-surface"]) == 0
@@ -112,6 +114,7 @@ def test_unknown_metric_and_options(store, tmp_path, capsys):
     _bad([str(store), "--bootstrap", "many"], tmp_path, capsys, "invalid int value")
 
 
+@pytest.mark.slow
 def test_module_entry_point_other_metric_and_bad_path(store, tmp_path):
     run = _run_module([str(store), "--out", str(tmp_path / "f"), "--metric", "id", "--no-surface"])
     assert run.returncode == 0, run.stderr

@@ -35,6 +35,7 @@ def test_planted_exponents_inside_their_cis(big_fit, method):
     assert law.result.aic == pytest.approx(law.aic)
 
 
+@pytest.mark.slow
 def test_ci_coverage_over_repeated_planted_draws():
     """150 draws of a 16-cell, 3-seed planted grid, fast OLS path: 95% CIs cover about 95% of the time."""
     study = coverage_study(150, "ols", n_boot=0, seed=5000)

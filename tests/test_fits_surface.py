@@ -41,6 +41,7 @@ def test_load_reads_an_explicit_csv_like_the_packaged_copy(chinchilla, tmp_path)
         load_chinchilla(path)
 
 
+@pytest.mark.slow
 def test_chinchilla_reproduces_the_epoch_refit(chinchilla):
     fit = fit_chinchilla(chinchilla["N"], chinchilla["D"], chinchilla["L"], n_starts=16, n_boot=150, seed=0)
     assert set(fit.params) == set(EPOCH_REFIT) and set(fit.ci) == set(EPOCH_REFIT)
@@ -58,6 +59,7 @@ def test_chinchilla_reproduces_the_epoch_refit(chinchilla):
     assert fit.starts["at_best"].sum() == conv["n_at_best"]
 
 
+@pytest.mark.slow
 def test_fit_surface_recovers_a_planted_chinchilla_surface():
     rng = np.random.default_rng(0)
     N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 150))
@@ -74,6 +76,7 @@ def test_fit_surface_recovers_a_planted_chinchilla_surface():
     assert fit.params["E"] == pytest.approx(1.7, abs=0.05)
 
 
+@pytest.mark.slow
 def test_moe_surface_recovers_the_implied_law_of_k():
     e, a, gamma, alpha, b, beta, mu, nu = -2.5, -1.0, 1.2, 1.0, -1.5, 0.8, 0.3, -0.2
     rows = []

@@ -82,6 +82,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(reference, tmp_path, tiny_raw, workers):
     """Killed between bundles, then resumed: the rows of an uninterrupted run. With worker processes
     the kill takes the workers down too (no orphan keeps training)."""
@@ -198,6 +199,7 @@ def test_default_preset_meets_the_brief():
     assert len(grid.cells(paper)) * len(paper.seeds) >= 5000
 
 
+@pytest.mark.slow
 def test_process_workers_give_the_in_process_rows(reference, tmp_path, tiny_raw):
     """Two spawned worker processes train the bundles side by side: same rows, bit for bit."""
     summary = grid.run_grid(validate({**tiny_raw, "workers": 2}), tmp_path, progress=False)

@@ -97,6 +97,7 @@ def test_temperature_matches_reference_and_equals_a_scaled_router(temperature):
     per_model=st.booleans(), tie=st.sampled_from([None, "zero", "dup"]), data=st.data(),
 )
 @settings(max_examples=40, deadline=None)
+@pytest.mark.slow
 def test_hypothesis_sweep(M, N, T, d, h, o, renormalize, per_model, tie, data):
     if per_model:
         k = torch.tensor(data.draw(st.lists(st.integers(1, T), min_size=M, max_size=M)))

@@ -127,6 +127,7 @@ def expected(exclude: str = "") -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ray_gives_the_rows_of_the_local_executor(ray_cluster):
     from simulations.ray_executor import RayExecutor
 
@@ -137,6 +138,7 @@ def test_ray_gives_the_rows_of_the_local_executor(ray_cluster):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_no_bundle_is_lost_or_duplicated(ray_cluster, tmp_path):
     executor = FaultyRayExecutor(tmp_path, victim="b2", fault="kill_once", max_retries=2)
     got, errors = run_collect(executor, toy_rows, BUNDLES)
@@ -148,6 +150,7 @@ def test_killed_worker_is_retried_and_no_bundle_is_lost_or_duplicated(ray_cluste
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_worker_that_keeps_dying_is_reported_after_bounded_retries(ray_cluster, tmp_path):
     from ray.exceptions import WorkerCrashedError
 
@@ -160,6 +163,7 @@ def test_worker_that_keeps_dying_is_reported_after_bounded_retries(ray_cluster, 
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_raising_bundle_is_reported_not_retried_and_others_complete(ray_cluster, tmp_path):
     executor = FaultyRayExecutor(tmp_path, victim="b3", fault="raise", max_retries=3)
     got, errors = run_collect(executor, toy_rows, BUNDLES)
@@ -172,6 +176,7 @@ def test_raising_bundle_is_reported_not_retried_and_others_complete(ray_cluster,
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_more_gpus_than_the_cluster_has_is_refused(ray_cluster):
     from simulations.ray_executor import RayExecutor
 
@@ -253,6 +258,7 @@ def _cli_on_ray(module: str, config: dict, tmp_path, ray_cluster):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_grid_cli_on_ray_gives_the_local_executor_rows(ray_cluster, local_store, tmp_path):
     # The user's command, as a separate driver joining the test's cluster. Under `python -m`, the grid's
     # functions live in `__main__`, which Ray's workers cannot import: the grid must hand Ray the
@@ -263,6 +269,7 @@ def test_grid_cli_on_ray_gives_the_local_executor_rows(ray_cluster, local_store,
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_grid_worker_killed_mid_bundle_gives_complete_duplicate_free_store(ray_cluster, local_store,
                                                                           tmp_path):
     from simulations.grid import run_grid
@@ -277,6 +284,7 @@ def test_grid_worker_killed_mid_bundle_gives_complete_duplicate_free_store(ray_c
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_grid_failing_bundle_is_reported_by_name_and_resume_completes(ray_cluster, local_store,
                                                                      tmp_path, capsys):
     from simulations.grid import run_grid
@@ -304,6 +312,7 @@ SRAVEN_TINY = {"name": "tiny", "k": [1, 2], "n_rules": [2], "seeds": [0, 1], "n_
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_sraven_cli_on_ray_gives_the_local_executor_rows(ray_cluster, tmp_path):
     """`python -m simulations.sraven --executor ray`: Ray's workers import the shared
     `simulations.grid.run_bundle`, which dispatches to the SRAVEN trainer by the bundle's family."""

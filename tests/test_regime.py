@@ -45,6 +45,7 @@ def test_a_rerun_resumes_instead_of_retraining(swept, capsys):
     assert "noise" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_regime_figure_draws_from_the_sweep(swept, tmp_path):
     from figures.cli import main
 

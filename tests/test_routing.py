@@ -242,6 +242,7 @@ def test_supervision_target_covers_the_replicas_of_active_skills_in_round_robin_
         routing.supervision_target(z, torch.tensor([s]), T + 1)
 
 
+@pytest.mark.slow
 def test_supervised_router_routes_by_skill_at_k_equal_2s():
     """The ceiling control: the same student with its router also trained towards the teacher's active
     sets puts its top 2s = s r experts on the active skills' replicas (recall and gate mass near 1, well

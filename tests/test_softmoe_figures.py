@@ -40,6 +40,7 @@ def rendered(tmp_path_factory):
 
 
 @pytest.mark.parametrize("fig", FIGS, ids=[f.NAME for f in FIGS])
+@pytest.mark.slow
 def test_figure_csv_is_its_data(rendered, fig):
     store, out = rendered
     df = fig.data(Inputs(softmoe=store))
@@ -50,6 +51,7 @@ def test_figure_csv_is_its_data(rendered, fig):
     pd.testing.assert_frame_equal(csv, df.reset_index(drop=True), check_dtype=False)
 
 
+@pytest.mark.slow
 def test_expert_drop_figure_curves_end_at_full_accuracy(rendered):
     df = softmoe_expert_drop.data(Inputs(softmoe=rendered[0]))
     ends = df[df["keep_frac"] == 1.0].pivot(index="n_experts", columns="method", values="accuracy")

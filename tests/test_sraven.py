@@ -161,6 +161,7 @@ def brute_answers(panels: np.ndarray, rules) -> set[tuple[int, ...]]:
     return answers
 
 
+@pytest.mark.slow
 def test_ambiguity_matches_brute_force():
     p = sample(12, 8, "train", seed=11)
     flags = ambiguous(p)

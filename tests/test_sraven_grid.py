@@ -64,6 +64,7 @@ def test_rows_follow_the_store_contract(reference):
     assert len(results.bundle_files(out)) == 4
 
 
+@pytest.mark.slow
 def test_rerun_is_bit_identical_and_bundles_independent(reference, tmp_path):
     grid.run_grid(validate(dict(TINY)), tmp_path, progress=False)
     pd.testing.assert_frame_equal(stable(results.load(tmp_path)), stable(reference[2]))
@@ -85,6 +86,7 @@ def test_resume_refuses_another_familys_store(reference, tmp_path):
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_rows(reference, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))

@@ -107,6 +107,7 @@ def test_train_bundle_is_deterministic_and_tidy():
     assert fixed["n_train"][0] == 16 and 0 <= fixed["feat_acc_train"][0] <= 1
 
 
+@pytest.mark.slow
 def test_tiny_run_learns_above_chance():
     """R = 2 (the easiest pool size): in 120 steps the per-feature accuracy rises well above chance
     (1/8), and without the feature permutation (the diagnostic variant) whole problems get solved."""

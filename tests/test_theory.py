@@ -114,6 +114,7 @@ def _brute_k(s, m, h, T, **kw):
     return int(np.argmin(risks)) + 1
 
 
+@pytest.mark.slow
 def test_optimal_k_matches_brute_force_on_grid():
     ss, ms, hs, Ts = [1, 2, 3, 5, 8], [1e2, 1e3, 1e4, 1e5, 1e7], [2, 6, 32], [4, 8, 12, 24]
     got = theory.optimal_k(np.array(ss)[:, None, None, None], np.array(ms)[:, None, None],
@@ -246,6 +247,7 @@ def test_algorithm1_keeps_largest_columns():
 
 
 # --- REPL and hygiene --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_repl_objects_are_sympy_and_print():
     from theory import approximation_bound, checks, estimation_bound, risk_bound
     for expr in (estimation_bound, approximation_bound, risk_bound):

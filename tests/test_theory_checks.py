@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,6 +17,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_checks_cli_table_passes():
     res = _run()
     assert res.returncode == 0, res.stdout + res.stderr
@@ -25,6 +28,7 @@ def test_checks_cli_table_passes():
     assert all(row.split()[2] == "pass" or row.split()[3] == "pass" for row in rows)
 
 
+@pytest.mark.slow
 def test_checks_cli_json():
     res = _run("--json", "--seed", "7")
     assert res.returncode == 0, res.stderr

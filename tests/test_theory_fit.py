@@ -35,6 +35,7 @@ def test_model_is_the_theory_risk_bound_plus_floor(planted, split):
         np.testing.assert_allclose(a, got["approximation"], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_planted_constants_are_recovered_within_their_cis():
     # 6 seeds: with 3, a seed-cluster bootstrap has 10 distinct resamples and under-covers (docs/fits.md);
     # 4 draws, since a 95 % interval misses its truth in one draw of twenty
@@ -51,6 +52,7 @@ def test_planted_constants_are_recovered_within_their_cis():
     assert min(covered.values()) >= 3, covered
 
 
+@pytest.mark.slow
 def test_saturated_width_rate_is_flagged_not_identified():
     # h0 = 200 puts eps = min(1, .) at 1 for every width of the design: A = 1 whatever h0 and beta are
     df = planted_bound_results(TRUE | {"h0": 200.0}, n_seeds=3, rng_seed=1)
@@ -61,6 +63,7 @@ def test_saturated_width_rate_is_flagged_not_identified():
     json.dumps(block)  # JSON-ready after the CLI's cleaning of NaN; here only types matter
 
 
+@pytest.mark.slow
 def test_planted_bound_is_never_outside_itself_and_a_dip_beyond_its_reach_is(planted):
     d = tf.design(planted, "test_nmse_id")
     out = tf.outside_bound(d, TRUE)
@@ -82,6 +85,7 @@ def test_planted_bound_is_never_outside_itself_and_a_dip_beyond_its_reach_is(pla
     assert pooled[("complexity=2.0", "above_max")] > 0.05
 
 
+@pytest.mark.slow
 def test_heldout_predictions_of_planted_curves(planted):
     h = tf.heldout(tf.design(planted, "test_nmse_id"), n_starts=4)
     assert len(h) == 16 * 3  # every cell held out once per factor
@@ -90,6 +94,7 @@ def test_heldout_predictions_of_planted_curves(planted):
     assert s["share_within_1"] > s["share_within_1_constant"]
 
 
+@pytest.mark.slow
 def test_free_form_has_more_parameters_and_the_block_has_the_contract(planted):
     block = tf.theory_fit_block(planted, "id", n_boot=20)
     for key in ("params", "aic", "free_form_aic", "heldout", "outside_bound", "terms"):
@@ -100,6 +105,7 @@ def test_free_form_has_more_parameters_and_the_block_has_the_contract(planted):
     assert not block["terms"]["available"] and "oracle" in block["terms"]["reason"]
 
 
+@pytest.mark.slow
 def test_router_arms_fitted_separately_and_other_arms_ignored():
     oracle = planted_bound_results(TRUE, n_seeds=3, router="oracle", rng_seed=2)
     learned = planted_bound_results(TRUE | {"est_weight": 0.05}, n_seeds=3, router="learned", rng_seed=3)
@@ -141,6 +147,7 @@ def test_term_checks_say_what_is_missing(planted):
     assert tt.estimation_slopes(est).empty
 
 
+@pytest.mark.slow
 def test_optimal_k_writes_the_theory_fit_block_and_report_section(planted, tmp_path, monkeypatch):
     from fits import optimal_k
 
