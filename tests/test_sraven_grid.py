@@ -85,6 +85,20 @@ def test_resume_refuses_another_familys_store(reference, tmp_path):
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
+def test_resume_with_another_setting_is_refused_and_writes_nothing(reference):
+    """A SRAVEN store resumed with another non-axis setting is refused naming it; nothing changes."""
+    from simulations.config import ConfigError
+
+    out = reference[0]
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    with pytest.raises(ConfigError, match="^balance: the store was written with 0.01"):
+        grid.run_grid(validate({**TINY, "model.d_expert": 4, "training": {"balance": 0.1}}), out, resume=True,
+                      progress=False)
+    with pytest.raises(ConfigError, match="^n_rules: a resumed store may only be extended"):
+        grid.run_grid(validate({**TINY, "n_rules": [3]}), out, resume=True, progress=False)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
 def test_sigkill_then_resume_gives_the_uninterrupted_rows(reference, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
