@@ -41,7 +41,6 @@ __all__ = ["AxesConfig", "ConfigError", "GridConfig", "RuntimeConfig", "StudentC
            "read_file", "stable_hash", "validate"]
 
 IMPL_CHOICES = ("auto", "dense", "sparse")
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 # The arm of every store written before the routing controls: router and experts enter a hash only
 # when they leave it.
 _PRIMARY = arms.primary()
@@ -134,7 +133,7 @@ class RuntimeConfig:
     """Where and how fast to run: never in a hash, free to change when a store is resumed."""
 
     name: str = setting("quick", NonEmptyStr())
-    device: str = setting("auto", Choice(DEVICE_CHOICES))
+    device: str = setting("auto", Choice(("auto", "cpu", "cuda")))
     max_models_per_bundle: int = setting(96, IntAtLeast())
     threads: int = setting(1, IntAtLeast(0, " (0 = torch's default)"))  # torch CPU threads per bundle
     workers: int = setting(1, IntAtLeast())  # bundles trained at once in separate processes (local executor)

@@ -193,16 +193,16 @@ def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
     fields those stores lacked and the runtime fields are spelled out here, as they were then."""
     from simulations.config import stable_hash
 
-    LATER_DEFAULTS = ("router", "experts", "router_lr_mult", "balance_loss", "router_noise",
+    later = ("router", "experts", "router_lr_mult", "balance_loss", "router_noise",
                       "router_temperature", "router_init_scale")
-    RUNTIME_FIELDS = ("name", "device", "max_models_per_bundle", "threads", "workers")
+    runtime = ("name", "device", "max_models_per_bundle", "threads", "workers")
 
     every_arm = validate(dict(ARMS))
     for cell in grid.cells(every_arm):
-        before = stable_hash({k: v for k, v in cell.items() if k not in LATER_DEFAULTS and k != "cell_id"})
+        before = stable_hash({k: v for k, v in cell.items() if k not in later and k != "cell_id"})
         assert (cell["cell_id"] == before) == ((cell["router"], cell["experts"]) == ("learned", "learned"))
     learned = validate({**ARMS, "router": ["learned"], "experts": ["learned"]})
-    old = {k: v for k, v in learned.to_dict().items() if k not in RUNTIME_FIELDS and k not in LATER_DEFAULTS}
+    old = {k: v for k, v in learned.to_dict().items() if k not in runtime and k not in later}
     assert learned.config_hash() == stable_hash(old) != every_arm.config_hash()
 
 
