@@ -149,10 +149,9 @@ def check_resumable(config, out: Path) -> None:
     """Refuse (ConfigError, one line naming the field) to resume the store at `out` with `config` unless
     it holds the same family and the same settings, but for runtime settings and axes that gain values
     (config_schema.resume_conflict): one store never mixes two settings' rows."""
-    fam = family_of(config)
-    manifest = results.read_manifest(out) or {}
     if not results.bundle_files(out):
         return  # no rows yet: nothing to mix with
+    fam, manifest = family_of(config), results.read_manifest(out) or {}
     stored = manifest.get("family", "regression")
     if stored != fam.name:  # never mix two families' rows in one store
         raise ConfigError(f"out: {out} holds a {stored} store; a {fam.name} grid cannot resume it "
