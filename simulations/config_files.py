@@ -57,7 +57,8 @@ def preset(name: str = "quick", package: str = "simulations") -> dict[str, Any]:
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """`FIELD=VALUE` with VALUE read as YAML (so `k=[1,2]`, `lr=0.003`, `k=all` all work)."""
+    """`FIELD=VALUE` with VALUE read as YAML (so `k=[1,2]`, `lr=0.003`, `k=all` all work); FIELD may be
+    flat (`lr`) or dotted (`training.lr`)."""
     if "=" not in item:
         raise ConfigError(f"--set: expected FIELD=VALUE, got {item!r}")
     key, _, text = item.partition("=")

@@ -220,7 +220,8 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
     p.add_argument("--dry-run", action="store_true", help="print cells, models, bundles and a time estimate")
     p.add_argument("--seeds", help="N (seeds 0..N-1), A:B or A,B,C")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override one config field (value read as YAML), e.g. --set lr=0.001")
+                   help="override one config field (value read as YAML), e.g. --set lr=0.001 "
+                   "or --set training.lr=0.001")
     p.add_argument("--executor", default="local", help="local or ray")
     p.add_argument("--workers", type=int, help="local executor: bundles trained at once in separate "
                    "processes (overrides the config's workers)")
