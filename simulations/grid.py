@@ -214,7 +214,8 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
                        f"(default: {fam.default_preset}); not with --config")
     p.add_argument("--config", help=f"YAML or TOML config (default: the {fam.default_preset} preset)")
     p.add_argument("--out", help=f"results directory (default: results/{fam.out_prefix}<name>/)")
-    p.add_argument("--resume", action="store_true", help="skip the (cell, seed) rows already stored")
+    p.add_argument("--resume", action="store_true", help="continue a store: skip the (cell, seed) rows "
+                   "already stored; its settings must match (axes may gain values)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
     p.add_argument("--device", help="auto, cpu or cuda (overrides the config)")
     p.add_argument("--dry-run", action="store_true", help="print cells, models, bundles and a time estimate")
