@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
+from simulations.config_schema import ConfigError
+
 # name -> module defining `FAMILY`; the first is the default (stores without a "family" key are it)
 REGISTRY = {"regression": "simulations.regression", "sraven": "simulations.sraven.family"}
 DEFAULT = "regression"
@@ -29,11 +31,12 @@ class Family:
     """One experiment's contribution to the grid driver (see the module docstring).
 
     cells(config) -> list of canonical cell dicts, each with "cell_id" (seeds excluded); group(cell) ->
-    a key: only cells with equal keys share a bundle; order(spec) -> the sort key of a model inside its
+    a key: only cells with equal keys share a bundle (config_schema.grouping: the settings marked so);
+    order(spec) -> the sort key of a model inside its
     group before the group is cut into bundles of `max_models_per_bundle`; train(bundle) -> the
     bundle's rows (one per model, with at least `required_columns`); estimate(bundles) -> seconds to
     train them one after another; label(bundle) -> its name in progress and error messages;
-    out_prefix: the default results directory is results/<out_prefix><config.name>.
+    out_prefix: the default results directory is results/<out_prefix><config.runtime.name>.
     """
 
     name: str
@@ -54,8 +57,6 @@ class Family:
 def get_family(name: str) -> Family:
     """The registered family `name` (imported on first use)."""
     if name not in REGISTRY:
-        from simulations.config import ConfigError
-
         raise ConfigError(f"family: expected one of {', '.join(REGISTRY)}; got {name!r}")
     return import_module(REGISTRY[name]).FAMILY
 

@@ -26,14 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from simulations import results
-from simulations.config import (
-    ConfigError,
-    load_config,
-    parse_override,
-    parse_seeds,
-    preset_names,
-    stable_hash,
-)
+from simulations.config_files import load_config, parse_override, parse_seeds, preset_names
+from simulations.config_schema import ConfigError, resume_conflict, stable_hash
 from simulations.executors import LocalExecutor, ProcessExecutor
 from simulations.family import Family, family_of, get_family
 from simulations.provenance import provenance
@@ -84,19 +78,19 @@ def make_bundles(config, device: str, skip: set[tuple[str, int]] = frozenset()) 
     fam = family_of(config)
     groups: dict[tuple, list[ModelSpec]] = {}
     for cell in fam.cells(config):
-        for seed in config.seeds:
+        for seed in config.axes.seeds:
             groups.setdefault(fam.group(cell), []).append(ModelSpec(cell, seed))
     prov = provenance()
     bundles = []
     for specs in groups.values():
         specs.sort(key=fam.order)
-        size = config.max_models_per_bundle
+        size = config.runtime.max_models_per_bundle
         for start in range(0, len(specs), size):
             chunk = specs[start:start + size]
             bid = stable_hash(sorted(m.key for m in chunk), n=12)
             todo = [m for m in chunk if m.key not in skip]
             if todo:
-                bundles.append(Bundle(bid, todo, device, config.config_hash(), config.threads, prov,
+                bundles.append(Bundle(bid, todo, device, config.config_hash(), config.runtime.threads, prov,
                                       fam.name))
     return bundles
 
@@ -151,27 +145,41 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def check_resumable(config, out: Path) -> None:
+    """Refuse (ConfigError, one line naming the field) to resume the store at `out` with `config` unless
+    it holds the same family and the same settings, but for runtime settings and axes that gain values
+    (config_schema.resume_conflict): one store never mixes two settings' rows."""
+    if not results.bundle_files(out):
+        return  # no rows yet: nothing to mix with
+    fam, manifest = family_of(config), results.read_manifest(out) or {}
+    stored = manifest.get("family", "regression")
+    if stored != fam.name:  # never mix two families' rows in one store
+        raise ConfigError(f"out: {out} holds a {stored} store; a {fam.name} grid cannot resume it "
+                          "(choose another --out)")
+    why = resume_conflict(config, manifest["config"]) if "config" in manifest else None
+    if why:
+        raise ConfigError(f"{why} (resuming {out})")
+
+
 def run_grid(config, out: str | Path, resume: bool = False, overwrite: bool = False,
              executor=None, device: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Run (or continue) a grid of any family (GridConfig, SravenConfig, ...); returns a summary with
     `models`, `bundles`, `failed` (bundle names)."""
     fam = family_of(config)
     out = Path(out)
-    device = resolve_device(device or config.device, getattr(executor, "gpus_per_bundle", None))
+    device = resolve_device(device or config.runtime.device, getattr(executor, "gpus_per_bundle", None))
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite: pass at most one of them")
     _prepare_out(out, resume, overwrite)
-    stored = (results.read_manifest(out) or {}).get("family", "regression") if resume else fam.name
-    if results.bundle_files(out) and stored != fam.name:  # never mix two families' rows in one store
-        raise ConfigError(f"out: {out} holds a {stored} store; a {fam.name} grid cannot resume it "
-                          "(choose another --out)")
+    if resume:
+        check_resumable(config, out)
     skip = results.done_keys(out) if resume else set()
     bundles = make_bundles(config, device, skip)
     results.write_manifest(out, {"family": fam.name, "config": config.to_dict(),
                                  "config_hash": config.config_hash(), "device": device, **provenance()})
     total = sum(len(b.models) for b in bundles)
     failed: list[str] = []
-    bar = tqdm(total=total, unit="model", desc=f"{fam.out_prefix}{config.name}", disable=not progress)
+    bar = tqdm(total=total, unit="model", desc=f"{fam.out_prefix}{config.runtime.name}", disable=not progress)
 
     def on_result(bundle: Bundle, rows: pd.DataFrame) -> None:
         results.write_bundle(out, bundle.bundle_id, rows, fam.required_columns)
@@ -183,7 +191,7 @@ def run_grid(config, out: str | Path, resume: bool = False, overwrite: bool = Fa
 
     t0 = time.perf_counter()
     if executor is None:
-        executor = ProcessExecutor(config.workers) if config.workers > 1 else LocalExecutor()
+        executor = ProcessExecutor(config.runtime.workers) if config.runtime.workers > 1 else LocalExecutor()
     executor.run(run_bundle, bundles, on_result, on_error)
     bar.close()
     return {"models": total, "bundles": len(bundles), "skipped": len(skip), "failed": failed,
@@ -206,13 +214,15 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
                        f"(default: {fam.default_preset}); not with --config")
     p.add_argument("--config", help=f"YAML or TOML config (default: the {fam.default_preset} preset)")
     p.add_argument("--out", help=f"results directory (default: results/{fam.out_prefix}<name>/)")
-    p.add_argument("--resume", action="store_true", help="skip the (cell, seed) rows already stored")
+    p.add_argument("--resume", action="store_true", help="continue a store: skip the (cell, seed) rows "
+                   "already stored; its settings must match (axes may gain values)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
     p.add_argument("--device", help="auto, cpu or cuda (overrides the config)")
     p.add_argument("--dry-run", action="store_true", help="print cells, models, bundles and a time estimate")
     p.add_argument("--seeds", help="N (seeds 0..N-1), A:B or A,B,C")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override one config field (value read as YAML), e.g. --set lr=0.001")
+                   help="override one config field (value read as YAML), e.g. --set lr=0.001 "
+                   "or --set training.lr=0.001")
     p.add_argument("--executor", default="local", help="local or ray")
     p.add_argument("--workers", type=int, help="local executor: bundles trained at once in separate "
                    "processes (overrides the config's workers)")
@@ -240,10 +250,14 @@ def main(argv: list[str] | None = None, family: str = "regression", parser=None)
             raise ConfigError(f"executor: expected one of local, ray; got {args.executor!r}")
         if args.gpus_per_bundle < 0:
             raise ConfigError(f"gpus-per-bundle: expected a number >= 0, got {args.gpus_per_bundle}")
-        device = resolve_device(config.device, args.gpus_per_bundle if args.executor == "ray" else None)
-        out = Path(args.out or f"results/{fam.out_prefix}{config.name}")
+        gpus = args.gpus_per_bundle if args.executor == "ray" else None
+        device = resolve_device(config.runtime.device, gpus)
+        out = Path(args.out or f"results/{fam.out_prefix}{config.runtime.name}")
         if args.dry_run:
-            skip = results.done_keys(out) if args.resume and out.is_dir() else set()
+            skip = set()
+            if args.resume and out.is_dir():
+                check_resumable(config, out)
+                skip = results.done_keys(out)
             bundles = make_bundles(config, device, skip)
             n_models = sum(len(b.models) for b in bundles)
             print(f"cells: {len(cells(config))}  models: {n_models} (skipping {len(skip)} stored)  "
@@ -252,7 +266,7 @@ def main(argv: list[str] | None = None, family: str = "regression", parser=None)
             if fam.name == "regression":
                 print(f"estimated time: at most {seconds:.0f} s (without early stopping)")
             else:
-                workers = min(config.workers, max(len(bundles), 1))
+                workers = min(config.runtime.workers, max(len(bundles), 1))
                 print(f"estimated time: {seconds:.0f} s one bundle after another on {device}"
                       + (f", about {seconds / workers:.0f} s with {workers} workers" if workers > 1 else ""))
             return 0

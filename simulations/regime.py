@@ -22,7 +22,9 @@ import pandas as pd
 import yaml
 
 from simulations import results
-from simulations.config import ConfigError, read_file, validate
+from simulations.config import GridConfig, validate
+from simulations.config_files import read_file
+from simulations.config_schema import ConfigError, flat_input
 from simulations.grid import resolve_device, run_grid
 
 DEFAULT_OUT = Path("results/regime")
@@ -48,7 +50,8 @@ def load_sweep(path: str | Path | None = None) -> list[tuple[str, dict[str, Any]
             raise ConfigError(f"variants[{i}].name: expected a unique name of letters, digits, '.', '_', '-';"
                               f" got {name!r}")
         seen.add(name)
-        mapping = {**raw["base"], **v.get("set", {}), "name": name}
+        mapping = {**flat_input(GridConfig, raw["base"]), **flat_input(GridConfig, v.get("set", {})),
+                   "name": name}
         validate(mapping)  # every variant is checked before anything runs
         out.append((name, mapping))
     return out
@@ -60,7 +63,7 @@ def run_sweep(variants: list[tuple[str, dict[str, Any]]], out: str | Path, resum
     for name, mapping in variants:
         config = validate(mapping)
         run_grid(config, Path(out) / name, resume=resume, overwrite=not resume,
-                 device=resolve_device(device or config.device), progress=progress)
+                 device=resolve_device(device or config.runtime.device), progress=progress)
 
 
 def regime_table(out: str | Path, variants: list[str] | None = None) -> pd.DataFrame:

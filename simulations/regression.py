@@ -12,6 +12,7 @@ one (seed, task) start from the same weights and see the same data (a paired com
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
@@ -19,48 +20,36 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simulations import results
-from simulations.config import (
-    ROUTER_INIT,
-    ROUTER_SETTINGS,
-    GridConfig,
-    stable_hash,
-    validate,
-    without_later_defaults,
-)
+from simulations import arms, results
+from simulations.config import GridConfig, StudentConfig, TaskConfig, validate
+from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
 from simulations.family import Family
 from simulations.provenance import device_name
 from simulations.tasks import CompositionalTask, TaskSpec
 from simulations.train import TrainSettings, init_model, make_bundle_data, train_bundle
 
-TASK_FIELDS = ("n_skills", "d_in", "teacher_width", "noise", "holdout_frac")
-TRAIN_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT,
-                "n_val", "n_test")
-SETTINGS_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", "router", "experts",
-                   *ROUTER_SETTINGS)
-
 
 def cells(config: GridConfig) -> list[dict[str, Any]]:
-    """Every cell of the grid as a canonical dict including its `cell_id` (seeds excluded). Fields
-    added later hash only when they leave their old default (config.LATER_DEFAULTS), so the cells of
-    earlier stores keep their ids."""
-    shared = {f: getattr(config, f) for f in (*TASK_FIELDS, *TRAIN_FIELDS, "renormalize", "impl", "dtype")}
+    """Every cell of the grid as a canonical dict including its `cell_id` (seeds excluded): the flat
+    names of the task, training and student settings and one value per axis. Settings added later hash
+    only when they leave the value older stores implied (their `since`), so those stores keep their ids."""
+    values = flat(config)
+    shared = {f: values[f] for f in cell_fields(GridConfig)}
+    axes = config.axes
     out = []
-    for router, experts in config.arms():
-        for T in config.n_experts:
-            for h in config.width:
-                for s in config.complexity:
-                    for m in config.n_train:
-                        for k in config.ks_for(T):
+    for router, experts in axes.arms():
+        for T in axes.n_experts:
+            for h in axes.width:
+                for s in axes.complexity:
+                    for m in axes.n_train:
+                        for k in axes.ks_for(T):
                             cell = {**shared, "router": router, "experts": experts, "n_experts": T,
                                     "width": h, "complexity": s, "n_train": m, "k": k}
-                            out.append({"cell_id": stable_hash(without_later_defaults(cell)), **cell})
+                            out.append({"cell_id": stable_hash(without_since(GridConfig, cell)), **cell})
     return out
 
 
-def group(cell: dict[str, Any]) -> tuple:
-    """Models of equal shape and arm may share a bundle."""
-    return cell["n_experts"], cell["width"], cell["router"], cell["experts"]
+group = grouping(GridConfig)  # models of equal shape and arm may share a bundle
 
 
 def order(spec) -> tuple:
@@ -70,7 +59,7 @@ def order(spec) -> tuple:
 
 def label(bundle) -> str:
     c = bundle.models[0].cell
-    arm = "" if (c["router"], c["experts"]) == ("learned", "learned") else \
+    arm = "" if arms.arm(c["router"], c["experts"]) == arms.primary() else \
         f", router={c['router']}, experts={c['experts']}"
     return f"{bundle.bundle_id} (T={c['n_experts']}, h={c['width']}{arm}, {len(bundle.models)} models)"
 
@@ -85,21 +74,26 @@ def _task(spec: TaskSpec) -> CompositionalTask:
     return CompositionalTask(spec)
 
 
+def task_spec(cell: dict[str, Any], seed: int) -> TaskSpec:
+    """The task instance of one model: the cell's task settings, its complexity and the seed."""
+    return TaskSpec(**asdict(build(TaskConfig, cell)), complexity=cell["complexity"], seed=seed)
+
+
 def train(bundle) -> pd.DataFrame:
     """Train one bundle and return its rows (one per model)."""
     device = torch.device(bundle.device)
     first = bundle.models[0].cell
-    dtype = getattr(torch, first["dtype"])
-    task_fields = ("n_skills", "complexity", "d_in", "teacher_width", "noise", "holdout_frac")
-    tasks = [_task(TaskSpec(*(m.cell[f] for f in task_fields), seed=m.seed)) for m in bundle.models]
+    student = build(StudentConfig, first)
+    dtype = getattr(torch, student.dtype)
+    tasks = [_task(task_spec(m.cell, m.seed)) for m in bundle.models]
     data = make_bundle_data(tasks, [m.cell["n_train"] for m in bundle.models], first["n_val"],
                             first["n_test"], dtype, device,
                             n_experts=first["n_experts"] if first["experts"] == "teacher" else None)
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
-    model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, first["impl"],
-                       first["renormalize"], dtype, device, **{f: first[f] for f in ROUTER_INIT})
-    settings = TrainSettings(**{f: first[f] for f in SETTINGS_FIELDS})
-    metrics = train_bundle(model, data, settings)
+    model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, student.impl,
+                       student.renormalize, dtype, device, router_temperature=student.router_temperature,
+                       router_init_scale=student.router_init_scale)
+    metrics = train_bundle(model, data, build(TrainSettings, first))
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])
     cols["n_heldout_combos"] = [len(t.heldout) for t in tasks]
     cols["route_free_nmse"] = [t.route_free_nmse for t in tasks]
@@ -129,8 +123,7 @@ def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
         torch.set_num_threads(big.threads)
     first = big.models[0].cell
     dtype = getattr(torch, first["dtype"])
-    tasks = [_task(TaskSpec(first["n_skills"], m.cell["complexity"], first["d_in"], first["teacher_width"],
-                            seed=0)) for m in big.models]
+    tasks = [_task(task_spec(m.cell, 0)) for m in big.models]
     data = make_bundle_data(tasks, [m.cell["n_train"] for m in big.models], first["n_val"], 1, dtype,
                             big.device)
     model = init_model(first["n_experts"], first["d_in"], first["width"], [m.cell["k"] for m in big.models],

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from simulations.atomic import atomic_write_text, staged_files
+from simulations.family import get_family
 
 REQUIRED_COLUMNS = (
     "cell_id", "seed", "k", "n_experts", "complexity", "n_train", "width", "d_in", "train_mse",
@@ -87,8 +88,6 @@ def required_columns(out: str | Path) -> tuple[str, ...]:
     name = (manifest or {}).get("family", "regression")
     if name == "regression":
         return REQUIRED_COLUMNS
-    from simulations.family import get_family  # imported here: families import this module
-
     return get_family(name).required_columns
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from simulations import routing
+from simulations.config import TrainingConfig
 from simulations.moe import TopKMoE
 from simulations.tasks import CompositionalTask, sample_cached
 
@@ -30,7 +31,7 @@ SPLIT_NAMES = ("train", "val", "id", "ood")  # BundleData's splits (x_<name>, y_
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(TrainingConfig):
     """Optimisation settings and the bundle's arm (docs/tasks.md, "Controls").
 
     router: "learned" (the softmax top-k router), "oracle" (fixed gates from the teacher's active sets,
@@ -41,18 +42,12 @@ class TrainSettings:
     experts: "learned" (trained ReLU experts) or "teacher" (the teacher's own skills, frozen and scaled,
     `BundleData.expert_out`; only the router learns). Router settings apply to a learned router:
     `router_lr_mult` scales its learning rate, `balance_loss` weighs the layer's load-balancing loss,
-    `router_noise` is the sd of N(0, .) jitter on its logits during training steps."""
+    `router_noise` is the sd of N(0, .) jitter on its logits during training steps.
+    The optimisation settings and their defaults are the grid config's training section
+    (simulations.config.TrainingConfig); this adds the bundle's arm."""
 
-    lr: float = 0.01
-    max_steps: int = 1500
-    eval_every: int = 25
-    patience: int = 8
-    clip_norm: float = 1.0
     router: str = "learned"
     experts: str = "learned"
-    router_lr_mult: float = 1.0
-    balance_loss: float = 0.0
-    router_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:

@@ -39,7 +39,7 @@ def test_rows_columns_and_layout(reference, tiny_raw):
     out, summary, df = reference
     cfg = validate(tiny_raw)
     assert summary["models"] == 16 and summary["bundles"] == 4 and not summary["failed"]
-    assert len(df) == len(grid.cells(cfg)) * len(cfg.seeds) == 16
+    assert len(df) == len(grid.cells(cfg)) * len(cfg.axes.seeds) == 16
     assert not df.duplicated(["cell_id", "seed"]).any()
     assert set(results.REQUIRED_COLUMNS) <= set(df.columns)
     assert df.groupby("cell_id")[["k", "complexity", "n_train"]].nunique().eq(1).all().all()
@@ -185,18 +185,19 @@ def test_unparsable_file_and_toml(tmp_path, tiny_raw, capsys):
 
 def test_default_preset_meets_the_brief():
     cfg = grid.load_config()
-    assert min(cfg.n_experts) >= 8 and len(cfg.complexity) >= 4
-    for T in cfg.n_experts:  # k spans 1..T densely enough to place k* between s and 2s
-        ks = cfg.ks_for(T)
-        assert ks[0] == 1 and ks[-1] == T and len(ks) >= 8 and all(s in ks for s in cfg.complexity)
-        assert all(2 * s in ks for s in cfg.complexity if 2 * s <= T)
-    assert len(cfg.n_train) >= 2 and len(cfg.seeds) >= 3
+    axes = cfg.axes
+    assert min(axes.n_experts) >= 8 and len(axes.complexity) >= 4
+    for T in axes.n_experts:  # k spans 1..T densely enough to place k* between s and 2s
+        ks = axes.ks_for(T)
+        assert ks[0] == 1 and ks[-1] == T and len(ks) >= 8 and all(s in ks for s in axes.complexity)
+        assert all(2 * s in ks for s in axes.complexity if 2 * s <= T)
+    assert len(axes.n_train) >= 2 and len(axes.seeds) >= 3
     # every control is in the default grid, with the replicas the oracle needs
-    assert len(cfg.arms()) == 4 and all(T % cfg.n_skills == 0 for T in cfg.n_experts)
+    assert len(axes.arms()) == 4 and all(T % cfg.task.n_skills == 0 for T in axes.n_experts)
     assert validate(yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())) == cfg
     assert validate({}) == cfg  # a config file that sets a few fields changes only those
     paper = validate(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
-    assert len(grid.cells(paper)) * len(paper.seeds) >= 5000
+    assert len(grid.cells(paper)) * len(paper.axes.seeds) >= 5000
 
 
 @pytest.mark.slow

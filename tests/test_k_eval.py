@@ -12,6 +12,7 @@ from simulations import grid, results
 from simulations import regression as reg
 from simulations import train as tr
 from simulations.config import validate
+from simulations.config_schema import build
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +67,16 @@ def test_k_eval_curves_equal_a_full_evaluation_at_every_k(renormalize):
     the model at each k does (every arm, every gating rule, in chunks smaller than a split)."""
     cfg = validate({**ARMS, "router": ["learned", "oracle", "supervised"], "experts": ["learned", "teacher"],
                     "renormalize": renormalize, "max_steps": 20})
-    fields = ("n_skills", "complexity", "d_in", "teacher_width", "noise", "holdout_frac")
     for bundle in grid.make_bundles(cfg, "cpu"):
         first, models = bundle.models[0].cell, bundle.models
-        data = tr.make_bundle_data([reg._task(reg.TaskSpec(*(m.cell[f] for f in fields), seed=m.seed))
-                                    for m in models],
+        data = tr.make_bundle_data([reg._task(reg.task_spec(m.cell, m.seed)) for m in models],
                                 [m.cell["n_train"] for m in models], first["n_val"], first["n_test"],
                                 torch.float32, "cpu",
                                 n_experts=first["n_experts"] if first["experts"] == "teacher" else None)
         ks, seeds = [m.cell["k"] for m in models], [reg._init_seed(m.seed, m.cell) for m in models]
         model = tr.init_model(first["n_experts"], first["d_in"], first["width"], ks, seeds, first["impl"],
                               renormalize, torch.float32, "cpu")
-        student = tr.Student(model, data, tr.TrainSettings(**{f: first[f] for f in reg.SETTINGS_FIELDS}))
+        student = tr.Student(model, data, build(tr.TrainSettings, first))
         k_train = model._k_vec.clone()
         fast = tr.k_eval_curves(student, chunk=25)
         assert torch.equal(model._k_vec, k_train)  # the model's own k is restored

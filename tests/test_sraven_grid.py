@@ -86,6 +86,20 @@ def test_resume_refuses_another_familys_store(reference, tmp_path):
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
+def test_resume_with_another_setting_is_refused_and_writes_nothing(reference):
+    """A SRAVEN store resumed with another non-axis setting is refused naming it; nothing changes."""
+    from simulations.config import ConfigError
+
+    out = reference[0]
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    with pytest.raises(ConfigError, match="^balance: the store was written with 0.01"):
+        grid.run_grid(validate({**TINY, "model.d_expert": 4, "training": {"balance": 0.1}}), out, resume=True,
+                      progress=False)
+    with pytest.raises(ConfigError, match="^n_rules: a resumed store may only be extended"):
+        grid.run_grid(validate({**TINY, "n_rules": [3]}), out, resume=True, progress=False)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_rows(reference, tmp_path):
     cfg = tmp_path / "tiny.yaml"
@@ -122,12 +136,13 @@ def test_presets_and_defaults():
     quick = load_config(family="sraven")
     assert quick == SravenConfig() == validate({})  # the dataclass defaults are the quick preset
     # enough k and R for a law with intervals, and seeds for a seed-cluster bootstrap
-    assert len(quick.ks()) >= 4 and len(quick.n_rules) >= 4 and len(quick.seeds) >= 3
-    assert quick.steps * quick.batch >= 10_000  # past the per-feature plateau (docs/sraven.md)
+    assert len(quick.ks()) >= 4 and len(quick.axes.n_rules) >= 4 and len(quick.axes.seeds) >= 3
+    # past the per-feature plateau (docs/sraven.md)
+    assert quick.training.steps * quick.training.batch >= 10_000
     for name in ("paper", "gpu-slice"):
         cfg = load_config(family="sraven", preset_name=name)
-        assert cfg.ks() == list(range(1, 9)) and cfg.n_experts == 8 and len(cfg.seeds) >= 3
-        assert len(cfg.n_rules) >= (4 if name == "paper" else 2) and cfg.name == name
+        assert cfg.ks() == list(range(1, 9)) and cfg.model.n_experts == 8 and len(cfg.axes.seeds) >= 3
+        assert len(cfg.axes.n_rules) >= (4 if name == "paper" else 2) and cfg.runtime.name == name
     # runtime fields stay out of the hashes
     other = validate({**TINY, "device": "auto", "workers": 2, "max_models_per_bundle": 8, "name": "x"})
     assert other.config_hash() == validate(TINY).config_hash()

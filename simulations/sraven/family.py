@@ -15,15 +15,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from simulations.config import stable_hash
+from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash
 from simulations.family import Family
 from simulations.provenance import device_name
 
 from .config import SravenConfig, validate
 from .train import ModelSpec, SravenSettings, train_bundle
 
-SETTINGS_FIELDS = ("steps", "batch", "lr", "n_train", "n_eval", "clip_norm", "balance", "d_model", "n_heads",
-                   "n_blocks", "n_experts", "d_expert", "impl")
 REQUIRED_COLUMNS = (
     "family", "cell_id", "seed", "k", "n_experts", "n_rules", "distinct", "permute", "steps", "batch",
     "n_train", "d_model", "d_expert", "n_heads", "n_blocks", "lr", "balance", "clip_norm", "n_eval",
@@ -35,20 +33,20 @@ REQUIRED_COLUMNS = (
 
 
 def cells(config: SravenConfig) -> list[dict[str, Any]]:
-    """Every cell as a canonical dict including its `cell_id` (seeds excluded)."""
-    shared = {"family": "sraven", "permute": config.permute,
-              **{f: getattr(config, f) for f in SETTINGS_FIELDS}}
+    """Every cell as a canonical dict including its `cell_id` (seeds excluded): the family, the flat
+    names of the problems', training and model settings, and one value per axis."""
+    values = flat(config)
+    shared = {"family": "sraven", **{f: values[f] for f in cell_fields(SravenConfig)}}
     out = []
-    for distinct in config.distinct:
-        for n_rules in config.n_rules:
+    for distinct in config.axes.distinct:
+        for n_rules in config.axes.n_rules:
             for k in config.ks():
                 cell = {**shared, "n_rules": n_rules, "distinct": distinct, "k": k}
                 out.append({"cell_id": stable_hash(cell), **cell})
     return out
 
 
-def group(cell: dict[str, Any]) -> tuple:
-    return ()  # one model shape for the whole grid
+group = grouping(SravenConfig)  # no setting is marked `group`: one model shape for the whole grid
 
 
 def order(spec) -> tuple:
@@ -69,8 +67,7 @@ def _specs(bundle) -> list[ModelSpec]:
 
 
 def _settings(bundle, **changes) -> SravenSettings:
-    first = bundle.models[0].cell
-    return SravenSettings(**{**{f: first[f] for f in SETTINGS_FIELDS}, **changes})
+    return build(SravenSettings, {**bundle.models[0].cell, **changes})
 
 
 def train(bundle) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .ambiguity import ambiguous
+from .config import SravenModel, SravenTraining
 from .model import N_CONTEXT, SravenTransformer
 from .tasks import Problems, get_task, sample
 
@@ -40,20 +41,10 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class SravenSettings:
-    steps: int = 500
-    batch: int = 64
-    lr: float = 3e-3
-    n_train: int | None = None  # None: fresh problems every step; else a fixed set of n_train per model
-    n_eval: int = 1024  # problems per evaluation split
-    clip_norm: float = 1.0
-    balance: float = 0.01  # weight of the Switch load-balancing loss (summed over blocks)
-    d_model: int = 32
-    n_heads: int = 4
-    n_blocks: int = 2
-    n_experts: int = 8
-    d_expert: int = 64
-    impl: str = "auto"
+class SravenSettings(SravenModel, SravenTraining):
+    """A bundle's training and model settings: the SRAVEN config's training and model sections (their
+    fields and defaults, simulations.sraven.config), plus the trainer's own evaluation settings."""
+
     eval_chunk: int = 256
     eval_every: int | None = None  # every so many steps record ID metrics in df.attrs["history"]
 

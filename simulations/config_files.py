@@ -1,0 +1,96 @@
+"""Reading configs: YAML and TOML files, the built-in presets, `--set` and `--seeds`, and `load_config`
+(a family's preset or file with overrides applied, validated by the family). Names may be flat, nested
+or dotted (simulations.config_schema.flat_input); the family registry says which config class reads them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulations.config_schema import ConfigError, flat_input
+from simulations.family import get_family
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) config file into a mapping."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigError(f"config: file must end in .yaml, .yml or .toml, got {str(path)!r}")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if suffix == ".toml":
+        try:
+            import tomllib  # Python >= 3.11
+        except ImportError:  # pragma: no cover - Python 3.10
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ConfigError("config: TOML files need Python >= 3.11 or the tomli package; "
+                                  "use YAML instead") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config: cannot parse {str(path)!r}: {first}") from None
+    return {} if data is None else data
+
+
+def preset_names(package: str = "simulations") -> list[str]:
+    """The built-in presets of a package (its presets/*.yaml)."""
+    files = resources.files(package).joinpath("presets").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def preset(name: str = "quick", package: str = "simulations") -> dict[str, Any]:
+    """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
+    if name not in preset_names(package):
+        raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")
+    text = resources.files(package).joinpath("presets", f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` with VALUE read as YAML (so `k=[1,2]`, `lr=0.003`, `k=all` all work); FIELD may be
+    flat (`lr`) or dotted (`training.lr`)."""
+    if "=" not in item:
+        raise ConfigError(f"--set: expected FIELD=VALUE, got {item!r}")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{key}: cannot parse value {text!r}") from None
+    return key, value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds`: `N` means seeds 0..N-1, `A:B` means A..B-1, `A,B,C` an explicit list."""
+    try:
+        if "," in text:
+            return [int(t) for t in text.split(",") if t.strip()]
+        if ":" in text:
+            a, b = text.split(":")
+            return list(range(int(a), int(b)))
+        return list(range(int(text)))
+    except ValueError:
+        raise ConfigError(f"seeds: expected N, A:B or A,B,C with integers, got {text!r}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                family: str = "regression", preset_name: str | None = None):
+    """A family's config (GridConfig for the regression grid): its preset `preset_name` (default: the
+    family's default preset) or a file, with overrides (flat, nested or dotted names) applied, validated."""
+    fam = get_family(family)
+    if path is not None and preset_name is not None:
+        raise ConfigError("config: pass a preset or a config file, not both")
+    raw = preset(preset_name or fam.default_preset, fam.presets) if path is None else read_file(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of field names to values in {path}")
+    return fam.validate({**flat_input(fam.config_cls, raw), **flat_input(fam.config_cls, overrides or {})})
