@@ -1,6 +1,8 @@
 """fits: per-cell optimal k with seed-cluster bootstrap uncertainty, the scaling law of k*, and a
 Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (docs/fits.md)."""
 
+from .bound_fit import fit_risk_bound
+from .bound_validation import outside_bound, pooled_outside
 from .cells import CellFits, cell_optimal_k
 from .coverage import coverage_study
 from .curve import SHAPES, fit_curves, loss_curve
@@ -29,7 +31,7 @@ from .surface import (
 )
 from .synthetic import PlantedLaw, planted_bound_results, planted_results
 from .theory_compare import predicted_exponents, theory_comparison
-from .theory_fit import fit_risk_bound, outside_bound, pooled_outside, theory_fit_block
+from .theory_fit import theory_fit_block
 from .theory_terms import approximation_summary, approximation_terms, estimation_slopes, estimation_terms
 
 __all__ = [

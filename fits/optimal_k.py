@@ -34,8 +34,8 @@ from fits.k_eval import k_eval_block
 from fits.law import K_SOURCES, METHODS, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.surface import fit_moe_loss
 from fits.theory_compare import predicted_exponents, theory_comparison, theory_kwargs
-from fits.theory_fit import markdown as theory_fit_markdown
 from fits.theory_fit import theory_fit_block
+from fits.theory_fit_report import markdown as theory_fit_markdown
 from simulations.atomic import staged_files
 from simulations.results import load_k_eval
 
