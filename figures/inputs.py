@@ -134,7 +134,7 @@ class Inputs:
     @cached_property
     def fits(self) -> dict:
         """The parsed `optimal_k.json` written by `python -m fits.optimal_k`, checked for what the figures
-        read: `results_fingerprint`, `cells` (a non-empty list of objects with FITS_CELL_KEYS) and `law`
+        read: `cells` (a non-empty list of objects with FITS_CELL_KEYS) and `law`
         (null, or an object with FITS_LAW_KEYS)."""
         return self._fits_doc("fits")
 
@@ -189,7 +189,7 @@ def _fits_problem(doc) -> str | None:
     """What makes a parsed optimal_k.json unusable for the figures, or None."""
     if not isinstance(doc, dict):
         return f"expected a JSON object, found {type(doc).__name__}"
-    absent = [k for k in ("results_fingerprint", "cells", "law") if k not in doc]
+    absent = [k for k in ("cells", "law") if k not in doc]
     if absent:
         return f"it lacks the key(s) {', '.join(absent)}"
     cells = doc["cells"]

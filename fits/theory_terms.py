@@ -35,7 +35,7 @@ SLOPE_COLUMNS = ["complexity", "width", "n_experts", "direction", "k", "n_train"
 SUMMARY_COLUMNS = ["complexity", "width", "n_experts", "feature", "measured", "bound", "n_points"]
 
 
-def _empty(columns, reason: str) -> pd.DataFrame:
+def empty(columns, reason: str) -> pd.DataFrame:
     df = pd.DataFrame(columns=columns)
     df.attrs["unavailable"] = reason
     return df
@@ -75,7 +75,7 @@ def approximation_terms(results: pd.DataFrame, params: dict, metric: str = "test
     before the hinge), "decay" (s < k < sT/S), "floor" (k >= sT/S, no more replicas)."""
     df, col = oracle_rows(results, metric)
     if df is None:
-        return _empty(APPROX_COLUMNS, col)
+        return empty(APPROX_COLUMNS, col)
     task = task_arguments(df, col)
     top = df[df["n_train"] == df["n_train"].max()]
     out = _seed_means(top, col)
@@ -101,7 +101,7 @@ def approximation_summary(terms: pd.DataFrame, params: dict) -> pd.DataFrame:
     log(loss - floor) in log(k/s) on the decay region (bound: -beta where eps is unsaturated);
     `floor_level`: mean loss on k >= sT/S (bound: floor + eps(h T/S))."""
     if terms.empty:
-        return _empty(SUMMARY_COLUMNS, terms.attrs.get("unavailable", "no data"))
+        return empty(SUMMARY_COLUMNS, terms.attrs.get("unavailable", "no data"))
     rows = []
     for (s, h, T), g in terms.groupby(["complexity", "width", "n_experts"]):
         key = {"complexity": s, "width": h, "n_experts": T}
@@ -132,7 +132,7 @@ def estimation_terms(results: pd.DataFrame, params: dict, metric: str = "test_nm
     bound's complexity term est_weight * E(m, k) (`complexity_term`)."""
     df, col = oracle_rows(results, metric, MIN_M_LEVELS)
     if df is None:
-        return _empty(ESTIMATION_COLUMNS, col)
+        return empty(ESTIMATION_COLUMNS, col)
     task = task_arguments(df, col)
     means = _seed_means(df, col)
     b = bound_curves(means, params, task)
@@ -151,7 +151,7 @@ def estimation_slopes(terms: pd.DataFrame) -> pd.DataFrame:
     measured excess, the bound's excess and its complexity term; `k`/`n_train` give the lower end of
     the step. Non-positive measured excess gives a NaN slope (its log is undefined)."""
     if terms.empty:
-        return _empty(SLOPE_COLUMNS, terms.attrs.get("unavailable", "no data"))
+        return empty(SLOPE_COLUMNS, terms.attrs.get("unavailable", "no data"))
     rows = []
     cols = ("measured_excess", "bound_excess", "complexity_term")
     for (s, h, T), g in terms.groupby(["complexity", "width", "n_experts"]):
