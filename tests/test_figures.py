@@ -198,18 +198,6 @@ def test_list_prints_names_and_titles(capsys):
     assert [line.split("\t") for line in lines] == [[f.NAME, f.TITLE] for f in FIGURES]
 
 
-def test_stale_fits_are_refused(store, tmp_path, capsys):
-    """Fits computed from other results: the k* figures refuse to draw the law, nothing is written."""
-    other = write_store(fixture_rows().assign(test_mse_ood=lambda d: d["test_mse_ood"][::-1].to_numpy()),
-                        tmp_path / "other")
-    out = tmp_path / "out"
-    assert main(["--results", str(other), "--fits", str(store[1]), "--softmoe", str(store[3]),
-                 "--regime", str(store[4]), *_sraven_args(store), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not match" in err[0] and "python -m fits.optimal_k" in err[0]
-    assert not out.exists()
-
-
 def test_save_is_atomic_when_a_write_fails(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 

@@ -168,16 +168,19 @@ def test_term_figures_draw_an_oracle_arm(tmp_path):
 
     import figures.theory_fit as fig_fit
     import figures.theory_terms as fig_terms
-    from fits.data import check_results, results_fingerprint
+    from fits.data import check_results
+    from fits.theory_tables import bound_table, terms_table
 
     true = TRUE | {"est_weight": 0.01}
     df = check_results(planted_bound_results(true, n_trains=(150, 500, 2000, 8000), router="oracle"))
     arm = {"fitted": True, "router": "oracle", "metric": "test_nmse_id",
            "task": {"split": "id", "d": 8, "n_skills": 8, "holdout_frac": 0.25},
            "params": {n: {"estimate": v} for n, v in true.items()}}
-    doc = {"results_fingerprint": results_fingerprint(df),
-           "theory_fit": arm | {"primary_router": "oracle", "by_router": {"oracle": arm}}}
-    inputs = SimpleNamespace(results=df, fits=doc, path=lambda name: tmp_path / name)
+    doc = {"theory_fit": arm | {"primary_router": "oracle", "by_router": {"oracle": arm}}}
+    tables = {"bound_curves.parquet": bound_table(df, doc["theory_fit"]),
+              "theory_terms.parquet": terms_table(df, doc["theory_fit"])}
+    inputs = SimpleNamespace(results=df, fits=doc, path=lambda name: tmp_path / name,
+                             table=lambda name, rel: tables[rel])
     terms = fig_terms.data(inputs)
     assert (terms["status"] == "ok").all() and set(terms["panel"]) == {"approximation", "estimation"}
     curves = fig_fit.data(inputs)
