@@ -37,7 +37,8 @@ def test_every_block_has_the_protocol_and_a_unique_name():
 @pytest.mark.parametrize("field, value, expected", [
     ("method", "lasso", "unknown --method 'lasso': allowed values are wls, ols, hc3"),
     ("k_source", "both", "unknown --k-source 'both': allowed values are continuous, discrete"),
-    ("shape", "cubic", "unknown --shape 'cubic': allowed values are linear, p2"), ("bootstrap", -1, "--bootstrap must be >= 0"),
+    ("shape", "cubic", "unknown --shape 'cubic': allowed values are linear, p2"),
+    ("bootstrap", -1, "--bootstrap must be >= 0"),
     ("theory_bootstrap", -2, "--theory-bootstrap must be >= 0"),
 ])
 def test_options_name_the_bad_field(field, value, expected):
