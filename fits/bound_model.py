@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-import theory
 from fits.surface import SurfaceModel
-from theory.approximation import n_train_combos
 
 #: The fitted constants, in the order of the raw parameter vector (each fitted as its log).
 CONSTANTS = ("h0", "beta", "est_weight", "floor")
@@ -115,6 +113,8 @@ def design(results: pd.DataFrame, metric: str = "test_nmse_id", router: str | No
 
 def bound_parts(points: pd.DataFrame, task: dict, h0, beta):
     """(A, E): the approximation bound at (h0, beta) and P2's instantiated bound (units of [0, 1] loss)."""
+    import theory  # lazily, as fits.theory_compare: the fits without the theory still run
+
 
     k, s, m, h, T = (points[c].to_numpy(float) for c in ("k", "complexity", "n_train", "width", "n_experts"))
     a = theory.approximation_bound_value(k, s, h, T, n_skills=task["n_skills"], h0=h0, beta=beta,
@@ -142,6 +142,7 @@ class _Approximation:
     operations instead of a lambdified sympy call with input checks."""
 
     def __init__(self, points: pd.DataFrame, task: dict):
+        from theory.approximation import n_train_combos
 
         k, s, h, T = (points[c].to_numpy(float) for c in ("k", "complexity", "width", "n_experts"))
         S = float(task["n_skills"])

@@ -14,7 +14,6 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-import theory
 from fits.bound_fit import fit_points, resampled_means
 from fits.bound_model import CELL, Design, bound_curves, bound_parts
 from fits.curve import fit_curves
@@ -77,6 +76,7 @@ def heldout_summary(h: pd.DataFrame) -> dict:
 def producible_k_star(cells: pd.DataFrame, task: dict) -> list[set[int]]:
     """The integer k* the bound produces in each cell over wide grids of its constants (h0 from 0.01 to
     1000, beta from 0.1 to 8, est_weight from 0 to 10; the floor never moves k*): what it can explain."""
+    import theory
 
     h0 = np.geomspace(1e-2, 1e3, 31)[:, None, None]
     beta = np.array([0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0])[None, :, None]
