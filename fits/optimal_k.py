@@ -24,7 +24,7 @@ from fits.arm_fit import fit_arm
 from fits.blocks import FitContext
 from fits.cells import CellFits
 from fits.curve import SHAPES
-from fits.data import DEFAULT_OUT, DEFAULT_RESULTS, FitInputError, load_results, metric_column, split_arms
+from fits.data import FitInputError, load_results, metric_column, split_arms
 from fits.families import FAMILIES, Family, family_of
 from fits.law import K_SOURCES, METHODS, LawFit
 from fits.law_grid import law_band_table
@@ -41,35 +41,37 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m fits.optimal_k", description=__doc__.splitlines()[2])
+    d = FitOptions()  # the defaults live there, once
     p.add_argument(
-        "results", nargs="?", default=str(DEFAULT_RESULTS), help="results store (default %(default)s)"
+        "results", nargs="?", default=d.results, help="results store (default %(default)s)"
     )
     metrics = "; ".join(f"{', '.join(f.metrics)} ({f.name})" for f in FAMILIES.values())
-    p.add_argument("--metric", default="ood", help=f"one of {metrics} (default %(default)s)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default %(default)s)")
-    p.add_argument("--bootstrap", type=int, default=2000, help="seed-cluster resamples (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--metric", default=d.metric, help=f"one of {metrics} (default %(default)s)")
+    p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap,
+                   help="seed-cluster resamples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="bootstrap seed (default %(default)s)")
     p.add_argument(
-        "--method", default="hc3", help=f"law fit: one of {', '.join(METHODS)} (default %(default)s)"
+        "--method", default=d.method, help=f"law fit: one of {', '.join(METHODS)} (default %(default)s)"
     )
     p.add_argument(
         "--k-source",
-        default="continuous",
+        default=d.k_source,
         help=f"k* feeding the law: one of {', '.join(K_SOURCES)} (default %(default)s)",
     )
     p.add_argument(
         "--surface-bootstrap",
         type=int,
-        default=100,
+        default=d.surface_bootstrap,
         help="point-bootstrap resamples of the joint loss surface; 0 skips its CIs (default %(default)s)",
     )
     p.add_argument(
         "--shape",
-        default="linear",
+        default=d.shape,
         help=f"estimation term of the smooth fit: one of {', '.join(SHAPES)} (default %(default)s)",
     )
     p.add_argument("--no-surface", action="store_true", help="skip the joint loss-surface fit")
-    p.add_argument("--theory-bootstrap", type=int, default=100,
+    p.add_argument("--theory-bootstrap", type=int, default=d.theory_bootstrap,
                    help="seed-cluster resamples of the calibrated risk bound (default %(default)s)")
     p.add_argument("--no-theory", action="store_true", help="skip the calibrated risk bound (theory_fit)")
     return p
