@@ -4,6 +4,7 @@ are not blank, and each CSV is exactly the DataFrame its data function returns; 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -230,6 +231,7 @@ def test_k_star_figures_without_a_fitted_law(store, tmp_path):
     doc = json.loads((store[1] / "optimal_k.json").read_text())
     doc["law"] = None
     (tmp_path / "optimal_k.json").write_text(json.dumps(doc))
+    shutil.copy(store[1] / "law_band.parquet", tmp_path)  # the rest of the fits output
     out = tmp_path / "out"
     assert main(["--results", str(store[0]), "--fits", str(tmp_path), "--out", str(out),
                  "--only", "kstar_complexity", "kstar_data_width"]) == 0
