@@ -54,14 +54,10 @@ def _gaps(needs) -> str:
 def _data(fig, inputs: Inputs):
     """The figure's data; an input that exists but does not have the shape the figure reads (a column or
     key it lacks, values of the wrong type) becomes a one-line InputError instead of a traceback."""
-    from fits.data import FitInputError
-
     try:
         return fig.data(inputs)
     except InputError:
         raise
-    except FitInputError as exc:  # the results, as checked by the fits for the fingerprint
-        raise InputError(f"figures: cannot draw {fig.NAME}: {exc}") from exc
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError) as exc:
         dirs = ", ".join(str(inputs.path(n)) for n in fig.INPUTS)
         raise InputError(f"figures: cannot draw {fig.NAME} from {dirs}: unusable input "

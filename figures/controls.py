@@ -12,22 +12,20 @@ from __future__ import annotations
 import pandas as pd
 
 from figures import style
+from figures.arms import arm_names
 from figures.error_vs_k import _k_ticks, select_slice
 from figures.inputs import InputError
 from figures.stats import seed_summary
+from simulations.arms import arms as all_arms
 
 NAME = "controls"
 TITLE = "Learned router vs its controls: error relative to the route-free baseline, and routing recall"
 INPUTS = ("results",)
 
-ARM_LABELS = {"learned": "learned router", "supervised": "supervised router", "oracle": "oracle router",
-              "teacher_experts": "teacher experts", "dense": "dense MLP, width k h"}
 METRICS = ("rel_nmse_id", "routing_recall", "routing_recall_baseline")
 
 
 def data(inputs) -> pd.DataFrame:
-    from fits.data import arm_names
-
     r = inputs.results
     if "router" not in r.columns or "rel_nmse_id" not in r.columns:
         raise InputError(f"figures: {inputs.path('results')} has no routing controls (a store from before "
@@ -43,10 +41,11 @@ def data(inputs) -> pd.DataFrame:
 
 @style.styled
 def plot(df: pd.DataFrame):
-    arms = [a for a in ARM_LABELS if a in set(df["arm"])]
+    arms = [a for a in all_arms() if a.name in set(df["arm"])]
     fig, axes = style.new_figure(2, len(arms), height_in=4.4, columns=2, sharex=True, sharey="row")
     levels = sorted(df["complexity"].unique())
-    for col, arm in enumerate(arms):
+    for col, shown in enumerate(arms):
+        arm = shown.name
         top, bottom = axes[0, col], axes[1, col]
         for i, s in enumerate(levels):
             for ax, metric, ls in ((top, "rel_nmse_id", "-"), (bottom, "routing_recall", "-"),
@@ -63,8 +62,8 @@ def plot(df: pd.DataFrame):
         top.axhline(1.0, color=style.GREY, linewidth=0.8)
         if col == 0:
             style.log_axis(top, "y")
-        top.set_title(ARM_LABELS[arm], loc="left", fontsize="small")
-        if arm == "dense":
+        top.set_title(shown.label, loc="left", fontsize="small")
+        if not shown.routes:
             bottom.text(0.5, 0.5, "no router", transform=bottom.transAxes, ha="center", color=style.GREY)
         _k_ticks(bottom, df["k"])
         style.label(bottom, x="k")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from figures import style
+from figures.arms import primary_rows
 from figures.stats import seed_summary
 
 NAME = "error_vs_k"
@@ -36,9 +37,7 @@ def select_slice(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def data(inputs) -> pd.DataFrame:
-    from fits.data import learned_arm
-
-    rows = select_slice(learned_arm(inputs.results))
+    rows = select_slice(primary_rows(inputs.results))
     heldout = rows.groupby("complexity")["n_heldout_combos"].min().rename("n_heldout_combos")
     parts = []
     for panel, metric in PANELS.items():

@@ -68,8 +68,9 @@ class Inputs:
     def needs(self, names: Iterable[str], extra=()) -> list[tuple[Path, str]]:
         """(path, command that makes it) for each absent input among `names`, plus one per absent `extra`
         entry: a (source, relative path) or (source, relative path, command) tuple from a module's
-        REQUIRES (a source with such entries is checked through them only, so each names one command).
-        In pipeline order (SOURCES: results, then fits, then softmoe), so the first step comes first."""
+        REQUIRES (a source with such entries is checked through them only, so each names one command;
+        of several absent files made by the same command, the first stands for all). In pipeline order
+        (SOURCES: results, then fits, then softmoe), so the first step comes first."""
         extra = list(dict.fromkeys(tuple(e) for e in extra))
         specific = {e[0] for e in extra}
         gaps = []
@@ -80,8 +81,9 @@ class Inputs:
                 gaps.append((name, shown, src.command))
         for name, rel, *command in extra:
             path = self.paths[name] / rel
-            if not path.is_file():
-                gaps.append((name, path, command[0] if command else SOURCES[name].command))
+            cmd = command[0] if command else SOURCES[name].command
+            if not path.is_file() and (name, cmd) not in {(g[0], g[2]) for g in gaps}:
+                gaps.append((name, path, cmd))
         order = list(SOURCES)
         return [(path, cmd) for _, path, cmd in sorted(gaps, key=lambda g: order.index(g[0]))]
 
@@ -134,7 +136,7 @@ class Inputs:
     @cached_property
     def fits(self) -> dict:
         """The parsed `optimal_k.json` written by `python -m fits.optimal_k`, checked for what the figures
-        read: `results_fingerprint`, `cells` (a non-empty list of objects with FITS_CELL_KEYS) and `law`
+        read: `cells` (a non-empty list of objects with FITS_CELL_KEYS) and `law`
         (null, or an object with FITS_LAW_KEYS)."""
         return self._fits_doc("fits")
 
@@ -189,7 +191,7 @@ def _fits_problem(doc) -> str | None:
     """What makes a parsed optimal_k.json unusable for the figures, or None."""
     if not isinstance(doc, dict):
         return f"expected a JSON object, found {type(doc).__name__}"
-    absent = [k for k in ("results_fingerprint", "cells", "law") if k not in doc]
+    absent = [k for k in ("cells", "law") if k not in doc]
     if absent:
         return f"it lacks the key(s) {', '.join(absent)}"
     cells = doc["cells"]

@@ -10,26 +10,28 @@ from __future__ import annotations
 import pandas as pd
 
 from figures import style
+from figures.arms import arm_names
 from figures.error_vs_k import _k_ticks, select_slice
 from figures.inputs import InputError
+from simulations.arms import primary, reference
+from simulations.results import load_k_eval
+
+
+def shown_arms() -> list[str]:
+    """The arms drawn: the primary (learned router) and the reference (oracle router)."""
+    return [primary().name, reference().name]
 
 NAME = "k_eval"
 TITLE = "Inference-time k: test error against k_eval, one curve per training k, per s and router arm"
 INPUTS = ("results",)
 
-ARMS = ("learned", "oracle")
-
-
 def data(inputs) -> pd.DataFrame:
-    from fits.data import arm_names
-    from simulations.results import load_k_eval
-
     long = load_k_eval(inputs.path("results"))
     if long.empty:
         raise InputError(f"figures: {inputs.path('results')} has no k_eval table (a store from before it); "
                          "rerun: python -m simulations.grid --overwrite")
     long = long.assign(arm=arm_names(long))
-    long = select_slice(long[long["arm"].isin(ARMS) & ~long["diverged"].astype(bool)])
+    long = select_slice(long[long["arm"].isin(shown_arms()) & ~long["diverged"].astype(bool)])
     long["nmse"] = long["test_mse_id"] / long["target_var"]
     out = long.groupby(["arm", "complexity", "k", "k_eval"], as_index=False)["nmse"].mean()
     key = ["arm", "complexity", "k", "k_eval"]
@@ -42,7 +44,7 @@ def data(inputs) -> pd.DataFrame:
 
 @style.styled
 def plot(df: pd.DataFrame):
-    arms = [a for a in ARMS if a in set(df["arm"])]
+    arms = [a for a in shown_arms() if a in set(df["arm"])]
     levels = sorted(df["complexity"].unique())
     fig, axes = style.new_figure(len(arms), len(levels), height_in=2.0 * len(arms) + 0.8, columns=2,
                                  sharex=True, sharey=True)

@@ -1,9 +1,9 @@
 """Shared data and drawing for the k* figures (2 and 3): measured k* per cell, the fitted law with its
 95 % confidence band, and the theory's k*, along one factor with one series per level of another.
 
-The law's band comes from the parameters and their covariance stored in `optimal_k.json`
-(`fits.law.law_band`); the fingerprint stored beside them must match the results store, otherwise the
-fits output is stale and the figure refuses to draw.
+The law's band is read from `law_band.parquet`, which the fits write beside `optimal_k.json` for every
+curve a panel can draw (`fits.law_grid`); a curve the table lacks means the fits belong to other cells
+(stale), and the figure refuses to draw.
 """
 
 from __future__ import annotations
@@ -14,32 +14,36 @@ import pandas as pd
 from figures import style
 from figures.inputs import SOURCES, InputError
 
-FACTORS = ("complexity", "n_train", "width")
-N_CURVE = 60  # points on each law / theory curve
+N_CURVE = 60  # points on each law / theory curve (as the fits' law_band.parquet)
+BAND = "law_band.parquet"
 
 
 class StaleFits(InputError):
-    """The fits output does not match the results store it should have been computed from."""
+    """The fits output lacks what the figure draws, or does not match the cells it should describe."""
 
 
-def law_band(inputs, grid: pd.DataFrame, sources=("results", "fits")) -> pd.DataFrame:
-    """The fitted law's k* and its 95 % confidence band (for the mean of log k*) at the rows of `grid`
-    (columns complexity, n_train, width); NaN where no law was fitted. Refuses fits computed from
-    other results than the store at hand. `sources`: the (store, fits) inputs, e.g. the SRAVEN pair."""
-    from fits.data import check_results, results_fingerprint
-    from fits.law import law_band as band
-
-    store, fits = sources
-    doc = getattr(inputs, fits)
-    if doc.get("results_fingerprint") != results_fingerprint(check_results(getattr(inputs, store))):
-        raise StaleFits(f"figures: {inputs.path(fits)}/optimal_k.json does not match "
-                        f"{inputs.path(store)} (rerun: {SOURCES[fits].command})")
-    law = doc.get("law")
-    if law is None:
-        out = grid.copy()
+def law_band(inputs, grid: pd.DataFrame, x: str, series: str, fixed: dict,
+             fits: str = "fits") -> pd.DataFrame:
+    """The fitted law's k* and its 95 % confidence band (for the mean of log k*) on the curve `grid` (N_CURVE
+    values of `x` at one level of `series`, the factor of `fixed` held and one T), read from the fits'
+    law_band.parquet; NaN where no law was fitted. `fits`: the fits input, e.g. the SRAVEN one."""
+    out = grid.copy()
+    if getattr(inputs, fits).get("law") is None:
         out[["k_star", "ci_lo", "ci_hi"]] = np.nan
         return out
-    return band(law, grid)
+    band = inputs.table(fits, BAND)
+    ((held, value),) = fixed.items()
+    level, t = grid[series].iloc[0], grid["n_experts"].iloc[0]
+    sel = band[(band["x"] == x) & (band["series"] == series) & (band["held"] == held)
+               & (band["held_level"] == value) & (band["series_level"] == level) & (band["n_experts"] == t)]
+    sel = sel.sort_values("point")
+    if len(sel) != len(grid) or not np.allclose(sel["x_value"].to_numpy(), grid[x].to_numpy(float)):
+        raise StaleFits(f"figures: {inputs.path(fits)}/{BAND} has no law curve along {x} for {series} = "
+                        f"{level:g} at {held} = {value:g}, T = {t:g}: it belongs to other cells "
+                        f"(rerun: {SOURCES[fits].command})")
+    for col in ("k_star", "ci_lo", "ci_hi"):
+        out[col] = sel[col].to_numpy()
+    return out
 
 
 def theory_k_star(grid: pd.DataFrame, task_kwargs: dict) -> np.ndarray:
@@ -98,7 +102,7 @@ def kstar_table(inputs, x: str, series: str, fixed: dict, sources=("results", "f
         for f, v in fixed.items():
             grid[f] = v
         grid["n_experts"] = t
-        parts.append(law_band(inputs, grid, sources).assign(kind="law"))
+        parts.append(law_band(inputs, grid, x, series, fixed, sources[1]).assign(kind="law"))
         if theory:
             parts.append(grid.assign(k_star=theory_k_star(grid, inputs.task_kwargs), kind="theory"))
     out = pd.concat(parts, ignore_index=True)

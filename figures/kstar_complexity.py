@@ -16,6 +16,7 @@ from figures import kstar, style
 NAME = "kstar_complexity"
 TITLE = "k* vs task complexity: cells with bootstrap CIs, fitted law with 95 % band, theory's k*"
 INPUTS = ("results", "fits")
+REQUIRES = (("fits", "optimal_k.json"), ("fits", "law_band.parquet"))
 
 
 def data(inputs) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from figures import kstar, style
 NAME = "kstar_data_width"
 TITLE = "k* vs data size m and vs expert width h, with fitted law, 95 % band and theory's k*"
 INPUTS = ("results", "fits")
+REQUIRES = (("fits", "optimal_k.json"), ("fits", "law_band.parquet"))
 
 PANELS = (("n_train", "width"), ("width", "n_train"))  # (x, factor held at its largest level)
 

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from figures import style
+from figures.arms import primary_rows
 from figures.stats import seed_summary
 
 NAME = "p2_bound"
@@ -29,9 +30,7 @@ CELL = ["complexity", "n_train", "width", "n_experts", "k"]
 
 def data(inputs) -> pd.DataFrame:
     import theory
-    from fits.data import learned_arm
-
-    r = learned_arm(inputs.results)  # P2's bound is about the learned top-k MoE
+    r = primary_rows(inputs.results)  # P2's bound is about the learned top-k MoE
     r = r[~r["diverged"].astype(bool)].assign(gap=r["test_mse_id"] - r["train_mse"])
     clip = CLIP_SDS * np.sqrt(r.groupby(CELL)["target_var"].first())
     out = seed_summary(r, CELL, "gap").join(clip.rename("clip"), on=CELL)

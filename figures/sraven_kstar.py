@@ -7,7 +7,7 @@ T. Points are the per-cell k* that feeds the law (the fits' continuous k* by def
 bootstrap 95 % CIs; hollow points are cells the law excludes (censored: k* at the smallest or largest
 tested k, or the smooth fit's k* on the edge). The legend gives the exponent b with its HC3 and
 bootstrap 95 % intervals. No theory curve: the toolkit's theory describes the regression task
-(docs/fits.md, SRAVEN). Refuses fits that do not match the SRAVEN store (fingerprint).
+(docs/fits.md, SRAVEN). The law's band is read from the fits' law_band.parquet.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from figures import kstar, style
 NAME = "sraven_kstar"
 TITLE = "SRAVEN k* vs rule pool size R: cells with bootstrap CIs, fitted law with 95 % band and CIs on b"
 INPUTS = ("sraven", "sraven_fits")
+REQUIRES = (("sraven_fits", "optimal_k.json"), ("sraven_fits", "law_band.parquet"))
 
 RENAME = {"complexity": "n_rules", "n_train": "problems", "width": "d_expert"}
 

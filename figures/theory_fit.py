@@ -1,10 +1,10 @@
 """The calibrated risk bound over the measured curves: loss against k per cell, mean over seeds with a
 Student-t 95 % CI, and the bound at the constants fitted by `python -m fits.optimal_k` (`theory_fit` in
-optimal_k.json): its approximation term (plus the fitted noise floor), its estimation term
-(est_weight * P2's bound with the toolkit's R_m and d_N) and their total. One row of panels per task
-complexity s, one column per (m, h); one colour per router arm when the store has arms. The bound is the
-toolkit's derivation with fitted constants, so a total that misses the points is a misfit to report,
-not to hide.
+optimal_k.json; its curves in bound_curves.parquet): its approximation term (plus the fitted noise
+floor), its estimation term (est_weight * P2's bound with the toolkit's R_m and d_N) and their total.
+One row of panels per task complexity s, one column per (m, h); one colour per router arm when the store
+has arms. The bound is the toolkit's derivation with fitted constants, so a total that misses the points
+is a misfit to report, not to hide.
 """
 
 from __future__ import annotations
@@ -19,20 +19,16 @@ from figures.stats import seed_summary
 NAME = "theory_fit"
 TITLE = "Measured loss vs k per cell with the calibrated risk bound (approximation, estimation, total)"
 INPUTS = ("results", "fits")
+REQUIRES = (("fits", "optimal_k.json"), ("fits", "bound_curves.parquet"))
 
 CELL = ["complexity", "n_train", "width", "n_experts"]
 
 
 def theory_blocks(inputs) -> dict:
-    """{arm: fitted theory block} from optimal_k.json (arm None without router arms); refuses stale or
-    missing fits with a one-line error naming the command."""
-    from fits.data import check_results, results_fingerprint
-
+    """{arm: fitted theory block} from optimal_k.json (arm None without router arms); refuses missing
+    fits with a one-line error naming the command."""
     doc = inputs.fits
     where = f"{inputs.path('fits')}/optimal_k.json"
-    if doc.get("results_fingerprint") != results_fingerprint(check_results(inputs.results)):
-        raise StaleFits(f"figures: {where} does not match {inputs.path('results')} "
-                        "(rerun: python -m fits.optimal_k)")
     block = doc.get("theory_fit")
     if not block:
         raise StaleFits(f"figures: {where} has no theory_fit block (rerun: python -m fits.optimal_k)")
@@ -45,17 +41,19 @@ def theory_blocks(inputs) -> dict:
 
 
 def data(inputs) -> pd.DataFrame:
-    from fits.theory_fit import bound_curves
-
     r = inputs.results
+    curves = inputs.table("fits", "bound_curves.parquet")
     frames = []
     for arm, b in theory_blocks(inputs).items():
         rows = r if arm is None else r[r["router"].astype(str) == arm]
         rows = rows[~rows["diverged"].astype(bool)]
         out = seed_summary(rows, [*CELL, "k"], b["metric"])
-        params = {n: v["estimate"] for n, v in b["params"].items()}
-        bound = bound_curves(out, params, b["task"])
         out["router"] = arm or "all"
+        bound = out[["router", *CELL, "k"]].merge(curves, how="left", on=["router", *CELL, "k"])
+        if bound["total"].isna().any():
+            raise StaleFits(f"figures: {inputs.path('fits')}/bound_curves.parquet lacks points of "
+                            f"{inputs.path('results')}: the fits belong to other results "
+                            "(rerun: python -m fits.optimal_k)")
         out["metric"] = b["metric"]
         out["approximation"] = bound["approximation"] + bound["floor"]
         out["estimation"] = bound["estimation"]

@@ -1,4 +1,5 @@
-"""Each term of the calibrated bound against the oracle arm on its own (`fits.theory_terms`).
+"""Each term of the calibrated bound against the oracle arm on its own (`fits.theory_terms`; the fits
+write the table to theory_terms.parquet).
 
 Top, approximation: the oracle arm's test error at the largest m against k/s (points, mean over seeds),
 and the approximation bound at the fitted constants plus the fitted floor (lines): the hinge at k = s,
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import textwrap
 
-import numpy as np
 import pandas as pd
 
 from figures import style
@@ -21,37 +21,14 @@ from figures.theory_fit import theory_blocks
 NAME = "theory_terms"
 TITLE = "Approximation and estimation terms of the calibrated bound against the oracle arm"
 INPUTS = ("results", "fits")
+REQUIRES = (("fits", "optimal_k.json"), ("fits", "theory_terms.parquet"))
 
 COLUMNS = ["panel", "status", "complexity", "width", "n_experts", "n_train", "k", "measured", "bound", "term"]
 
 
 def data(inputs) -> pd.DataFrame:
-    from fits import theory_terms as tt
-
-    blocks = theory_blocks(inputs)
-    oracle = blocks.get(tt.ARM)
-    parts = []
-    if oracle is None:
-        reason = "needs the oracle arm" + ("" if "router" in inputs.results.columns
-                                           else ": the results have no router column")
-        approx = tt._empty(tt.APPROX_COLUMNS, reason)
-        est = tt._empty(tt.ESTIMATION_COLUMNS, reason)
-    else:
-        params = {n: v["estimate"] for n, v in oracle["params"].items()}
-        approx = tt.approximation_terms(inputs.results, params, oracle["metric"])
-        est = tt.estimation_terms(inputs.results, params, oracle["metric"])
-    for panel, df, ren in (("approximation", approx, {"bound_plus_floor": "bound"}),
-                           ("estimation", est, {"measured_excess": "measured", "bound_excess": "bound",
-                                                "complexity_term": "term"})):
-        if df.empty:
-            parts.append(pd.DataFrame([{"panel": panel, "status": df.attrs.get("unavailable", "no data")}]))
-        else:
-            parts.append(df.rename(columns=ren).assign(panel=panel, status="ok"))
-    out = pd.concat(parts, ignore_index=True)
-    for c in COLUMNS:
-        if c not in out.columns:
-            out[c] = np.nan
-    return out[COLUMNS]
+    theory_blocks(inputs)  # refuses fits without a fitted bound, naming the command
+    return inputs.table("fits", "theory_terms.parquet")[COLUMNS]
 
 
 def _unavailable(ax, text: str) -> None:

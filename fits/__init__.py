@@ -1,22 +1,27 @@
 """fits: per-cell optimal k with seed-cluster bootstrap uncertainty, the scaling law of k*, and a
-Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (docs/fits.md)."""
+Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (docs/fits.md); its
+analyses are blocks (`fits.blocks`)."""
 
+from .bound_fit import fit_risk_bound
+from .bound_validation import outside_bound, pooled_outside
 from .cells import CellFits, cell_optimal_k
 from .coverage import coverage_study
 from .curve import SHAPES, fit_curves, loss_curve
 from .data import (
-    ARMS,
     METRICS,
     FitInputError,
     arm_names,
     check_results,
     learned_arm,
     load_results,
+    routed_arms,
     split_arms,
 )
 from .families import FAMILIES, family_of, sraven_table
 from .k_eval import best_k_eval, k_eval_block
 from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
+from .law_grid import law_band_table
+from .options import FitOptions
 from .surface import (
     EPOCH_REFIT,
     SurfaceFit,
@@ -29,7 +34,7 @@ from .surface import (
 )
 from .synthetic import PlantedLaw, planted_bound_results, planted_results
 from .theory_compare import predicted_exponents, theory_comparison
-from .theory_fit import fit_risk_bound, outside_bound, pooled_outside, theory_fit_block
+from .theory_fit import theory_fit_block
 from .theory_terms import approximation_summary, approximation_terms, estimation_slopes, estimation_terms
 
 __all__ = [
@@ -39,7 +44,7 @@ __all__ = [
     "SHAPES",
     "fit_curves",
     "loss_curve",
-    "ARMS",
+    "routed_arms",
     "METRICS",
     "FAMILIES",
     "family_of",
@@ -48,6 +53,8 @@ __all__ = [
     "learned_arm",
     "split_arms",
     "best_k_eval",
+    "law_band_table",
+    "FitOptions",
     "k_eval_block",
     "FitInputError",
     "check_results",

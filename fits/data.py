@@ -9,12 +9,12 @@ rows' `family` column, else regression) decides the metrics and how the rows map
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from fits.families import FAMILIES, REGRESSION, family_of
+from simulations.arms import Arm, arms, primary
 from simulations.results import load, read_manifest
 
 DEFAULT_RESULTS = Path("results/quick")
@@ -27,9 +27,6 @@ METRICS = REGRESSION.metrics
 CELL_KEYS = ("complexity", "n_train", "width", "n_experts")
 LAW_FACTORS = ("complexity", "n_train", "width")
 
-#: Cell fields of the grid that the fits do not group by: they must take one value per (cell, k, seed).
-OTHER_CELL_FIELDS = REGRESSION.other_cell_fields
-
 #: Columns the fits need; the full schema (docs/results.md) has more, which are carried but not used.
 REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
 
@@ -38,43 +35,41 @@ def required_columns(family: str = "regression") -> tuple[str, ...]:
     """The generic table's columns the fits need for a family (its error columns as the metrics)."""
     return ("seed", "k", *CELL_KEYS, "diverged", *FAMILIES[family].metrics.values())
 
-#: The arms of a store with routing controls (simulations.grid's `router` x `experts`), by name; a store
-#: without those columns is one "learned" arm. The dense rows are reference MLPs, not a top-k router:
-#: they have no k* of their own and are left out of the per-arm fits.
-ARMS = {"learned": ("learned", "learned"), "oracle": ("oracle", "learned"),
-        "teacher_experts": ("learned", "teacher"), "supervised": ("supervised", "learned")}
+#: The columns that name a row's arm (simulations.grid's `router` x `experts`); a store without them is
+#: one arm, the primary one (learned router, learned experts).
 ARM_COLUMNS = ("router", "experts")
 
 
+def routed_arms() -> list[Arm]:
+    """The arms the fits fit, in registry order: every arm whose k is a routing choice. The dense rows
+    are reference MLPs, not a top-k router: they have no k* of their own and are left out."""
+    return [a for a in arms() if a.routes]
+
+
 def learned_arm(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the learned router with learned experts (the whole table for a store without arms)."""
-    return split_arms(df).get("learned", df.iloc[:0])
+    """The rows of the primary arm, the learned router with learned experts (the whole table for a
+    store without arms)."""
+    return split_arms(df).get(primary().name, df.iloc[:0])
 
 
 def arm_names(df: pd.DataFrame) -> pd.Series:
-    """Each row's arm: an ARMS name, or "dense" for the reference MLPs; "learned" for every row of a
-    store without arm columns."""
+    """Each row's arm name (`simulations.arms`); the primary arm's for every row of a store without arm
+    columns."""
     if not set(ARM_COLUMNS) <= set(df.columns):
-        return pd.Series("learned", index=df.index)
-    names = {v: k for k, v in ARMS.items()}
-    return pd.Series([names.get(a, "dense") for a in zip(df["router"], df["experts"], strict=True)],
-                     index=df.index)
+        return pd.Series(primary().name, index=df.index)
+    names = {(a.router.name, a.experts.name): a.name for a in arms()}
+    pairs = list(zip(df["router"], df["experts"], strict=True))
+    unknown = sorted({f"{r}/{e}" for r, e in pairs if (r, e) not in names}, key=str)
+    if unknown:
+        raise FitInputError(f"router/experts: unknown arm(s) {', '.join(unknown)}: allowed values are "
+                            f"{', '.join(f'{r}/{e}' for r, e in names)}")
+    return pd.Series([names[p] for p in pairs], index=df.index)
 
 
 def split_arms(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The store's rows per arm (ARMS order), only the arms present; no arm columns: all rows "learned"."""
+    """The store's rows per routed arm (registry order), only the arms present."""
     arm = arm_names(df)
-    return {name: df[arm == name].reset_index(drop=True) for name in ARMS if (arm == name).any()}
-
-
-def results_fingerprint(df: pd.DataFrame) -> str:
-    """A hash of the rows the fits read (their columns, in (cell, k, seed) order): written into
-    `optimal_k.json` so that consumers can tell whether the fits still match the results store."""
-    arms = [c for c in ARM_COLUMNS if c in df.columns]
-    cols = [*arms, *required_columns(family_of(df))]
-    rows = df[cols].sort_values([*arms, "seed", "k", *CELL_KEYS], kind="stable")
-    digest = pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy()
-    return hashlib.sha256(digest.tobytes()).hexdigest()[:16]
+    return {a.name: df[arm == a.name].reset_index(drop=True) for a in routed_arms() if (arm == a.name).any()}
 
 
 class FitInputError(ValueError):
@@ -158,8 +153,9 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
         if df[col].isna().any() or (df[col] <= 0).any():
             raise FitInputError(f"column {col!r} must be positive in every row (the law takes its log)")
     arm_cols = [c for c in ARM_COLUMNS if c in df.columns]
+    defaults = {"router": primary().router.name, "experts": primary().experts.name}
     for c in arm_cols:
-        df[c] = df[c].fillna("learned")
+        df[c] = df[c].fillna(defaults[c])
     dup = df.duplicated([*arm_cols, *CELL_KEYS, "k", "seed"], keep=False)
     if dup.any():
         varying = [

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from fits.cells import seed_resample_counts
-from fits.data import arm_names
+from fits.data import arm_names, routed_arms
+from fits.summary import ci_text, markdown_table
 
 CELL = ["complexity", "n_train", "width", "n_experts", "k"]
 
@@ -27,7 +28,8 @@ def best_k_eval(long: pd.DataFrame, metric: str = "test_mse_id", n_boot: int = 1
     (arm, complexity), the share of cells where k_train is best (within 1) and the mean best k_eval, each
     with a seed-cluster bootstrap 95 % interval. Dense rows and diverged models are left out."""
     df = long.assign(arm=arm_names(long))
-    df = df[(df["arm"] != "dense") & ~df["diverged"].astype(bool) & np.isfinite(df[metric])]
+    routed = df["arm"].isin([a.name for a in routed_arms()])
+    df = df[routed & ~df["diverged"].astype(bool) & np.isfinite(df[metric])]
     seeds = np.sort(df["seed"].unique())
     counts = np.vstack([np.ones((1, len(seeds))),
                         seed_resample_counts(len(seeds), n_boot, np.random.default_rng(seed))])
@@ -87,3 +89,19 @@ def k_eval_block(long: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dic
             "rule": "each model at k_eval experts with its own gating rule (renormalize setting; the "
                     "oracle's rule at k_eval)",
             "by_complexity": by_s.to_dict(orient="records"), "cells": cells.to_dict(orient="records")}
+
+
+def k_eval_markdown(block: dict) -> str:
+    """The report.md section for the `k_eval` block."""
+    if not block.get("available"):
+        return f"Not available: {block.get('reason')}\n"
+    by = pd.DataFrame(block["by_complexity"])
+    def with_ci(col):
+        return [f"{v:.2f} {ci_text(c)}" for v, c in zip(by[col], by[f"{col}_ci"], strict=True)]
+
+    table = pd.DataFrame({"arm": by["arm"], "s": by["complexity"], "cells": by["n_cells"],
+                          "best k_eval = k_train": with_ci("equal"), "within 1": with_ci("within_1"),
+                          "mean best k_eval": with_ci("mean_best")})
+    return (f"Each trained model evaluated at every k_eval = 1..T ({block['rule']}); metric "
+            f"`{block['metric']}`; seed-cluster bootstrap 95 % intervals over cells (k_train, m, h).\n\n"
+            + markdown_table(table) + "\n")

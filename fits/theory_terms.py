@@ -18,10 +18,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fits.theory_fit import NMSE, bound_curves, task_arguments
+from fits.bound_model import NMSE, bound_curves, task_arguments
+from simulations.arms import reference
 
 MIN_M_LEVELS = 4
-ARM = "oracle"
+#: The router kind whose rows the terms are checked on: the reference arm (routing given, as in the
+#: theory's modular student).
+ARM = reference().router.name
 
 APPROX_COLUMNS = ["complexity", "width", "n_experts", "n_train", "k", "k_over_s", "region", "measured",
                   "measured_se", "n_seeds", "approximation_bound", "floor", "bound_plus_floor"]
@@ -32,7 +35,7 @@ SLOPE_COLUMNS = ["complexity", "width", "n_experts", "direction", "k", "n_train"
 SUMMARY_COLUMNS = ["complexity", "width", "n_experts", "feature", "measured", "bound", "n_points"]
 
 
-def _empty(columns, reason: str) -> pd.DataFrame:
+def empty(columns, reason: str) -> pd.DataFrame:
     df = pd.DataFrame(columns=columns)
     df.attrs["unavailable"] = reason
     return df
@@ -42,10 +45,10 @@ def oracle_rows(results: pd.DataFrame, metric: str = "test_nmse_id", min_m_level
     """(rows of the oracle arm without diverged runs, metric column), or (None, reason)."""
     col = NMSE.get(metric, metric)
     if "router" not in results.columns:
-        return None, "needs the oracle arm: the results have no `router` column"
+        return None, f"needs the {ARM} arm: the results have no `router` column"
     df = results[results["router"].astype(str) == ARM]
     if df.empty:
-        return None, f"needs the oracle arm: no rows with router == {ARM!r}"
+        return None, f"needs the {ARM} arm: no rows with router == {ARM!r}"
     if col not in df.columns:
         return None, f"metric column {col!r} is not in the results"
     if "diverged" in df.columns:
@@ -53,7 +56,7 @@ def oracle_rows(results: pd.DataFrame, metric: str = "test_nmse_id", min_m_level
     df = df[np.isfinite(df[col].to_numpy(float))]
     n_m = df["n_train"].nunique()
     if n_m < min_m_levels:
-        return None, f"needs the oracle arm with >= {min_m_levels} levels of m (it has {n_m})"
+        return None, f"needs the {ARM} arm with >= {min_m_levels} levels of m (it has {n_m})"
     return df, col
 
 
@@ -72,7 +75,7 @@ def approximation_terms(results: pd.DataFrame, params: dict, metric: str = "test
     before the hinge), "decay" (s < k < sT/S), "floor" (k >= sT/S, no more replicas)."""
     df, col = oracle_rows(results, metric)
     if df is None:
-        return _empty(APPROX_COLUMNS, col)
+        return empty(APPROX_COLUMNS, col)
     task = task_arguments(df, col)
     top = df[df["n_train"] == df["n_train"].max()]
     out = _seed_means(top, col)
@@ -98,7 +101,7 @@ def approximation_summary(terms: pd.DataFrame, params: dict) -> pd.DataFrame:
     log(loss - floor) in log(k/s) on the decay region (bound: -beta where eps is unsaturated);
     `floor_level`: mean loss on k >= sT/S (bound: floor + eps(h T/S))."""
     if terms.empty:
-        return _empty(SUMMARY_COLUMNS, terms.attrs.get("unavailable", "no data"))
+        return empty(SUMMARY_COLUMNS, terms.attrs.get("unavailable", "no data"))
     rows = []
     for (s, h, T), g in terms.groupby(["complexity", "width", "n_experts"]):
         key = {"complexity": s, "width": h, "n_experts": T}
@@ -129,7 +132,7 @@ def estimation_terms(results: pd.DataFrame, params: dict, metric: str = "test_nm
     bound's complexity term est_weight * E(m, k) (`complexity_term`)."""
     df, col = oracle_rows(results, metric, MIN_M_LEVELS)
     if df is None:
-        return _empty(ESTIMATION_COLUMNS, col)
+        return empty(ESTIMATION_COLUMNS, col)
     task = task_arguments(df, col)
     means = _seed_means(df, col)
     b = bound_curves(means, params, task)
@@ -148,7 +151,7 @@ def estimation_slopes(terms: pd.DataFrame) -> pd.DataFrame:
     measured excess, the bound's excess and its complexity term; `k`/`n_train` give the lower end of
     the step. Non-positive measured excess gives a NaN slope (its log is undefined)."""
     if terms.empty:
-        return _empty(SLOPE_COLUMNS, terms.attrs.get("unavailable", "no data"))
+        return empty(SLOPE_COLUMNS, terms.attrs.get("unavailable", "no data"))
     rows = []
     cols = ("measured_excess", "bound_excess", "complexity_term")
     for (s, h, T), g in terms.groupby(["complexity", "width", "n_experts"]):
@@ -172,7 +175,7 @@ def estimation_slopes(terms: pd.DataFrame) -> pd.DataFrame:
 def terms_block(results: pd.DataFrame, params: dict | None, metric: str = "test_nmse_id") -> dict:
     """JSON-ready summary of both term checks (or why they are unavailable)."""
     if params is None:
-        return {"available": False, "reason": "needs the oracle arm's fitted constants"}
+        return {"available": False, "reason": f"needs the {ARM} arm's fitted constants"}
     approx = approximation_terms(results, params, metric)
     if approx.empty:
         return {"available": False, "reason": approx.attrs["unavailable"]}

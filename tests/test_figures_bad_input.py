@@ -126,7 +126,6 @@ def test_softmoe_results_lacking_columns(inputs, tmp_path, capsys):
     (lambda doc: {**doc, "cells": [{k: v for k, v in c.items() if k != "k_star_ci"} for c in doc["cells"]]},
      "k_star_ci"),
     (lambda doc: {**doc, "law": {"params": {}}}, "'law'"),
-    (lambda doc: {k: v for k, v in doc.items() if k != "results_fingerprint"}, "results_fingerprint"),
 ])
 def test_fits_file_of_the_wrong_shape(inputs, tmp_path, capsys, edit, expected):
     path = inputs["fits"] / "optimal_k.json"
@@ -138,16 +137,31 @@ def test_fits_file_of_the_wrong_shape(inputs, tmp_path, capsys, edit, expected):
     assert not out.exists()
 
 
-def test_fits_of_other_results(inputs, tmp_path, capsys):
-    """A fits file whose fingerprint is not that of the results store (here: results with the OOD errors
-    permuted) is refused."""
-    shutil.rmtree(inputs["results"])
-    write_store(fixture_rows().assign(test_mse_ood=lambda d: d["test_mse_ood"].sample(frac=1, random_state=0)
-                                      .to_numpy()), inputs["results"])
+@pytest.mark.parametrize("table, figure", [("law_band.parquet", "kstar_complexity"),
+                                           ("bound_curves.parquet", "theory_fit"),
+                                           ("theory_terms.parquet", "theory_terms")])
+def test_fits_without_the_figure_tables(inputs, tmp_path, capsys, table, figure):
+    """Fits written before the figure tables existed: the figure names the missing file and the command."""
+    (inputs["fits"] / table).unlink()
     out = tmp_path / "out"
-    assert run(inputs, out, "--only", "kstar_complexity") == 2
+    assert run(inputs, out, "--only", figure) == 2
     err = one_line_error(capsys)
-    assert "does not match" in err and "python -m fits.optimal_k" in err
+    assert str(inputs["fits"] / table) in err and "python -m fits.optimal_k" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("table, figure, keep", [
+    ("law_band.parquet", "kstar_complexity", lambda t: t[t["x"] != "complexity"]),
+    ("bound_curves.parquet", "theory_fit", lambda t: t[t["k"] > 1]),
+])
+def test_fits_of_other_cells(inputs, tmp_path, capsys, table, figure, keep):
+    """A figure table that lacks curves or points the figure draws (fits of other cells) is refused."""
+    path = inputs["fits"] / table
+    keep(pd.read_parquet(path)).to_parquet(path)
+    out = tmp_path / "out"
+    assert run(inputs, out, "--only", figure) == 2
+    err = one_line_error(capsys)
+    assert str(path) in err and "other" in err and "python -m fits.optimal_k" in err
     assert not out.exists()
 
 

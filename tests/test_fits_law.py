@@ -123,7 +123,7 @@ def test_law_band_from_the_json_block_matches_statsmodels(big_fit, method):
     import json
 
     from fits.law import law_band
-    from fits.optimal_k import law_summary
+    from fits.summary import law_summary
 
     law = fit_law(big_fit, method=method)
     block = json.loads(json.dumps(law_summary(law)))  # through JSON, as the figures read it

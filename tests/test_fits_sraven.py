@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sraven_fixtures import sraven_rows, write_sraven_store
 
-from fits.data import FitInputError, check_results, load_results, results_fingerprint
+from fits.data import FitInputError, check_results, load_results
 from fits.families import FAMILIES, SRAVEN_METRICS
 from fits.optimal_k import main
 
@@ -97,13 +97,6 @@ def test_family_from_rows_or_manifest(tmp_path):
     mismatch = write_sraven_store(rows.assign(family="regression"), tmp_path / "c")
     with pytest.raises(FitInputError, match="says family 'sraven' but the rows say 'regression'"):
         load_results(mismatch)
-
-
-def test_fingerprint_follows_the_accuracies():
-    rows = sraven_rows(rules=(2, 4), n_seeds=2)
-    other = rows.assign(acc_id=rows["acc_id"][::-1].to_numpy())
-    assert results_fingerprint(check_results(rows)) != results_fingerprint(check_results(other))
-    assert results_fingerprint(check_results(rows)) == results_fingerprint(check_results(rows.copy()))
 
 
 def _bad(args, tmp_path, capsys, match):

@@ -1,5 +1,5 @@
-"""The calibrated risk bound (fits.theory_fit) and its term-by-term checks (fits.theory_terms), on curves
-planted by the bound itself on the quick grid's design."""
+"""The calibrated risk bound (fits.bound_model, bound_fit, bound_validation, theory_fit) and its
+term-by-term checks (fits.theory_terms), on curves planted by the bound itself on the quick grid's design."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 import theory
+from fits import bound_fit as bf
+from fits import bound_model as bm
+from fits import bound_validation as bv
 from fits import theory_fit as tf
 from fits import theory_terms as tt
 from fits.synthetic import planted_bound_results
@@ -24,14 +27,14 @@ def planted():
 
 @pytest.mark.parametrize("split", ["id", "ood"])
 def test_model_is_the_theory_risk_bound_plus_floor(planted, split):
-    d = tf.design(planted, f"test_nmse_{split}")
+    d = bm.design(planted, f"test_nmse_{split}")
     p = d.points
     args = [p[c].to_numpy(float) for c in ("k", "complexity", "n_train", "width", "n_experts")]
     for h0, beta in ((0.5, 1.0), (3.0, 1.2), (40.0, 0.5)):
         ref = theory.risk_bound_value(*args, h0=h0, beta=beta, est_weight=0.03, split=split, d=8, n_skills=8)
-        got = tf.bound_curves(p, {"h0": h0, "beta": beta, "est_weight": 0.03, "floor": 0.1}, d.task)
+        got = bm.bound_curves(p, {"h0": h0, "beta": beta, "est_weight": 0.03, "floor": 0.1}, d.task)
         np.testing.assert_allclose(got["total"], ref + 0.1, rtol=1e-12)
-        a = tf._Approximation(p, d.task)(h0, beta)[0]
+        a = bm._Approximation(p, d.task)(h0, beta)[0]
         np.testing.assert_allclose(a, got["approximation"], rtol=1e-12)
 
 
@@ -42,8 +45,8 @@ def test_planted_constants_are_recovered_within_their_cis():
     covered = dict.fromkeys(TRUE, 0)
     for draw in range(4):
         df = planted_bound_results(TRUE, n_seeds=6, rng_seed=draw)
-        fit = tf.fit_risk_bound(df, "test_nmse_id", n_boot=100, seed=draw)
-        assert set(fit.params) == set(tf.CONSTANTS) == set(fit.ci)
+        fit = bf.fit_risk_bound(df, "test_nmse_id", n_boot=100, seed=draw)
+        assert set(fit.params) == set(bm.CONSTANTS) == set(fit.ci)
         assert fit.convergence["n_at_best"] >= 2
         for name, true in TRUE.items():
             lo, hi = fit.ci[name]
@@ -65,31 +68,31 @@ def test_saturated_width_rate_is_flagged_not_identified():
 
 @pytest.mark.slow
 def test_planted_bound_is_never_outside_itself_and_a_dip_beyond_its_reach_is(planted):
-    d = tf.design(planted, "test_nmse_id")
-    out = tf.outside_bound(d, TRUE)
+    d = bm.design(planted, "test_nmse_id")
+    out = bv.outside_bound(d, TRUE)
     assert not out["above_max_holm"].any() and not out["between_1_and_s_holm"].any()
     assert out["above_max"].sum() <= 3  # per-cell tests at 5 %: P(>= 4 of 16 by chance) < 1 %
     # the bound cannot put k* above ceil(s T / S): 2, 4, 8, 12 for s = 1, 2, 4, 6 at T = 16, S = 8
     np.testing.assert_array_equal(out.groupby("complexity")["k_star_max_bound"].max(), [2, 4, 8, 12])
-    pooled = tf.pooled_outside(d).set_index(["group", "test", "vs"])["p_value"]
+    pooled = bv.pooled_outside(d).set_index(["group", "test", "vs"])["p_value"]
     assert (pooled.xs("above_max", level="test") > 0.05).all()
     assert (pooled.xs("both", level="vs") > 0.05).all()
     # a dip at k = 5..9 for s = 1 (k* near 7, as the learned arm of the quick grid shows) is outside
     dipped = planted.copy()
     dipped.loc[(dipped["complexity"] == 1) & dipped["k"].between(5, 9), "test_nmse_id"] *= 0.6
-    d = tf.design(dipped, "test_nmse_id")
-    out = tf.outside_bound(d, TRUE)
+    d = bm.design(dipped, "test_nmse_id")
+    out = bv.outside_bound(d, TRUE)
     assert out.loc[out["complexity"] == 1, "above_max"].all()
-    pooled = tf.pooled_outside(d).set_index(["group", "test"])["p_value"]
+    pooled = bv.pooled_outside(d).set_index(["group", "test"])["p_value"]
     assert pooled[("complexity=1.0", "above_max")] < 0.05
     assert pooled[("complexity=2.0", "above_max")] > 0.05
 
 
 @pytest.mark.slow
 def test_heldout_predictions_of_planted_curves(planted):
-    h = tf.heldout(tf.design(planted, "test_nmse_id"), n_starts=4)
+    h = bv.heldout(bm.design(planted, "test_nmse_id"), n_starts=4)
     assert len(h) == 16 * 3  # every cell held out once per factor
-    s = tf.heldout_summary(h)
+    s = bv.heldout_summary(h)
     assert s["rmse_log"] < 0.1
     assert s["share_within_1"] > s["share_within_1_constant"]
 
@@ -99,7 +102,7 @@ def test_free_form_has_more_parameters_and_the_block_has_the_contract(planted):
     block = tf.theory_fit_block(planted, "id", n_boot=20)
     for key in ("params", "aic", "free_form_aic", "heldout", "outside_bound", "terms"):
         assert key in block
-    assert set(block["params"]) == set(tf.CONSTANTS)
+    assert set(block["params"]) == set(bm.CONSTANTS)
     assert {"estimate", "ci95"} <= set(block["params"]["h0"])
     assert block["free_form"]["n_params"] == 64
     assert not block["terms"]["available"] and "oracle" in block["terms"]["reason"]
@@ -156,7 +159,7 @@ def test_optimal_k_writes_the_theory_fit_block_and_report_section(planted, tmp_p
                          "--theory-bootstrap", "10", "--metric", "id"])
     block = json.loads((tmp_path / "optimal_k.json").read_text())["theory_fit"]
     assert block == doc["theory_fit"] and block["fitted"] and block["metric"] == "test_nmse_id"
-    assert set(block["params"]) == set(tf.CONSTANTS)
+    assert set(block["params"]) == set(bm.CONSTANTS)
     for key in ("aic", "free_form_aic", "heldout", "outside_bound"):
         assert block[key] is not None
     assert "## Theory fit" in (tmp_path / "report.md").read_text()
@@ -172,16 +175,19 @@ def test_term_figures_draw_an_oracle_arm(tmp_path):
 
     import figures.theory_fit as fig_fit
     import figures.theory_terms as fig_terms
-    from fits.data import check_results, results_fingerprint
+    from fits.data import check_results
+    from fits.theory_tables import bound_table, terms_table
 
     true = TRUE | {"est_weight": 0.01}
     df = check_results(planted_bound_results(true, n_trains=(150, 500, 2000, 8000), router="oracle"))
     arm = {"fitted": True, "router": "oracle", "metric": "test_nmse_id",
            "task": {"split": "id", "d": 8, "n_skills": 8, "holdout_frac": 0.25},
            "params": {n: {"estimate": v} for n, v in true.items()}}
-    doc = {"results_fingerprint": results_fingerprint(df),
-           "theory_fit": arm | {"primary_router": "oracle", "by_router": {"oracle": arm}}}
-    inputs = SimpleNamespace(results=df, fits=doc, path=lambda name: tmp_path / name)
+    doc = {"theory_fit": arm | {"primary_router": "oracle", "by_router": {"oracle": arm}}}
+    tables = {"bound_curves.parquet": bound_table(df, doc["theory_fit"]),
+              "theory_terms.parquet": terms_table(df, doc["theory_fit"])}
+    inputs = SimpleNamespace(results=df, fits=doc, path=lambda name: tmp_path / name,
+                             table=lambda name, rel: tables[rel])
     terms = fig_terms.data(inputs)
     assert (terms["status"] == "ok").all() and set(terms["panel"]) == {"approximation", "estimation"}
     curves = fig_fit.data(inputs)

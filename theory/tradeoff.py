@@ -233,9 +233,6 @@ def lambert_w_optimum(s, m, h, T, k_init=None, iterations=1, **kw):
     return maybe_scalar(np.asarray(kk))
 
 
-REGIMES = ("k=1", "k=s", "smooth", "k=sT/S", "k=T")
-
-
 def continuous_optimum(s, m, h, T, grid=513, **kw) -> pd.DataFrame:
     """Argmin over real k in [1, T] of the smooth-family OOD risk, with its regime.
 
