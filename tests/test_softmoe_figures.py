@@ -12,8 +12,8 @@ from test_softmoe_experiments import TINY_DROP, TINY_SINGLE
 from figures import softmoe_expert_drop, softmoe_single_expert
 from figures.cli import main as figures_main
 from figures.inputs import Inputs
-from simulations.softmoe import __main__ as cli
-from simulations.softmoe import expert_drop, single_expert
+from simulations.families.softmoe import __main__ as cli
+from simulations.families.softmoe import expert_drop, single_expert
 
 FIGS = (softmoe_single_expert, softmoe_expert_drop)
 
@@ -60,5 +60,5 @@ def test_expert_drop_figure_curves_end_at_full_accuracy(rendered):
 def test_missing_softmoe_results_name_the_command(tmp_path, capsys):
     assert figures_main(["--softmoe", str(tmp_path / "none"), "--out", str(tmp_path / "out"),
                          "--only", "softmoe_expert_drop"]) == 2
-    assert "python -m simulations.softmoe expert-drop" in capsys.readouterr().err
+    assert "python -m simulations.families.softmoe expert-drop" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -28,10 +28,10 @@ from simulations.config import (
     validate,
     without_later_defaults,
 )
-from simulations.family import Family
+from simulations.families import Family
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec
+from simulations.families.regression.train import TrainSettings, init_model, make_bundle_data, train_bundle
 from simulations.provenance import device_name
-from simulations.tasks import CompositionalTask, TaskSpec
-from simulations.train import TrainSettings, init_model, make_bundle_data, train_bundle
 
 TASK_FIELDS = ("n_skills", "d_in", "teacher_width", "noise", "holdout_frac")
 TRAIN_FIELDS = ("lr", "max_steps", "eval_every", "patience", "clip_norm", *ROUTER_SETTINGS, *ROUTER_INIT,
@@ -153,7 +153,7 @@ def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
 
 
 FAMILY = Family(
-    name="regression", config_cls=GridConfig, validate=validate, presets="simulations",
+    name="regression", config_cls=GridConfig, validate=validate, presets="simulations.families.regression",
     default_preset="quick",
     cells=cells, group=group, order=order, train=train, required_columns=results.REQUIRED_COLUMNS,
     estimate=estimate_seconds, label=label,

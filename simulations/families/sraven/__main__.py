@@ -1,7 +1,7 @@
-"""`python -m simulations.sraven` (see simulations.sraven.cli)."""
+"""`python -m simulations.families.sraven` (see simulations.families.sraven.cli)."""
 
 import sys
 
-from simulations.sraven.cli import main
+from simulations.families.sraven.cli import main
 
 sys.exit(main())

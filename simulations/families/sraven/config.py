@@ -37,7 +37,7 @@ _POS_INT = ("n_experts", "d_model", "d_expert", "n_heads", "n_blocks", "steps", 
 @dataclass
 class SravenConfig:
     """Everything a SRAVEN grid run needs (docs/sraven.md). The defaults are the quick preset
-    (simulations/sraven/presets/quick.yaml)."""
+    (simulations/families/sraven/presets/quick.yaml)."""
 
     family: ClassVar[str] = "sraven"
 
@@ -49,7 +49,7 @@ class SravenConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # problems
     permute: bool = True  # False: the unpermuted diagnostic variant (not SRAVEN)
-    # model (simulations.sraven.SravenSettings)
+    # model (simulations.families.sraven.SravenSettings)
     n_experts: int = 8
     d_model: int = 32
     d_expert: int = 32
