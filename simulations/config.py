@@ -18,6 +18,9 @@ from typing import Any, ClassVar
 
 import yaml
 
+from simulations.errors import ConfigError
+from simulations.families import get_family
+
 RENORMALIZE_CHOICES = ("k>1", "always", "never")
 DTYPE_CHOICES = ("float32", "float64")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -37,17 +40,13 @@ LATER_DEFAULTS = {"router": "learned", "experts": "learned", "router_lr_mult": 1
                   "router_noise": 0.0, "router_temperature": 1.0, "router_init_scale": 1.0}
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message is one line naming the field and what is allowed."""
-
-
 @dataclass
 class GridConfig:
     """Everything a grid run needs; see docs/tasks.md for the task fields' meaning. The defaults are the
-    quick preset (simulations/presets/quick.yaml), so a config file that sets a few fields changes only
-    those."""
+    quick preset (simulations/families/regression/presets/quick.yaml), so a config file that sets a few
+    fields changes only those."""
 
-    family: ClassVar[str] = "regression"  # simulations.family: which experiment this config runs
+    family: ClassVar[str] = "regression"  # simulations.families: which experiment this config runs
 
     name: str = "quick"
     # task (docs/tasks.md)
@@ -256,13 +255,13 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return {} if data is None else data
 
 
-def preset_names(package: str = "simulations") -> list[str]:
+def preset_names(package: str = "simulations.families.regression") -> list[str]:
     """The built-in presets of a package (its presets/*.yaml)."""
     files = resources.files(package).joinpath("presets").iterdir()
     return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
 
 
-def preset(name: str = "quick", package: str = "simulations") -> dict[str, Any]:
+def preset(name: str = "quick", package: str = "simulations.families.regression") -> dict[str, Any]:
     """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
     if name not in preset_names(package):
         raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")
@@ -300,8 +299,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 family: str = "regression", preset_name: str | None = None):
     """A family's config (GridConfig for the regression grid): its preset `preset_name` (default: the
     family's default preset) or a file, with single-field overrides applied, validated."""
-    from simulations.family import get_family
-
     fam = get_family(family)
     if path is not None and preset_name is not None:
         raise ConfigError("config: pass a preset or a config file, not both")

@@ -1,14 +1,16 @@
-"""Task families: what the shared grid driver (simulations.grid) needs to know about one experiment.
+"""Task families: one registry of the experiments, each a package simulations/families/<name>/.
 
-The driver owns everything that does not depend on the task: grouping models into bundles, the
-executors (in-process, worker processes, Ray), the atomic results store, `--resume`, the manifest and
-the CLI. A family supplies the rest: its config dataclass and validation, its cells, which cells may
-share a bundle and in which order, the function that trains one bundle and returns its rows, the
-columns every row must have, a time estimate and a bundle's display name.
+A family's package holds its config, task, trainer, presets and `schema` (its row record and the view of
+its rows the fits use: simulations.families.record). The families that run on the shared grid driver
+(simulations.grid) have a `family` module whose `FAMILY` gives the driver the rest, and a `schema`
+module whose `SCHEMA` is that record: its config
+dataclass and validation, its cells, which cells may share a bundle and in which order, the function
+that trains one bundle and returns its rows, a time estimate and a bundle's display name. The driver
+owns everything that does not depend on the task: bundles, executors, the store, `--resume`, the CLI.
 
 Bundles carry their family's *name*, not the Family object, so they pickle cheaply and the top-level
 `simulations.grid.run_bundle` finds the trainer again in a spawned or Ray worker. Families are
-registered by module path and imported on first use, so importing this module is cheap and has no
+registered by package path and imported on first use, so importing this module is cheap and has no
 cycles (families import the driver's helpers, never the reverse at import time).
 """
 
@@ -19,9 +21,18 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-# name -> module defining `FAMILY`; the first is the default (stores without a "family" key are it)
-REGISTRY = {"regression": "simulations.regression", "sraven": "simulations.sraven.family"}
+from simulations.errors import ConfigError
+from simulations.families.record import Schema
+
+# name -> package; the first is the default (stores without a "family" key are it)
+REGISTRY = {
+    "regression": "simulations.families.regression",
+    "sraven": "simulations.families.sraven",
+    "softmoe": "simulations.families.softmoe",
+}
 DEFAULT = "regression"
+# The families the grid driver runs; Soft MoE runs its two experiments itself (its package's CLI).
+GRID_FAMILIES = ("regression", "sraven")
 
 
 @dataclass(frozen=True)
@@ -51,15 +62,26 @@ class Family:
     out_prefix: str = ""
 
 
-def get_family(name: str) -> Family:
-    """The registered family `name` (imported on first use)."""
-    if name not in REGISTRY:
-        from simulations.config import ConfigError
+def _check_name(name: str, allowed: tuple[str, ...]) -> None:
+    if name not in allowed:
+        raise ConfigError(f"family: expected one of {', '.join(allowed)}; got {name!r}")
 
-        raise ConfigError(f"family: expected one of {', '.join(REGISTRY)}; got {name!r}")
-    return import_module(REGISTRY[name]).FAMILY
+
+def get_family(name: str) -> Family:
+    """The grid family `name` (imported on first use)."""
+    _check_name(name, GRID_FAMILIES)
+    return import_module(f"{REGISTRY[name]}.family").FAMILY
+
+
+def get_schema(name: str) -> Schema:
+    """The row record and fits' view of the grid family `name` (imported on first use)."""
+    _check_name(name, GRID_FAMILIES)
+    return import_module(f"{REGISTRY[name]}.schema").SCHEMA
 
 
 def family_of(config: Any) -> Family:
     """The family of a config object (its class's `family` attribute)."""
     return get_family(getattr(type(config), "family", DEFAULT))
+
+
+__all__ = ["DEFAULT", "GRID_FAMILIES", "REGISTRY", "Family", "get_family", "get_schema", "family_of"]
