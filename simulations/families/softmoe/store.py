@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from simulations.atomic import atomic_write, staged_files, unwritable_dir
+from simulations.atomic import staged_files, unwritable_dir
 from simulations.provenance import device_name
 from simulations.provenance import provenance as base_provenance
 
@@ -31,26 +31,12 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise OutputDirError(f"--out: {out} is not empty; pass --overwrite to replace its results")
 
 
-def write_table(df: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame atomically as Parquet or CSV, chosen by the suffix."""
-    if path.suffix == ".parquet":
-        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-    elif path.suffix == ".csv":
-        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-    else:
-        raise ValueError(f"path: expected a .parquet or .csv suffix, got {path.suffix!r}")
-
-
 def _json_writer(obj: Any):
     def write(tmp: str) -> None:
         with open(tmp, "w") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
 
     return write
-
-
-def write_json(obj: Any, path: Path) -> None:
-    atomic_write(path, _json_writer(obj))
 
 
 def write_outputs(out: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
