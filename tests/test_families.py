@@ -19,6 +19,7 @@ from simulations.families import DEFAULT, GRID_FAMILIES, REGISTRY, get_family, g
 from simulations.families.record import Column, Schema, columns
 from simulations.families.softmoe import single_expert
 from simulations.families.softmoe.__main__ import EXPERIMENTS
+from simulations.families.softmoe.config import build, preset_config, presets
 from simulations.families.softmoe.schema import SCHEMAS
 from simulations.families.sraven.schema import SCHEMA as SRAVEN
 from simulations.families.sraven.schema import sraven_table
@@ -121,5 +122,23 @@ def test_pyproject_lists_every_family_package_and_its_presets():
     text = (ROOT / "pyproject.toml").read_text()
     for package in REGISTRY.values():
         assert f'"{package}"' in text
-    for name in GRID_FAMILIES:
-        assert f'"{get_family(name).presets}" = ["presets/*.yaml"]' in text
+        assert f'"{package}" = ["presets/*.yaml"]' in text
+
+
+def test_softmoe_presets_build_each_experiments_config():
+    assert presets() == ["paper", "quick"]
+    quick = preset_config("single-expert", "quick")
+    assert (quick.batch_size, quick.steps, quick.seeds) == (1000, 1500, (0, 1, 2))
+    paper = preset_config("expert-drop", "paper")
+    assert paper.n_experts == (2, 4, 8, 16, 32, 64, 128, 256, 512) and paper.image_size == 28
+    assert preset_config("expert-drop", "quick") == build("expert-drop", {})  # quick: the defaults
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"step": 3}, "step: unknown field of single-expert; allowed fields: tokenizations, n_experts, "),
+    ({"n_experts": [3]}, "n_experts: 3 does not divide width_factor * token_dim = 20"),
+])
+def test_softmoe_bad_preset_fields_are_one_line_config_errors(raw, message):
+    with pytest.raises(ConfigError) as exc:
+        build("single-expert", raw)
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value)

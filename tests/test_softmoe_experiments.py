@@ -38,8 +38,8 @@ TINY_DROP = expert_drop.ExpertDropConfig(n_experts=(2, 8), total_width=16, image
 
 @pytest.fixture
 def tiny_presets(monkeypatch):
-    monkeypatch.setitem(single_expert.PRESETS, "quick", TINY_SINGLE)
-    monkeypatch.setitem(expert_drop.PRESETS, "quick", TINY_DROP)
+    tiny = {"single-expert": TINY_SINGLE, "expert-drop": TINY_DROP}
+    monkeypatch.setattr(cli, "preset_config", lambda experiment, name: tiny[experiment])
 
 
 def test_single_expert_cli_writes_documented_schema(tiny_presets, tmp_path, capsys):

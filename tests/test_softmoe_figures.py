@@ -13,20 +13,19 @@ from figures import softmoe_expert_drop, softmoe_single_expert
 from figures.cli import main as figures_main
 from figures.inputs import Inputs
 from simulations.families.softmoe import __main__ as cli
-from simulations.families.softmoe import expert_drop, single_expert
 
 FIGS = (softmoe_single_expert, softmoe_expert_drop)
 
 
 def write_softmoe_store(root: Path) -> Path:
     """results/softmoe-like tree (single_expert/, expert_drop/) from tiny runs of the real CLI."""
-    saved = single_expert.PRESETS["quick"], expert_drop.PRESETS["quick"]
-    single_expert.PRESETS["quick"], expert_drop.PRESETS["quick"] = TINY_SINGLE, TINY_DROP
+    saved, tiny = cli.preset_config, {"single-expert": TINY_SINGLE, "expert-drop": TINY_DROP}
+    cli.preset_config = lambda experiment, name: tiny[experiment]
     try:
         for exp, sub in (("single-expert", "single_expert"), ("expert-drop", "expert_drop")):
             assert cli.main([exp, "--out", str(root / sub), "--no-progress"]) == 0
     finally:
-        single_expert.PRESETS["quick"], expert_drop.PRESETS["quick"] = saved
+        cli.preset_config = saved
     return root
 
 

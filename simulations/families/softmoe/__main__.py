@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from . import expert_drop, single_expert
+from .config import preset_config, presets
 from .schema import SCHEMAS
 from .store import OutputDirError, check_out_dir, provenance, write_outputs
 
@@ -37,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m simulations.families.softmoe",
                       description="Run one of P3's Soft MoE experiments (output schema: docs/softmoe.md).")
     p.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which P3 experiment to run")
-    p.add_argument("--preset", choices=["quick", "paper"], default="quick",
+    p.add_argument("--preset", choices=presets(), default="quick",
                    help="quick: a few minutes on 2 CPU cores; paper: P3's sizes (a GPU helps)")
     p.add_argument("--out", type=Path, default=None, help="output dir (default results/softmoe/<exp>/)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of a non-empty --out")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     module = EXPERIMENTS[args.experiment]
-    cfg = module.PRESETS[args.preset]
+    cfg = preset_config(args.experiment, args.preset)
     progress = not args.no_progress
     torch.manual_seed(0)  # nothing below draws from the global stream; this only guards against it
     if args.experiment == "single-expert":
