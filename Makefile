@@ -27,7 +27,7 @@ run: $(STAMP) $(SOFTMOE)
 
 # The Soft MoE (P3) quick experiments; each is skipped once its results exist (`make clean` redoes them).
 results/softmoe/%/manifest.json: $(STAMP)
-	$(BIN)/python -m simulations.softmoe $(subst _,-,$*) --out results/softmoe/$* --overwrite
+	$(BIN)/python -m simulations.families.softmoe $(subst _,-,$*) --out results/softmoe/$* --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,18 +38,18 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 # The answer per router arm (configs/standard.yaml, ~14 min on 2 cores) and the regime sweep of learned
-# routers (simulations/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
+# routers (simulations/families/regression/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
 standard: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/standard.yaml --resume
 	$(BIN)/python -m fits.optimal_k results/standard --out results/fits-standard
 
 regime: $(STAMP)
-	$(BIN)/python -m simulations.regime
+	$(BIN)/python -m simulations.families.regression.regime
 
 # P1's SRAVEN task: the quick preset (~6 min on 2 cores), its fits on whole-problem and per-feature OOD
 # error, and the two SRAVEN figures. At this scale k* means nothing (docs/sraven.md); the GPU presets do.
 sraven: $(STAMP)
-	$(BIN)/python -m simulations.sraven --resume
+	$(BIN)/python -m simulations.families.sraven --resume
 	$(BIN)/python -m fits.optimal_k results/sraven-quick --out results/fits-sraven
 	$(BIN)/python -m fits.optimal_k results/sraven-quick --out results/fits-sraven-feat --metric feat_ood
 	$(BIN)/python -m figures --only sraven_accuracy sraven_kstar

@@ -45,9 +45,9 @@ import simulations
 from simulations import config as new_config
 from simulations import grid as new_grid
 from simulations import moe as new_moe
-from simulations import regression as new_regression
-from simulations import tasks as new_tasks
-from simulations import train as new_train
+from simulations.families.regression import family as new_regression
+from simulations.families.regression import tasks as new_tasks
+from simulations.families.regression import train as new_train
 
 BASE_REV = "052741a"  # main before issue 13 (top-k rounds, per-bundle task data, per-step restores)
 METRICS = ["train_mse", "val_mse", "test_mse_id", "test_mse_ood", "router_entropy", "steps",
@@ -81,7 +81,7 @@ def this_checkout() -> SimpleNamespace:
 
 def regression_helpers(impl: SimpleNamespace):
     """The module with `_task` and `_init_seed`: simulations.grid before the task families,
-    simulations.regression after."""
+    simulations.families.regression.family after."""
     return getattr(impl, "regression", impl.grid)
 
 

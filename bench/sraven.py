@@ -1,4 +1,4 @@
-"""Benchmark of one SRAVEN bundle training step (simulations.sraven): forward + backward + Adam of M
+"""Benchmark of one SRAVEN bundle training step (simulations.families.sraven): forward + backward + Adam of M
 transformers at once, with a k sweep 1..8 repeated across the models, against a one-model bundle of
 the same shape timed in the same process (the reference: training M models one after another costs
 M x its time). Also times drawing the problems of one step. Prints one markdown table and nothing else.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simulations.sraven import SravenTransformer, sample, to_tokens
+from simulations.families.sraven import SravenTransformer, sample, to_tokens
 
 FULL_SHAPES = [  # (M, d_model, batch, d_expert)
     (8, 32, 64, 32),

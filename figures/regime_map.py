@@ -1,10 +1,12 @@
-"""Figure `regime_map`: where learned routers find the teacher's skills (`python -m simulations.regime`).
+"""Figure `regime_map`: where learned routers find the teacher's skills
+(`python -m simulations.families.regression.regime`).
 
 One row per sweep variant (data size, training length, router settings, T / S, teacher experts), one
 column per complexity s. Left: routing recall at k = s above its permuted-input chance level (0 = no
 better than chance, 1 - chance = every active skill found). Right: the best test NMSE over k relative
 to the route-free baseline (below 1: the student beats the best fixed mix of the true skills). Cells are
-seed means; the numbers are printed in each cell and in the CSV (`simulations.regime.regime_table`).
+seed means; the numbers are printed in each cell and in the CSV
+(`simulations.families.regression.regime.regime_table`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ PANELS = {"recall_above_chance": "recall - chance at k = s", "best_rel_nmse_id":
 
 
 def data(inputs) -> pd.DataFrame:
-    from simulations.regime import regime_table
+    from simulations.families.regression.regime import regime_table
 
     table = regime_table(inputs.path("regime"))
     table["recall_above_chance"] = table["routing_recall_at_s"] - table["routing_recall_baseline_at_s"]

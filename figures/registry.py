@@ -4,7 +4,7 @@ Each module defines NAME, TITLE, INPUTS (which of figures.inputs.SOURCES it read
 DataFrame` (exactly what is plotted) and `plot(df) -> matplotlib Figure` (decorate it with
 `figures.style.styled` for the shared look). A module may also define REQUIRES: (source, relative path)
 or (source, relative path, command) tuples that must exist beyond the source's own marker file, e.g.
-("softmoe", "single_expert/results.parquet", "python -m simulations.softmoe single-expert").
+("softmoe", "single_expert/results.parquet", "python -m simulations.families.softmoe single-expert").
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from figures import style
 NAME = "softmoe_expert_drop"
 TITLE = "Soft MoE expert selection: accuracy vs fraction of experts kept, Algorithm 1 vs random (P3)"
 INPUTS = ("softmoe",)
-REQUIRES = (("softmoe", "expert_drop/results.parquet", "python -m simulations.softmoe expert-drop"),)
+REQUIRES = (("softmoe", "expert_drop/results.parquet", "python -m simulations.families.softmoe expert-drop"),)
 
 METHODS = {"algorithm1": "Algorithm 1 (largest combine sums)", "random": "random k (mean +- sd)"}
 
 
 def data(inputs) -> pd.DataFrame:
-    from simulations.softmoe.expert_drop import summarize
+    from simulations.families.softmoe.expert_drop import summarize
 
     rows = inputs.table("softmoe", "expert_drop/results.parquet")
     summary = summarize(rows)

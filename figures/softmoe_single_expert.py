@@ -16,7 +16,8 @@ from figures.stats import seed_summary
 NAME = "softmoe_single_expert"
 TITLE = "Soft MoE learning ||X||_2: final loss vs number of experts, per tokenization (P3 Theorem 1)"
 INPUTS = ("softmoe",)
-REQUIRES = (("softmoe", "single_expert/results.parquet", "python -m simulations.softmoe single-expert"),)
+REQUIRES = (("softmoe", "single_expert/results.parquet",
+             "python -m simulations.families.softmoe single-expert"),)
 
 
 def data(inputs) -> pd.DataFrame:

@@ -1,10 +1,10 @@
 """Reading and checking the results store for the fits.
 
 The store is a directory of Parquet files (one per bundle) plus `manifest.json`, written by
-`simulations.grid` or `simulations.sraven` and read with `simulations.results.load`. The table is checked
-here, so every caller gets the same one-line errors. A store's family (manifest.json's "family", else the
-rows' `family` column, else regression) decides the metrics and how the rows map onto the generic table
-(`fits.families`).
+`simulations.grid` or `simulations.families.sraven` and read with `simulations.results.load`. The table
+is checked here, so every caller gets the same one-line errors. A store's family (manifest.json's
+"family", else the rows' `family` column, else regression) decides the metrics and how the rows map
+onto the generic table (`fits.families`).
 """
 
 from __future__ import annotations

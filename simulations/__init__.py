@@ -1,19 +1,20 @@
 """simulations: the compositional task, the batched top-k MoE and Soft MoE layers, the bundle trainer and
 the grid with its results store.
 
-Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md), `python -m simulations.sraven`
-(docs/sraven.md; both on the grid driver, over task families: simulations.family) and
-`python -m simulations.softmoe` (docs/softmoe.md).
+Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md),
+`python -m simulations.families.sraven` (docs/sraven.md; both on the grid driver, over the task families
+of simulations.families) and
+`python -m simulations.families.softmoe` (docs/softmoe.md).
 """
 
 from importlib import import_module
 
 from .config import ConfigError, GridConfig, load_config
+from .families.regression.tasks import CompositionalTask, TaskSpec
+from .families.regression.train import train_bundle
+from .families.softmoe import SoftMoE
 from .moe import RouterStats, TopKMoE
 from .results import load, load_k_eval
-from .softmoe import SoftMoE
-from .tasks import CompositionalTask, TaskSpec
-from .train import train_bundle
 
 # Imported on first use: importing the grid module here would make `python -m simulations.grid` warn.
 _LAZY = {"run_grid": "simulations.grid", "run_bundle": "simulations.grid"}

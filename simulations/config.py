@@ -99,8 +99,8 @@ def _pairs(router: str, experts: str) -> bool:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How every model trains and is evaluated (simulations.train.TrainSettings is this plus the arm).
-    The router settings act on a learned router: its learning rate is lr * router_lr_mult, balance_loss
+    """How every model trains and is evaluated (the regression trainer's TrainSettings is this plus the
+    arm). The router settings act on a learned router: its learning rate is lr * router_lr_mult, balance_loss
     weighs the load-balancing loss, router_noise is the sd of N(0, .) jitter on its training logits."""
 
     lr: float = setting(0.005, Number(positive=True))
@@ -117,9 +117,9 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """How the student MoE is built (simulations.train.init_model). A learned router's probabilities are
-    softmax(logits / router_temperature); its initial weights are scaled by router_init_scale (0: uniform
-    at the start)."""
+    """How the student MoE is built (the regression trainer's init_model). A learned router's
+    probabilities are softmax(logits / router_temperature); its initial weights are scaled by
+    router_init_scale (0: uniform at the start)."""
 
     router_temperature: float = setting(1.0, Number(positive=True), since=1.0)
     router_init_scale: float = setting(1.0, Number(), since=1.0)
@@ -144,7 +144,7 @@ class GridConfig:
     """Everything a regression grid run needs. The defaults are the quick preset
     (simulations/presets/quick.yaml), so a config file that sets a few fields changes only those."""
 
-    family: ClassVar[str] = "regression"  # simulations.family: which experiment this config runs
+    family: ClassVar[str] = "regression"  # simulations.families: which experiment this config runs
 
     task: TaskConfig = section(TaskConfig)
     axes: AxesConfig = section(AxesConfig, axes=True)

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from simulations.config_schema import ConfigError, flat_input
-from simulations.family import get_family
+from simulations.families import get_family
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -42,13 +42,13 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return {} if data is None else data
 
 
-def preset_names(package: str = "simulations") -> list[str]:
+def preset_names(package: str = "simulations.families.regression") -> list[str]:
     """The built-in presets of a package (its presets/*.yaml)."""
     files = resources.files(package).joinpath("presets").iterdir()
     return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
 
 
-def preset(name: str = "quick", package: str = "simulations") -> dict[str, Any]:
+def preset(name: str = "quick", package: str = "simulations.families.regression") -> dict[str, Any]:
     """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
     if name not in preset_names(package):
         raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")

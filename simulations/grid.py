@@ -1,11 +1,11 @@
 """`python -m simulations.grid`: train a grid of batched models and store one row per (cell, seed).
 
-This module is the driver shared by every task family (simulations.family): the regression grid of
-top-k MoE students (simulations.regression, this module's own CLI) and SRAVEN (simulations.sraven,
-`python -m simulations.sraven`). A family gives the cells and trains a bundle; the driver groups models
-into bundles of at most `max_models_per_bundle`, runs them with an executor (in-process, worker
-processes or Ray) and writes each bundle's rows atomically when it finishes, so `--resume` continues a
-killed run with exactly the rows an uninterrupted run has.
+This module is the driver shared by every task family (simulations.families): the regression grid of
+top-k MoE students (simulations.families.regression, this module's own CLI) and SRAVEN
+(simulations.families.sraven, `python -m simulations.families.sraven`). A family gives the cells and
+trains a bundle; the driver groups models into bundles of at most `max_models_per_bundle`, runs them
+with an executor (in-process, worker processes or Ray) and writes each bundle's rows atomically when it
+finishes, so `--resume` continues a killed run with exactly the rows an uninterrupted run has.
 
 Test hook: the environment variable MOE_SPARSITY_BUNDLE_DELAY (seconds) makes every bundle sleep that
 long after training, so tests can kill a run between two bundles.
@@ -29,7 +29,7 @@ from simulations import results
 from simulations.config_files import load_config, parse_override, parse_seeds, preset_names
 from simulations.config_schema import ConfigError, resume_conflict, stable_hash
 from simulations.executors import LocalExecutor, ProcessExecutor
-from simulations.family import Family, family_of, get_family
+from simulations.families import Family, family_of, get_family
 from simulations.provenance import provenance
 
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"

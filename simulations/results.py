@@ -15,13 +15,9 @@ from typing import Any
 import pandas as pd
 
 from simulations.atomic import atomic_write_text, staged_files
-from simulations.family import get_family
+from simulations.families import DEFAULT, get_schema
 
-REQUIRED_COLUMNS = (
-    "cell_id", "seed", "k", "n_experts", "complexity", "n_train", "width", "d_in", "train_mse",
-    "test_mse_id", "test_mse_ood", "target_var", "diverged", "steps", "wall_s", "renormalize",
-    "git_commit", "torch_version", "device", "dtype", "config_hash",
-)
+REQUIRED_COLUMNS = get_schema(DEFAULT).required_columns  # the regression grid's (docs/results.md)
 # Written by every grid since the routing controls (docs/results.md); stores from before lack them.
 ROUTING_COLUMNS = ("routing_recall", "routing_gate_mass", "routing_recall_baseline",
                    "routing_gate_mass_baseline")
@@ -85,10 +81,7 @@ def load(path: str | Path) -> pd.DataFrame:
 def required_columns(out: str | Path) -> tuple[str, ...]:
     """The columns every row of the store at `out` has, by the family its manifest names."""
     manifest = read_manifest(out) if Path(out).is_dir() else None
-    name = (manifest or {}).get("family", "regression")
-    if name == "regression":
-        return REQUIRED_COLUMNS
-    return get_family(name).required_columns
+    return get_schema((manifest or {}).get("family", DEFAULT)).required_columns
 
 
 def load_k_eval(path: str | Path) -> pd.DataFrame:

@@ -67,8 +67,8 @@ def write_store(df: pd.DataFrame, path: Path) -> Path:
 
 
 def write_regime_store(path: Path) -> Path:
-    """A regime sweep of two variants (`python -m simulations.regime`'s layout: one grid store per
-    variant), made from the fixture's learned and teacher-expert rows."""
+    """A regime sweep of two variants (`python -m simulations.families.regression.regime`'s layout: one
+    grid store per variant), made from the fixture's learned and teacher-expert rows."""
     rows = fixture_rows()
     variants = {"base": ("learned", "learned"), "teacher-experts": ("learned", "teacher")}
     for name, (router, experts) in variants.items():

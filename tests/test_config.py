@@ -11,10 +11,10 @@ import yaml
 from simulations import arms
 from simulations.config import GridConfig, TrainingConfig, load_config, parse_override, validate
 from simulations.config_schema import ConfigError, hashed, settings
-from simulations.sraven.config import SravenConfig, SravenModel, SravenTraining
-from simulations.sraven.config import validate as validate_sraven
-from simulations.sraven.train import SravenSettings
-from simulations.train import TrainSettings
+from simulations.families.regression.train import TrainSettings
+from simulations.families.sraven.config import SravenConfig, SravenModel, SravenTraining
+from simulations.families.sraven.config import validate as validate_sraven
+from simulations.families.sraven.train import SravenSettings
 
 
 @pytest.mark.parametrize("raw", [{"lr": 0.01}, {"training": {"lr": 0.01}}, {"training.lr": 0.01}])

@@ -138,9 +138,9 @@ def test_draws_what_it_can_and_lists_the_rest(store, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{e}" for n in drawn for e in EXTENSIONS)
     assert capsys.readouterr().err.strip().splitlines() == [
         f"figures: skipped softmoe_single_expert: missing {none / 'single_expert' / 'results.parquet'} "
-        "(run: python -m simulations.softmoe single-expert)",
+        "(run: python -m simulations.families.softmoe single-expert)",
         f"figures: skipped softmoe_expert_drop: missing {none / 'expert_drop' / 'results.parquet'} "
-        "(run: python -m simulations.softmoe expert-drop)",
+        "(run: python -m simulations.families.softmoe expert-drop)",
     ]
 
 
@@ -226,11 +226,12 @@ def test_module_requires_name_their_own_command(tmp_path):
     inputs = Inputs(softmoe=tmp_path / "softmoe")
     (tmp_path / "softmoe" / "expert_drop").mkdir(parents=True)
     (tmp_path / "softmoe" / "expert_drop" / "results.parquet").write_bytes(b"x")
-    need = [("softmoe", "single_expert/results.parquet", "python -m simulations.softmoe single-expert"),
+    need = [("softmoe", "single_expert/results.parquet",
+             "python -m simulations.families.softmoe single-expert"),
             ("softmoe", "expert_drop/results.parquet")]
     assert inputs.missing(["softmoe"], need) == [
         f"figures: missing {tmp_path / 'softmoe' / 'single_expert' / 'results.parquet'} "
-        "(run: python -m simulations.softmoe single-expert)"
+        "(run: python -m simulations.families.softmoe single-expert)"
     ]
 
 

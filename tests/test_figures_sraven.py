@@ -83,7 +83,7 @@ def test_missing_inputs_name_their_commands(good, tmp_path, capsys):
                  "--out", str(out), "--only", "sraven_kstar"]) == 2
     err = _one_line(capsys)
     assert err.startswith(f"figures: cannot draw sraven_kstar: missing {tmp_path / 'none'} "
-                          "(run: python -m simulations.sraven); missing")
+                          "(run: python -m simulations.families.sraven); missing")
     assert err.endswith("(run: python -m fits.optimal_k results/sraven-quick --out results/fits-sraven)")
     assert main(["--sraven", str(good[0]), "--sraven-fits", str(tmp_path / "nofits"), "--out", str(out),
                  "--only", "sraven_accuracy"]) == 0

@@ -9,10 +9,10 @@ import torch
 from test_routing import ARMS
 
 from simulations import grid, results
-from simulations import regression as reg
-from simulations import train as tr
 from simulations.config import validate
 from simulations.config_schema import build
+from simulations.families.regression import family as reg
+from simulations.families.regression import train as tr
 
 
 @pytest.fixture(scope="module")

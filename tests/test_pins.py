@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from simulations.config import load_config, validate
+from simulations.families.regression.regime import load_sweep
 from simulations.grid import cells
-from simulations.regime import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNED = json.loads((Path(__file__).parent / "data" / "pinned_ids.json").read_text())

@@ -314,13 +314,13 @@ SRAVEN_TINY = {"name": "tiny", "k": [1, 2], "n_rules": [2], "seeds": [0, 1], "n_
 @pytest.mark.ray
 @pytest.mark.slow
 def test_sraven_cli_on_ray_gives_the_local_executor_rows(ray_cluster, tmp_path):
-    """`python -m simulations.sraven --executor ray`: Ray's workers import the shared
+    """`python -m simulations.families.sraven --executor ray`: Ray's workers import the shared
     `simulations.grid.run_bundle`, which dispatches to the SRAVEN trainer by the bundle's family."""
+    from simulations.families.sraven.config import validate as validate_sraven
     from simulations.grid import run_grid
-    from simulations.sraven.config import validate as validate_sraven
 
     local = tmp_path / "local"
     assert run_grid(validate_sraven(SRAVEN_TINY), local, progress=False)["failed"] == []
-    out = _cli_on_ray("simulations.sraven", SRAVEN_TINY, tmp_path, ray_cluster)
+    out = _cli_on_ray("simulations.families.sraven", SRAVEN_TINY, tmp_path, ray_cluster)
     assert len(results.bundle_files(out)) == 2 and results.read_manifest(out)["family"] == "sraven"
     pd.testing.assert_frame_equal(load_checked(out), load_checked(local))

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulations import regime
 from simulations.config import ConfigError
+from simulations.families.regression import regime
 
 BASE = {"n_skills": 4, "d_in": 4, "teacher_width": 8, "complexity": [1, 2], "n_experts": [8], "k": [1, 2],
         "n_train": [48], "width": [4], "seeds": [0, 1], "lr": 0.01, "max_steps": 20, "eval_every": 10,

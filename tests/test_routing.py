@@ -12,8 +12,8 @@ import torch
 
 from simulations import grid, results, routing
 from simulations.config import ConfigError, validate
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.moe import TopKMoE
-from simulations.tasks import CompositionalTask, TaskSpec
 
 S = 4
 
@@ -210,7 +210,7 @@ def test_router_init_scale_and_temperature_reach_the_model():
     """router_init_scale multiplies the initial router (0: uniform probabilities, so a k = 1 model sends
     every point to expert 0 at the start) and router_temperature divides the logits; both are learned-
     router settings that change the cell id only away from their default."""
-    from simulations.train import init_model
+    from simulations.families.regression.train import init_model
 
     base = init_model(8, 3, 2, [1, 2], [5, 5], "dense", "k>1", torch.float32, "cpu")
     scaled = init_model(8, 3, 2, [1, 2], [5, 5], "dense", "k>1", torch.float32, "cpu",

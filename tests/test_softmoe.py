@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from simulations.softmoe import SoftMoE, algorithm1_mask, combine_column_sums, random_mask
+from simulations.families.softmoe import SoftMoE, algorithm1_mask, combine_column_sums, random_mask
 
 M, B, T, D, N, H = 3, 5, 4, 3, 6, 7
 

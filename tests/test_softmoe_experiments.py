@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulations.softmoe import __main__ as cli
-from simulations.softmoe import expert_drop, single_expert
-from simulations.softmoe.digits import N_CLASSES, make_digits, tokenize
+from simulations.families.softmoe import __main__ as cli
+from simulations.families.softmoe import expert_drop, single_expert
+from simulations.families.softmoe.digits import N_CLASSES, make_digits, tokenize
 
 SINGLE_RESULT_COLUMNS = [
     "n_tokens", "token_dim", "tokenization", "n_experts", "expert_width", "expert_params", "seed", "steps",
@@ -38,8 +38,8 @@ TINY_DROP = expert_drop.ExpertDropConfig(n_experts=(2, 8), total_width=16, image
 
 @pytest.fixture
 def tiny_presets(monkeypatch):
-    monkeypatch.setitem(single_expert.PRESETS, "quick", TINY_SINGLE)
-    monkeypatch.setitem(expert_drop.PRESETS, "quick", TINY_DROP)
+    tiny = {"single-expert": TINY_SINGLE, "expert-drop": TINY_DROP}
+    monkeypatch.setattr(cli, "preset_config", lambda experiment, name: tiny[experiment])
 
 
 def test_single_expert_cli_writes_documented_schema(tiny_presets, tmp_path, capsys):
@@ -169,7 +169,7 @@ def test_cli_failed_write_leaves_nothing(tiny_presets, tmp_path, capsys, monkeyp
     out = tmp_path / "new" / "out"
     assert cli.main(["expert-drop", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"python -m simulations.softmoe: error: cannot write to {out}: "
+    assert err == [f"python -m simulations.families.softmoe: error: cannot write to {out}: "
                    "[Errno 28] No space left on device"]
     assert list(tmp_path.iterdir()) == []
 

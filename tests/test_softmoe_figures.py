@@ -12,21 +12,20 @@ from test_softmoe_experiments import TINY_DROP, TINY_SINGLE
 from figures import softmoe_expert_drop, softmoe_single_expert
 from figures.cli import main as figures_main
 from figures.inputs import Inputs
-from simulations.softmoe import __main__ as cli
-from simulations.softmoe import expert_drop, single_expert
+from simulations.families.softmoe import __main__ as cli
 
 FIGS = (softmoe_single_expert, softmoe_expert_drop)
 
 
 def write_softmoe_store(root: Path) -> Path:
     """results/softmoe-like tree (single_expert/, expert_drop/) from tiny runs of the real CLI."""
-    saved = single_expert.PRESETS["quick"], expert_drop.PRESETS["quick"]
-    single_expert.PRESETS["quick"], expert_drop.PRESETS["quick"] = TINY_SINGLE, TINY_DROP
+    saved, tiny = cli.preset_config, {"single-expert": TINY_SINGLE, "expert-drop": TINY_DROP}
+    cli.preset_config = lambda experiment, name: tiny[experiment]
     try:
         for exp, sub in (("single-expert", "single_expert"), ("expert-drop", "expert_drop")):
             assert cli.main([exp, "--out", str(root / sub), "--no-progress"]) == 0
     finally:
-        single_expert.PRESETS["quick"], expert_drop.PRESETS["quick"] = saved
+        cli.preset_config = saved
     return root
 
 
@@ -62,5 +61,5 @@ def test_expert_drop_figure_curves_end_at_full_accuracy(rendered):
 def test_missing_softmoe_results_name_the_command(tmp_path, capsys):
     assert figures_main(["--softmoe", str(tmp_path / "none"), "--out", str(tmp_path / "out"),
                          "--only", "softmoe_expert_drop"]) == 2
-    assert "python -m simulations.softmoe expert-drop" in capsys.readouterr().err
+    assert "python -m simulations.families.softmoe expert-drop" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

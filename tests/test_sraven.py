@@ -1,4 +1,4 @@
-"""Tests of the SRAVEN generator (simulations.sraven.tasks, .ambiguity): rule semantics checked by
+"""Tests of the SRAVEN generator (simulations.families.sraven.tasks, .ambiguity): rule semantics checked by
 hand-written rules, the feature permutation, the OOD split and its constraints, determinism, errors, and
 the ambiguity measure against a brute-force enumeration."""
 
@@ -10,7 +10,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from simulations.sraven import RULES, Task, ambiguous, sample
+from simulations.families.sraven import RULES, Task, ambiguous, sample
 
 V = 8
 

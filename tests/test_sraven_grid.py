@@ -1,5 +1,6 @@
-"""The SRAVEN grid (`python -m simulations.sraven`) on the shared driver: the store contract, bit-identical
-reruns, kill -9 then --resume, dry-run, one-line errors; and the regression grid's hashes unchanged."""
+"""The SRAVEN grid (`python -m simulations.families.sraven`) on the shared driver: the store contract,
+bit-identical reruns, kill -9 then --resume, dry-run, one-line errors; and the regression grid's hashes
+unchanged."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import yaml
 from simulations import grid, results
 from simulations.config import load_config
 from simulations.config import validate as validate_grid
-from simulations.sraven import ModelSpec, SravenSettings, train_bundle
-from simulations.sraven.cli import main
-from simulations.sraven.config import SravenConfig, validate
-from simulations.sraven.family import REQUIRED_COLUMNS
+from simulations.families.sraven import ModelSpec, SravenSettings, train_bundle
+from simulations.families.sraven.cli import main
+from simulations.families.sraven.config import SravenConfig, validate
+from simulations.families.sraven.schema import SCHEMA
+
+REQUIRED_COLUMNS = SCHEMA.required_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 k x 2 R x 2 seeds = 8 models in 4 bundles of 2 (one k sweep of one (R, seed) each), a few seconds.
@@ -105,7 +108,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_rows(reference, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "simulations.sraven", "--config", str(cfg), "--out", str(out),
+    cmd = [sys.executable, "-m", "simulations.families.sraven", "--config", str(cfg), "--out", str(out),
            "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, grid.DELAY_ENV: "1.5"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -197,7 +200,7 @@ def test_cuda_refused_without_gpu_and_device_plumbing_on_cpu(tmp_path, capsys):
 def test_every_batch_goes_to_the_chosen_device(monkeypatch):
     """Without a GPU: every tensor the trainer builds from problems is placed with the device it was
     given (a forgotten device would leave a batch on the CPU next to a model on the GPU)."""
-    from simulations.sraven import train as sraven_train
+    from simulations.families.sraven import train as sraven_train
 
     seen, real = [], sraven_train._stack
 

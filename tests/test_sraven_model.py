@@ -11,8 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-from simulations.sraven import ModelSpec, SravenSettings, SravenTransformer, sample, to_tokens, train_bundle
-from simulations.sraven.model import batched_attention, reference_attention
+from simulations.families.sraven import (
+    ModelSpec,
+    SravenSettings,
+    SravenTransformer,
+    sample,
+    to_tokens,
+    train_bundle,
+)
+from simulations.families.sraven.model import batched_attention, reference_attention
 
 
 def _grads(fn, tensors):

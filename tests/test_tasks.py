@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from simulations import tasks
-from simulations.tasks import CompositionalTask, TaskSpec
+from simulations.families.regression import tasks
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 
 
 def task(s: int = 2, seed: int = 0, **kw) -> CompositionalTask:

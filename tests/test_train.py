@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from simulations.tasks import CompositionalTask, TaskSpec
-from simulations.train import (
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec
+from simulations.families.regression.train import (
     BundleData,
     TrainSettings,
     _per_model_clip,

@@ -2,7 +2,7 @@
 
 A kind is a class whose class attributes say what the fits and figures need to know about it (its name,
 label, order, whether it routes, where its k* comes from) and whose methods say how a bundle of students
-of that kind gates, trains and evaluates (simulations.train asks them; see each method).
+of that kind gates, trains and evaluates (simulations.families.regression.train asks them; see each method).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class ModelSpec:
 @dataclass(frozen=True)
 class SravenSettings(SravenModel, SravenTraining):
     """A bundle's training and model settings: the SRAVEN config's training and model sections (their
-    fields and defaults, simulations.sraven.config), plus the trainer's own evaluation settings."""
+    fields and defaults, simulations.families.sraven.config), plus the trainer's own evaluation settings."""
 
     eval_chunk: int = 256
     eval_every: int | None = None  # every so many steps record ID metrics in df.attrs["history"]
@@ -108,7 +108,7 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
 
     Columns: the spec and settings; acc_{train,id,ood} (all 4 features right), feat_acc_{...} (share of
     features right), ce_{...}; acc_id_unambiguous (on the ID problems with a single consistent answer,
-    see simulations.sraven.ambiguity, rules from the model's pool) and ambiguous_id (the share of
+    see simulations.families.sraven.ambiguity, rules from the model's pool) and ambiguous_id (the share of
     ambiguous ID problems); n_multisets_{train,ood};
     router_entropy (mean over blocks of the entropy of the expert load on the ID set; ln 8 = 2.08 is
     perfectly balanced) and router_entropy_b{i}; train_ce_last (mean training CE of the last 10 % of

@@ -60,16 +60,6 @@ class ExpertDropConfig:
         return [n // q for q in self.keep_divisors if n % q == 0 and n // q >= 1]
 
 
-PRESETS = {
-    # P3's MNIST sizes: 28 x 28 images, 4 tokens of 196, total width 784, n = 2..512 (784 is not divisible
-    # by every power of two, so total width 1024 keeps n up to 512 exact), 15 epochs, batch 256.
-    "paper": ExpertDropConfig(n_experts=(2, 4, 8, 16, 32, 64, 128, 256, 512), total_width=1024,
-                              image_size=28, n_train=60_000, n_test=10_000, epochs=15, batch_size=256,
-                              seeds=(0, 1, 2)),
-    "quick": ExpertDropConfig(),
-}
-
-
 class SoftMoEClassifier(nn.Module):
     """M models: a Soft MoE layer, then a linear head on the flattened output (head_w [M, t*d, classes])."""
 

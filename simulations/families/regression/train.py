@@ -21,8 +21,8 @@ import torch
 
 from simulations import routing
 from simulations.config import TrainingConfig
+from simulations.families.regression.tasks import CompositionalTask, sample_cached
 from simulations.moe import TopKMoE
-from simulations.tasks import CompositionalTask, sample_cached
 
 ROUTERS = ("learned", "oracle", "dense", "supervised")
 SUPERVISION_WEIGHT = 1.0  # weight of the supervised router's cross-entropy to its targets

@@ -1,4 +1,4 @@
-"""The SRAVEN family: cells, bundles and rows of `python -m simulations.sraven` (docs/sraven.md).
+"""The SRAVEN family: cells, bundles and rows of `python -m simulations.families.sraven` (docs/sraven.md).
 
 A cell is (k, n_rules R, distinct, permute and every model/training setting); `cell_id` hashes it with
 "family": "sraven", so it can never equal a regression cell. All cells share one model shape, so any of
@@ -16,20 +16,12 @@ import pandas as pd
 import torch
 
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash
-from simulations.family import Family
+from simulations.families import Family
 from simulations.provenance import device_name
 
 from .config import SravenConfig, validate
+from .schema import SCHEMA
 from .train import ModelSpec, SravenSettings, train_bundle
-
-REQUIRED_COLUMNS = (
-    "family", "cell_id", "seed", "k", "n_experts", "n_rules", "distinct", "permute", "steps", "batch",
-    "n_train", "d_model", "d_expert", "n_heads", "n_blocks", "lr", "balance", "clip_norm", "n_eval",
-    "acc_train", "acc_id", "acc_ood", "feat_acc_train", "feat_acc_id", "feat_acc_ood", "ce_train", "ce_id",
-    "ce_ood", "acc_id_unambiguous", "ambiguous_id", "n_multisets_train", "n_multisets_ood",
-    "router_entropy", "train_ce_last", "diverged", "wall_s", "bundle_id", "config_hash", "git_commit",
-    "torch_version", "numpy_version", "python_version", "device",
-)
 
 
 def cells(config: SravenConfig) -> list[dict[str, Any]]:
@@ -117,7 +109,7 @@ def estimate_seconds(bundles: list, n_steps: int = 3, n_eval: int = 64) -> float
 
 
 FAMILY = Family(
-    name="sraven", config_cls=SravenConfig, validate=validate, presets="simulations.sraven",
+    name="sraven", config_cls=SravenConfig, validate=validate, presets="simulations.families.sraven",
     default_preset="quick", cells=cells, group=group, order=order, train=train,
-    required_columns=REQUIRED_COLUMNS, estimate=estimate_seconds, label=label, out_prefix="sraven-",
+    required_columns=SCHEMA.required_columns, estimate=estimate_seconds, label=label, out_prefix="sraven-",
 )

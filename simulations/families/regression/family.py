@@ -23,10 +23,10 @@ import torch
 from simulations import arms, results
 from simulations.config import GridConfig, StudentConfig, TaskConfig, validate
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
-from simulations.family import Family
+from simulations.families import Family
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec
+from simulations.families.regression.train import TrainSettings, init_model, make_bundle_data, train_bundle
 from simulations.provenance import device_name
-from simulations.tasks import CompositionalTask, TaskSpec
-from simulations.train import TrainSettings, init_model, make_bundle_data, train_bundle
 
 
 def cells(config: GridConfig) -> list[dict[str, Any]]:
@@ -146,7 +146,7 @@ def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
 
 
 FAMILY = Family(
-    name="regression", config_cls=GridConfig, validate=validate, presets="simulations",
+    name="regression", config_cls=GridConfig, validate=validate, presets="simulations.families.regression",
     default_preset="quick",
     cells=cells, group=group, order=order, train=train, required_columns=results.REQUIRED_COLUMNS,
     estimate=estimate_seconds, label=label,

@@ -1,7 +1,7 @@
 """The SRAVEN grid's configuration: nested, typed sections, loaded and checked like the regression grid's.
 
 `SravenConfig` holds the grid's axes (lists: `k`, `n_rules`, `distinct`, `seeds`), the problems' setting
-(`permute`), the training and model settings (together simulations.sraven.SravenSettings, which takes
+(`permute`), the training and model settings (together simulations.families.sraven.SravenSettings, which takes
 its defaults from these sections) and the runtime settings (`name`, `device`, `workers`,
 `max_models_per_bundle`, `threads`), which never change a row's values and stay out of the cell and
 config hashes. `k: all` means 1..n_experts. Load with
@@ -85,7 +85,7 @@ class SravenTraining:
 
 @dataclass(frozen=True)
 class SravenModel:
-    """The transformer (simulations.sraven.model): every block's MLP a top-k MoE of n_experts."""
+    """The transformer (simulations.families.sraven.model): every block's MLP a top-k MoE of n_experts."""
 
     d_model: int = setting(32, IntAtLeast())
     n_heads: int = setting(4, IntAtLeast())
@@ -104,7 +104,7 @@ class SravenRuntime(RuntimeConfig):
 @dataclass(frozen=True)
 class SravenConfig:
     """Everything a SRAVEN grid run needs (docs/sraven.md). The defaults are the quick preset
-    (simulations/sraven/presets/quick.yaml)."""
+    (simulations/families/sraven/presets/quick.yaml)."""
 
     family: ClassVar[str] = "sraven"
 

@@ -1,8 +1,9 @@
 """SRAVEN at small scale (P1): symbolic Raven problems, a bundle of top-k MoE transformers, and their
-trainer, and its grid: `python -m simulations.sraven` (SravenConfig, presets quick, paper, gpu-slice) runs
-on the shared grid driver into a results store read by `simulations.results.load`. See docs/sraven.md.
+trainer, and its grid: `python -m simulations.families.sraven` (SravenConfig, presets quick, paper,
+gpu-slice) runs on the shared grid driver into a results store read by `simulations.results.load`. See
+docs/sraven.md.
 
-    from simulations.sraven import sample, ModelSpec, SravenSettings, train_bundle
+    from simulations.families.sraven import sample, ModelSpec, SravenSettings, train_bundle
     p = sample(16, n_rules=4, split="train", seed=0)          # Problems: panels, rules, perm, answer
     df = train_bundle([ModelSpec(k=k, n_rules=4, seed=0) for k in (1, 2, 8)], SravenSettings(steps=200))
 """

@@ -1,7 +1,7 @@
 """A small SRAVEN demonstration on the CPU: a bundle of top-k MoE transformers (one per k) trained on one
 setting for a fixed number of steps, printing a learning curve and the final metrics.
 
-    python -m simulations.sraven.demo [--n-rules 2] [--ks 1 2 8] [--steps 600] [--threads 1] ...
+    python -m simulations.families.sraven.demo [--n-rules 2] [--ks 1 2 8] [--steps 600] [--threads 1] ...
 
 At CPU scale the accuracy differences between k mostly measure how fast each k trains in the given
 steps, not a meaningful optimal k* (docs/sraven.md).
@@ -19,7 +19,8 @@ from .train import ModelSpec, SravenSettings, train_bundle
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    ap = argparse.ArgumentParser(prog="python -m simulations.sraven.demo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m simulations.families.sraven.demo",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--n-rules", type=int, default=2, choices=range(2, 9), help="rule pool size R")
     ap.add_argument("--distinct", type=int, default=None, choices=range(1, 5),
                     help="distinct rules per problem (default: any)")

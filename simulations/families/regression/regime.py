@@ -1,4 +1,5 @@
-"""`python -m simulations.regime`: where do learned routers find the teacher's skills? (docs/tasks.md)
+"""`python -m simulations.families.regression.regime`: where do learned routers find the teacher's skills?
+(docs/tasks.md)
 
 A sweep is a base grid config plus named variants, each a few field overrides (data size, training
 length, router learning rate, load-balancing loss, logit noise, renormalization, T / S, ...). Every
@@ -6,7 +7,8 @@ variant runs as an ordinary grid into OUT/<variant>/ (so it resumes, and its row
 `regime_table` summarises each (variant, arm, complexity, n_train): routing recall and gate mass at
 k = s, and recall at the seed-mean argmin k*, each beside its permuted-input chance level; the best test
 NMSE and its ratio to the route-free baseline; and k*. The sweep file (YAML or TOML) holds `base` (grid
-fields) and `variants` (a list of {name, set}); the built-in one is simulations/presets/regime.yaml.
+fields) and `variants` (a list of {name, set}); the built-in one is
+simulations/families/regression/presets/regime.yaml.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 def load_sweep(path: str | Path | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The sweep's variants as (name, validated-able grid mapping) pairs, in file order."""
     if path is None:
-        raw = yaml.safe_load(resources.files("simulations").joinpath("presets", "regime.yaml").read_text())
+        raw = yaml.safe_load(resources.files(__package__).joinpath("presets", "regime.yaml").read_text())
     else:
         raw = read_file(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("base"), dict) \
@@ -87,15 +89,18 @@ def regime_table(out: str | Path, variants: list[str] | None = None) -> pd.DataF
         }).join(at_s.add_suffix("_at_s"), how="left")
         frames.append(table.reset_index().assign(variant=name, n_seeds=df.seed.nunique()))
     if not frames:
-        raise FileNotFoundError(f"no regime results under {out} (run `python -m simulations.regime` first)")
+        raise FileNotFoundError(f"no regime results under {out} "
+                                "(run `python -m simulations.families.regression.regime` first)")
     cols = ["variant", "router", "experts", "complexity", "n_train", "n_seeds"]
     table = pd.concat(frames, ignore_index=True)
     return table[cols + [c for c in table.columns if c not in cols]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulations.regime", description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="sweep file (default: the built-in simulations/presets/regime.yaml)")
+    p = argparse.ArgumentParser(prog="python -m simulations.families.regression.regime",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="sweep file (default: the built-in "
+                                    "simulations/families/regression/presets/regime.yaml)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default %(default)s)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
     p.add_argument("--overwrite", action="store_true", help="retrain instead of resuming")

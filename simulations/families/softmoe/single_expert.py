@@ -48,14 +48,6 @@ class SingleExpertConfig:
                                      f"{self.width_factor * d}")
 
 
-PRESETS = {
-    # P3's sizes: batch 10,000, lr 1e-3, 500 steps; 5 seeds. Runs on a CPU too (the layer is tiny).
-    "paper": SingleExpertConfig(seeds=(0, 1, 2, 3, 4)),
-    # ~1 minute on 2 CPU cores: smaller batches, more steps (the loss curves have flattened by then).
-    "quick": SingleExpertConfig(batch_size=1000, steps=1500, eval_size=10_000, log_every=25),
-}
-
-
 def sample(n: int, variance: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """X [n, 10] ~ N(0, variance I) and the target ||X||_2 [n]."""
     x = torch.randn(n, INPUT_DIM, generator=generator) * variance**0.5

@@ -1,4 +1,4 @@
-"""CLI: `python -m simulations.softmoe single-expert|expert-drop [--preset quick|paper] [--out DIR]`.
+"""CLI: `python -m simulations.families.softmoe single-expert|expert-drop [--preset quick|paper] [--out DIR]`.
 
 Writes into the output dir (default results/softmoe/<experiment>/): results.parquet (one row per model,
 or per model and selection), summary.csv (per cell), and manifest.json (provenance and config); see
@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 
 from . import expert_drop, single_expert
+from .config import preset_config, presets
+from .schema import SCHEMAS
 from .store import OutputDirError, check_out_dir, provenance, write_outputs
 
 EXPERIMENTS = {"single-expert": single_expert, "expert-drop": expert_drop}
@@ -33,10 +35,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = OneLineParser(prog="python -m simulations.softmoe",
+    p = OneLineParser(prog="python -m simulations.families.softmoe",
                       description="Run one of P3's Soft MoE experiments (output schema: docs/softmoe.md).")
     p.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which P3 experiment to run")
-    p.add_argument("--preset", choices=["quick", "paper"], default="quick",
+    p.add_argument("--preset", choices=presets(), default="quick",
                    help="quick: a few minutes on 2 CPU cores; paper: P3's sizes (a GPU helps)")
     p.add_argument("--out", type=Path, default=None, help="output dir (default results/softmoe/<exp>/)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of a non-empty --out")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     module = EXPERIMENTS[args.experiment]
-    cfg = module.PRESETS[args.preset]
+    cfg = preset_config(args.experiment, args.preset)
     progress = not args.no_progress
     torch.manual_seed(0)  # nothing below draws from the global stream; this only guards against it
     if args.experiment == "single-expert":
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = module.summarize(results)
         tables = {"results.parquet": results, "summary.csv": summary}
         report = [summary]
+    SCHEMAS[args.experiment].check(results, "results.parquet")
     meta = provenance(args.device, list(cfg.seeds), module.config_dict(cfg))
     meta.update(experiment=args.experiment, preset=args.preset, files=sorted(tables))
     created = [p for p in (args.out, *args.out.parents) if not p.exists()]  # deepest first
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 d.rmdir()
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"python -m simulations.softmoe: error: cannot write to {args.out}: {reason}", file=sys.stderr)
+        print(f"python -m simulations.families.softmoe: error: cannot write to {args.out}: {reason}",
+              file=sys.stderr)
         return 2
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         for df in report:
