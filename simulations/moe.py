@@ -393,7 +393,8 @@ class TopKMoE(nn.Module):
     per-model tensor; "always"; "never".
 
     ``k`` is an int or a LongTensor [M] (one k per model, so one bundle can hold a k sweep); it can be
-    reassigned after construction (validated to 1 <= k <= T).
+    reassigned after construction (validated to 1 <= k <= T). ``route(x, k=j)`` gates at another k
+    without changing the model's (inference-time k).
 
     Router statistics per model (never pooled across models): ``forward(x, return_stats=True)``
     returns ``(y, RouterStats)``; ``router_stats(x)`` returns the RouterStats alone.
@@ -503,6 +504,13 @@ class TopKMoE(nn.Module):
 
     @k.setter
     def k(self, value: int | torch.Tensor) -> None:
+        self._k_vec.copy_(self._k_vector(value))
+        self._k = self._k_vec.clone() if isinstance(value, torch.Tensor) else int(value)
+        self._k_min, self._k_max = int(self._k_vec.min()), int(self._k_vec.max())
+        self._k_mean = float(self._k_vec.float().mean())
+
+    def _k_vector(self, value: int | torch.Tensor) -> torch.Tensor:
+        """A valid k (an int or an integer tensor [M] in 1..T) as a LongTensor [M] on the model's device."""
         M, T = self.n_models, self.n_experts
         if isinstance(value, torch.Tensor):
             if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
@@ -512,25 +520,30 @@ class TopKMoE(nn.Module):
             lo, hi = int(value.min()), int(value.max())
             if lo < 1 or hi > T:
                 raise ValueError(f"k must satisfy 1 <= k <= n_experts={T}, got values in [{lo}, {hi}]")
-            self._k = value.detach().to(device=self._k_vec.device, dtype=torch.long).clone()
-            self._k_vec.copy_(self._k)
-        else:
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ValueError(f"k must be an int or a LongTensor [n_models], got {type(value).__name__}")
-            if not 1 <= int(value) <= T:
-                raise ValueError(f"k must satisfy 1 <= k <= n_experts={T}, got {int(value)}")
-            self._k = int(value)
-            self._k_vec.fill_(self._k)
-        self._k_min, self._k_max = int(self._k_vec.min()), int(self._k_vec.max())
-        self._k_mean = float(self._k_vec.float().mean())
+            return value.detach().to(device=self._k_vec.device, dtype=torch.long)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise ValueError(f"k must be an int or a LongTensor [n_models], got {type(value).__name__}")
+        if not 1 <= int(value) <= T:
+            raise ValueError(f"k must satisfy 1 <= k <= n_experts={T}, got {int(value)}")
+        return torch.full_like(self._k_vec, int(value))
 
-    def _renorm_mask(self) -> torch.Tensor:
-        """Bool [M]: which models divide their kept probabilities by their sum."""
+    def _k_of(self, k: int | torch.Tensor | None) -> tuple[torch.Tensor, int, int]:
+        """(k per model [M], its min, its max): the model's own k (None), or `k` to gate at another k
+        without changing the model (inference-time k)."""
+        if k is None:
+            return self._k_vec, self._k_min, self._k_max
+        k_vec = self._k_vector(k)
+        return k_vec, int(k_vec.min()), int(k_vec.max())
+
+    def _renorm_mask(self, k_vec: torch.Tensor | None = None) -> torch.Tensor:
+        """Bool [M]: which models divide their kept probabilities by their sum (at k_vec, default the
+        model's own k)."""
+        k_vec = self._k_vec if k_vec is None else k_vec
         if self.renormalize == "always":
-            return torch.ones_like(self._k_vec, dtype=torch.bool)
+            return torch.ones_like(k_vec, dtype=torch.bool)
         if self.renormalize == "never":
-            return torch.zeros_like(self._k_vec, dtype=torch.bool)
-        return self._k_vec > 1
+            return torch.zeros_like(k_vec, dtype=torch.bool)
+        return k_vec > 1
 
     def resolved_impl(self, n_tokens: int | None = None) -> str:
         """The implementation forward() runs on batches of n_tokens tokens per model ("auto" resolved
@@ -554,28 +567,32 @@ class TopKMoE(nn.Module):
             logits = logits + logit_noise * torch.randn_like(logits)
         return torch.softmax(logits, dim=1)
 
-    def route(self, x: torch.Tensor, logit_noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor,
-                                                                      torch.Tensor]:
+    def route(self, x: torch.Tensor, logit_noise: float = 0.0, k: int | torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The router's decision on x [M, N, d_in]: probabilities p, the top-k mask and the gates, each
-        [M, T, N] (gates differentiable through p)."""
+        [M, T, N] (gates differentiable through p). `k` (an int or LongTensor [M]) gates at that k
+        instead of the model's own, leaving the model unchanged."""
         self._check_input(x)
         p = self._probs(x, logit_noise)
-        mask = topk_mask(p, self._k_vec, self._k_min, self._k_max)
-        return p, mask, self._gates(p, mask)
+        mask = topk_mask(p, *self._k_of(k))
+        return p, mask, self._gates(p, mask, k)
 
-    def _gates(self, p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[M, T, N] gate weights: kept p (renormalized per model where it applies), zeros elsewhere.
+    def _gates(self, p: torch.Tensor, mask: torch.Tensor, k: int | torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """[M, T, N] gate weights: kept p (renormalized per model where it applies at k, default the
+        model's own k), zeros elsewhere.
 
         A renormalized k = 1 gate is the constant 1, written as such so the router gets exactly no
         gradient (p / p would leak rounding-level gradients)."""
+        k_vec = self._k_of(k)[0]
         g = p * mask
-        renorm = self._renorm_mask()
+        renorm = self._renorm_mask(k_vec)
         if bool(renorm.all()):
             g = g / g.sum(1, keepdim=True)
         elif bool(renorm.any()):
             g = torch.where(renorm[:, None, None], g / g.sum(1, keepdim=True), g)
         if bool(renorm.any()):
-            constant = renorm & (self._k_vec == 1)
+            constant = renorm & (k_vec == 1)
             if bool(constant.any()):
                 g = torch.where(constant[:, None, None], mask.to(p.dtype), g)
         return g
@@ -602,18 +619,24 @@ class TopKMoE(nn.Module):
             if gates.shape != (self.n_models, self.n_experts, x.shape[1]):
                 raise ValueError(f"gates must have shape [n_models, n_experts, N] = "
                                  f"{[self.n_models, self.n_experts, x.shape[1]]}, got {list(gates.shape)}")
-            mask = gates > 0
-            return self._sparse(x, gates, mask) if impl == "sparse" else self._dense(x, gates)
+            return self.mix(x, gates, gates > 0)
         if impl == "reference":
             y, p, mask = self._forward_reference(x)
         else:
             p = self._probs(x, logit_noise)
             mask = topk_mask(p, self._k_vec, self._k_min, self._k_max)
-            gates = self._gates(p, mask)
-            y = self._dense(x, gates) if impl == "dense" else self._sparse(x, gates, mask)
+            y = self.mix(x, self._gates(p, mask), mask)
         if not return_stats:
             return y
         return y, self._stats(p, mask)
+
+    def mix(self, x: torch.Tensor, gates: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+        """y [M, N, d_out]: the `selected` experts [M, T, N] (bool) run on x [M, N, d_in] and summed,
+        weighted by `gates` [M, T, N] (gradients flow to the gates). The gating half of `forward` is
+        `route`; a caller with its own gates (a fixed router, gating at another k) combines them here."""
+        if self.resolved_impl(x.shape[1]) == "sparse":
+            return self._sparse(x, gates, selected)
+        return self._dense(x, gates)
 
     def router_stats(self, x: torch.Tensor) -> RouterStats:
         """Per-model router statistics of batch x (see RouterStats); differentiable like forward's."""

@@ -79,10 +79,27 @@ def test_k_eval_curves_equal_a_full_evaluation_at_every_k(renormalize):
         student = tr.Student(model, data, build(tr.TrainSettings, first))
         k_train = model._k_vec.clone()
         fast = tr.k_eval_curves(student, chunk=25)
-        assert torch.equal(model._k_vec, k_train)  # the model's own k is restored
+        assert torch.equal(model._k_vec, k_train) and model.k.tolist() == ks  # the model's k is untouched
         for j in range(model.n_experts):
             model.k = j + 1
-            at_k = tr.Student(model, data, student.settings) if student.fixed else student
+            at_k = tr.Student(model, data, student.settings)  # fixed gates are computed at the model's k
             for split in ("id", "ood"):
                 np.testing.assert_allclose(fast[split][:, j], tr._evaluate(at_k, split).double().numpy(),
                                            rtol=1e-5, err_msg=f"{bundle.name} {split} k_eval={j + 1}")
+
+
+@pytest.mark.parametrize("router", ["learned", "oracle"])
+def test_k_eval_curves_never_set_the_models_k(router, monkeypatch):
+    """Gating at another k is an argument (TopKMoE.route / _gates k=...), never a change of model.k:
+    an evaluation that set it would leave a model at the wrong k if it raised half way."""
+    tasks = [reg._task(reg.TaskSpec(4, s, 4, teacher_width=8, seed=0)) for s in (1, 2)]
+    data = tr.make_bundle_data(tasks, [32, 32], 16, 40, torch.float32, "cpu")
+    model = tr.init_model(8, 4, 4, [2, 4], [0, 1], "dense", "k>1", torch.float32, "cpu")
+    student = tr.Student(model, data, tr.TrainSettings(router=router))
+
+    def refuse(self, value):
+        raise AssertionError(f"k_eval_curves set model.k = {value!r}")
+
+    monkeypatch.setattr(type(model), "k", property(type(model).k.fget, refuse))
+    curves = tr.k_eval_curves(student, chunk=16)
+    assert np.isfinite(curves["id"]).all() and curves["id"].shape == (2, 8)

@@ -318,6 +318,26 @@ def test_k_validation_and_setter():
         moe(torch.randn(3, 5, 3))
 
 
+@pytest.mark.parametrize("renormalize", RENORMALIZE)
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_route_at_another_k_equals_setting_k_and_leaves_the_model_alone(renormalize, impl):
+    """route(x, k=j) is what the model gates at k = j (an int or one k per model), and the model's own
+    k stays as it was; mix with route's gates is forward."""
+    M, N, T = 3, 40, 6
+    moe = TopKMoE(M, T, 3, 4, k=torch.tensor([1, 2, 4]), impl=impl, renormalize=renormalize, seed=3)
+    x = torch.randn(M, N, 3, generator=torch.Generator().manual_seed(0))
+    other = TopKMoE(M, T, 3, 4, impl=impl, renormalize=renormalize, seed=3)
+    for k in (1, 3, T, torch.tensor([2, 1, 5])):
+        other.k = k
+        for got, want in zip(moe.route(x, k=k), other.route(x), strict=True):
+            assert torch.equal(got, want)
+        assert moe.k.tolist() == [1, 2, 4] and moe._k_vec.tolist() == [1, 2, 4]
+        _, mask, gates = other.route(x)
+        assert torch.equal(other.mix(x, gates, mask), other(x))
+    with pytest.raises(ValueError, match=r"k must satisfy 1 <= k <= n_experts=6"):
+        moe.route(x, k=7)
+
+
 def test_auto_rule():
     # sparse once T >= 3 * mean(k) and the bundle holds >= 16384 tokens (M * N); dense otherwise.
     assert TopKMoE(64, 8, 3, 3, k=2, seed=0).resolved_impl(512) == "sparse"

@@ -3,12 +3,16 @@
 An arm is a (router kind, expert kind) pair (docs/tasks.md, "Controls"). Each kind is one class in one
 module of this package, registered by `register_router` / `register_experts`; importing the package
 imports every module in it, so a new kind is one new file. Trainer, fits and figures ask this registry
-(names, labels, which arms exist, where an arm's k comes from) and spell no arm name themselves.
+(names, labels, which arms exist, where an arm's k comes from, how a kind gates and trains) and spell
+no arm name themselves.
 
 Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `router(name)`,
 `experts(name)`, `Arm`, `arm(router, experts)`, `arms()` (every arm, in figure and fit order),
 `arm_named(name)`, `primary()` (the arm the toolkit's question is about), `reference()` (the arm whose
-routing is given: the theory's modular student).
+routing is given: the theory's modular student); for writing a kind: `RouterKind`, `ExpertsKind`,
+`Gating` (what a router's gating returns), `Points`, and the protocols `BundleView` and
+`RouterSettings` (what a kind reads of the bundle's data and settings). No module of the package may
+be named as one of these (importing it would replace the name).
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from simulations.arms.base import (
     EXPERTS,
     ROUTERS,
     Arm,
+    BundleView,
     ExpertsKind,
+    Gating,
+    Points,
     RouterKind,
+    RouterSettings,
     arm,
     arm_named,
     arms,
@@ -37,5 +45,6 @@ for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _mod.name != "base":
         import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["EXPERTS", "ROUTERS", "Arm", "ExpertsKind", "RouterKind", "arm", "arm_named", "arms", "experts",
-           "primary", "reference", "register_experts", "register_router", "router"]
+__all__ = ["EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating", "Points", "RouterKind",
+           "RouterSettings", "arm", "arm_named", "arms", "experts", "primary", "reference",
+           "register_experts", "register_router", "router"]

@@ -2,21 +2,60 @@
 
 A kind is a class whose class attributes say what the fits and figures need to know about it (its name,
 label, order, whether it routes, where its k* comes from) and whose methods say how a bundle of students
-of that kind gates, trains and evaluates (simulations.families.regression.train asks them; see each method).
+of that kind gates, trains and evaluates: the regression trainer builds one instance of the bundle's router
+kind and one of its expert kind (each bound to the bundle's model, data and settings) and asks them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
+
+import torch
+
+from simulations.moe import TopKMoE
 
 ROUTERS: dict[str, type[RouterKind]] = {}
 EXPERTS: dict[str, type[ExpertsKind]] = {}
+
+Points = slice | torch.Tensor  # which points of a split: a slice, or an index tensor (a permutation)
+
+
+class BundleView(Protocol):
+    """What a kind reads of a bundle's data (the regression trainer's BundleData, whose module imports
+    this package)."""
+
+    mask_train: torch.Tensor  # [M, N] bool: each model's training points
+    complexity: torch.Tensor | None  # [M]: s of each model's task
+    z: dict[str, torch.Tensor]  # split -> teacher scores [M, N, S]
+    expert_out: dict[str, torch.Tensor]  # split -> the teacher's skills as experts [M, N, T]
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class RouterSettings(Protocol):
+    """The training settings a router kind reads (simulations.families.regression.train.TrainSettings)."""
+
+    router_lr_mult: float  # the router's learning rate as a multiple of the bundle's
+    balance_loss: float  # weight of the load-balancing loss
+    router_noise: float  # sd of the N(0, .) jitter on the router's logits in training steps
+
+
+@dataclass(frozen=True)
+class Gating:
+    """One gating decision on some points: the selected experts and their gates, each [M, T, n], and
+    the router probabilities they came from (None for a router without them)."""
+
+    selected: torch.Tensor
+    gates: torch.Tensor
+    probs: torch.Tensor | None = None
 
 
 class RouterKind:
     """How a student chooses its experts and their gates.
 
+    Class attributes (what fits and figures read):
     name: the config value (`router: [...]`) and the stored `router` column.
     label: the name figures print.
     order: the arm's place in fits and figures (smaller first).
@@ -24,6 +63,11 @@ class RouterKind:
         k*, no routing measures and no inference-time-k curve.
     needs_replicas: n_experts must be a multiple of n_skills (r replicas of each skill).
     k_source: the k* estimator the fits use for this arm (None: the CLI's --k-source).
+    trains: the TopKMoE parameters it trains.
+
+    An instance is one bundle's router: `route` gates (in training, with its jitter), `aux_loss` is
+    its term of the training loss, `gates_by_k` gates at every k = 1..T (inference-time k), `lr_mult`
+    scales its parameters' learning rate.
     """
 
     name: ClassVar[str]
@@ -34,16 +78,43 @@ class RouterKind:
     k_source: ClassVar[str | None] = None
     primary: ClassVar[bool] = False  # the arm the toolkit's question is about (learned router)
     reference: ClassVar[bool] = False  # routing given, not learned: the theory's modular student
+    trains: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
+        self.model, self.data, self.settings = model, data, settings
+
+    def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
+        """The gating of a split's points at the model's k (`training`: as in a training step)."""
+        raise NotImplementedError
+
+    def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
+        """Its weighted term [M] of the training loss on the gated points, or None (no term)."""
+        return None
+
+    def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
+        """The gates [M, T, n] of a split's points at k = 1, 2, ..., T in turn (the model's own k
+        unchanged); asked only of kinds that route."""
+        raise NotImplementedError
+
+    def lr_mult(self) -> float:
+        """Its parameters' learning rate as a multiple of the bundle's."""
+        return 1.0
 
 
 class ExpertsKind:
     """What the experts are.
 
+    Class attributes (what fits, figures and the config read):
     name: the config value (`experts: [...]`) and the stored `experts` column.
     arm_name, label, order: its arm's name, printed name and place (see `Arm`), where it is not the
         default expert kind (whose arms are named and ordered by their router).
     routers: the router kinds it pairs with (None: every one).
     needs_replicas: n_experts must be a multiple of n_skills.
+    needs_expert_out: its bundles' data carry the teacher-expert outputs (`BundleData.expert_out`).
+    trains: the TopKMoE parameters it trains.
+
+    An instance is one bundle's experts: `combine` weighs them by a gating, `outputs` gives every
+    expert's output (to regate them at every k).
     """
 
     name: ClassVar[str]
@@ -52,7 +123,24 @@ class ExpertsKind:
     order: ClassVar[int]
     routers: ClassVar[tuple[str, ...] | None] = None
     needs_replicas: ClassVar[bool] = False
+    needs_expert_out: ClassVar[bool] = False
     default: ClassVar[bool] = False  # the expert kind whose arms are named by their router
+    trains: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
+        self.model, self.data, self.settings = model, data, settings
+
+    def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor:
+        """Predictions [M, n, 1] on a split's points: the gate-weighted sum of the selected experts."""
+        raise NotImplementedError
+
+    def outputs(self, split: str, points: Points) -> torch.Tensor:
+        """Every expert's output on a split's points, [M, T, n, 1]."""
+        raise NotImplementedError
+
+    def lr_mult(self) -> float:
+        """Its parameters' learning rate as a multiple of the bundle's."""
+        return 1.0
 
 
 def register_router(cls: type[RouterKind]) -> type[RouterKind]:

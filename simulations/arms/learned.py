@@ -1,8 +1,14 @@
-"""The learned router: a softmax over linear scores, top-k selection, renormalized gates."""
+"""The learned router: a softmax over linear scores, top-k selection, renormalized gates (TopKMoE.route),
+with its training options: a learning-rate multiple, a load-balancing loss and logit jitter."""
 
 from __future__ import annotations
 
-from simulations.arms.base import RouterKind, register_router
+from collections.abc import Iterator
+
+import torch
+
+from simulations import routing
+from simulations.arms.base import Gating, Points, RouterKind, register_router
 
 
 @register_router
@@ -11,3 +17,27 @@ class Learned(RouterKind):
     label = "learned router"
     order = 0
     primary = True
+    trains = ("router",)
+
+    def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
+        x = self.data.split(split)[0][:, points]
+        p, mask, gates = self.model.route(x, self.settings.router_noise if training else 0.0)
+        return Gating(mask, gates, p)
+
+    def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
+        """The load-balancing loss weighted by `balance_loss` (None at weight 0)."""
+        if self.settings.balance_loss > 0:
+            stats = self.model._stats(gating.probs, gating.selected)
+            return self.settings.balance_loss * stats.load_balancing_loss
+        return None
+
+    def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
+        """The top-k experts of one sort for every k (topk_mask's rule: ties go to the lower index),
+        gated by the model's rule at that k."""
+        p = self.model._probs(self.data.split(split)[0][:, points])
+        rank = routing.skill_ranks(p.transpose(1, 2)).transpose(1, 2)  # [M, T, n]: each expert's place
+        for j in range(self.model.n_experts):
+            yield self.model._gates(p, rank <= j, k=j + 1)
+
+    def lr_mult(self) -> float:
+        return self.settings.router_lr_mult

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from simulations.arms.base import RouterKind, register_router
+import torch
+
+from simulations import routing
+from simulations.arms.base import Points, register_router
+from simulations.arms.fixed import FixedGates
 
 
 @register_router
-class Oracle(RouterKind):
+class Oracle(FixedGates):
     name = "oracle"
     label = "oracle router"
     order = 1
@@ -15,3 +19,7 @@ class Oracle(RouterKind):
     # The oracle's curve is flat past k = s r by construction (docs/tasks.md): only the discrete argmin
     # of its curve is meaningful.
     k_source = "discrete"
+
+    def gates(self, split: str, points: Points, k: torch.Tensor) -> torch.Tensor:
+        return routing.oracle_gates(self.data.z[split][:, points], self.data.complexity, k,
+                                    self.model.n_experts)

@@ -86,9 +86,10 @@ def train(bundle) -> pd.DataFrame:
     student = build(StudentConfig, first)
     dtype = getattr(torch, student.dtype)
     tasks = [_task(task_spec(m.cell, m.seed)) for m in bundle.models]
+    expert_out = arms.experts(first["experts"]).needs_expert_out
     data = make_bundle_data(tasks, [m.cell["n_train"] for m in bundle.models], first["n_val"],
                             first["n_test"], dtype, device,
-                            n_experts=first["n_experts"] if first["experts"] == "teacher" else None)
+                            n_experts=first["n_experts"] if expert_out else None)
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
     model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, student.impl,
                        student.renormalize, dtype, device, router_temperature=student.router_temperature,

@@ -19,43 +19,29 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simulations import routing
+from simulations import arms, routing
 from simulations.config import TrainingConfig
 from simulations.families.regression.tasks import CompositionalTask, sample_cached
 from simulations.moe import TopKMoE
-
-ROUTERS = ("learned", "oracle", "dense", "supervised")
-SUPERVISION_WEIGHT = 1.0  # weight of the supervised router's cross-entropy to its targets
-EXPERTS = ("learned", "teacher")
-SPLIT_NAMES = ("train", "val", "id", "ood")  # BundleData's splits (x_<name>, y_<name>)
 
 
 @dataclass(frozen=True)
 class TrainSettings(TrainingConfig):
     """Optimisation settings and the bundle's arm (docs/tasks.md, "Controls").
 
-    router: "learned" (the softmax top-k router), "oracle" (fixed gates from the teacher's active sets,
-    `routing.oracle_gates`), "dense" (the first k experts with gate 1: a dense MLP of width k * h) or
-    "supervised" (the learned router, also trained towards the teacher's active sets,
-    `routing.supervision_target`, by a cross-entropy of weight SUPERVISION_WEIGHT: a ceiling for
-    learned routing; its gates and experts are learned as the learned router's are).
-    experts: "learned" (trained ReLU experts) or "teacher" (the teacher's own skills, frozen and scaled,
-    `BundleData.expert_out`; only the router learns). Router settings apply to a learned router:
-    `router_lr_mult` scales its learning rate, `balance_loss` weighs the layer's load-balancing loss,
-    `router_noise` is the sd of N(0, .) jitter on its logits during training steps.
+    router, experts: a router kind and an expert kind of the arms registry (simulations.arms: each
+    kind's module says how it gates or what its experts are), a pair that makes an arm. Router settings
+    apply to a learned router: `router_lr_mult` scales its learning rate, `balance_loss` weighs the
+    layer's load-balancing loss, `router_noise` is the sd of N(0, .) jitter on its logits during
+    training steps.
     The optimisation settings and their defaults are the grid config's training section
     (simulations.config.TrainingConfig); this adds the bundle's arm."""
 
-    router: str = "learned"
-    experts: str = "learned"
+    router: str = arms.primary().router.name
+    experts: str = arms.primary().experts.name
 
     def __post_init__(self) -> None:
-        if self.router not in ROUTERS:
-            raise ValueError(f"router must be one of {ROUTERS}, got {self.router!r}")
-        if self.experts not in EXPERTS:
-            raise ValueError(f"experts must be one of {EXPERTS}, got {self.experts!r}")
-        if self.experts == "teacher" and self.router != "learned":
-            raise ValueError("experts='teacher' needs router='learned' (only the router learns)")
+        arms.arm(self.router, self.experts)  # ValueError naming the allowed kinds or pairs
 
 
 @dataclass
@@ -74,8 +60,9 @@ class BundleData:
     target_var: torch.Tensor  # [M]
     complexity: torch.Tensor | None = None  # [M] long: s of each model's task
     z: dict[str, torch.Tensor] = field(default_factory=dict)  # split -> teacher scores [M, N, S]
-    # split -> the teacher's skills as frozen experts [M, N, T] (experts="teacher"): expert
-    # e = rep * S + j outputs (s * g_j(x) - mean_G) / sd_G, so s of them with gates 1 / s give the target
+    # split -> the teacher's skills as frozen experts [M, N, T] (an expert kind that needs_expert_out):
+    # expert e = rep * S + j outputs (s * g_j(x) - mean_G) / sd_G, so s of them with gates 1 / s give
+    # the target
     expert_out: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,73 +138,41 @@ def _masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None =
 
 class Student:
     """How one bundle's models predict a split, per its arm (TrainSettings.router / experts): the
-    learned router (optionally jittered), fixed gates (oracle, dense, computed once per split), or the
-    teacher's skills as frozen experts."""
+    bundle's router kind gates (`router`), its expert kind combines the experts by those gates
+    (`experts`); both are instances of simulations.arms kinds, bound to this bundle."""
 
     def __init__(self, model: TopKMoE, data: BundleData, settings: TrainSettings):
         self.model, self.data, self.settings = model, data, settings
-        k = model._k_vec
-        self.target = None
-        if settings.router == "supervised":
-            self.target = routing.supervision_target(data.z["train"], data.complexity, model.n_experts)
-        self.fixed: dict[str, torch.Tensor] = {}
-        if settings.router in ("oracle", "dense"):
-            for name in SPLIT_NAMES:
-                x = data.split(name)[0]
-                self.fixed[name] = (
-                    routing.oracle_gates(data.z[name], data.complexity, k, model.n_experts)
-                    if settings.router == "oracle"
-                    else routing.dense_gates(k, model.n_experts, x.shape[1], x.dtype)
-                )
+        self.router = arms.router(settings.router)(model, data, settings)
+        self.experts = arms.experts(settings.experts)(model, data, settings)
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         """(name, parameter) pairs the arm trains, sorted by name."""
-        skip = {"router"} if self.fixed else set()  # fixed gates: the router is never used
-        if self.settings.experts == "teacher":
-            skip = {"w1", "b1", "w2", "b2"}
-        return [(n, p) for n, p in sorted(self.model.named_parameters()) if n not in skip]
+        names = {*self.router.trains, *self.experts.trains}
+        return [(n, p) for n, p in sorted(self.model.named_parameters()) if n in names]
 
-    def route(self, split: str, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(selection mask, gates), each [M, T, n], on a split's points (on `x` instead, for a learned
-        router); fixed gates select the experts whose gate is positive."""
-        if self.fixed:
-            return self.fixed[split] > 0, self.fixed[split]
-        return self.model.route(self.data.split(split)[0] if x is None else x)[1:]
+    def param_groups(self, lr: float) -> list[dict]:
+        """Adam's parameter groups: the trainable parameters by learning rate (lr times their kind's
+        `lr_mult`), in name order; one group when every multiple is 1."""
+        by_mult: dict[float, list[torch.nn.Parameter]] = {}
+        for name, p in self.trainable():
+            kind = self.router if name in self.router.trains else self.experts
+            by_mult.setdefault(kind.lr_mult(), []).append(p)
+        return [{"params": ps} if mult == 1.0 else {"params": ps, "lr": lr * mult}
+                for mult, ps in by_mult.items()]
+
+    def route(self, split: str, points: arms.Points = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """(selection mask, gates), each [M, T, n], on a split's points (all of them, a slice, or an
+        index tensor such as a permutation)."""
+        gating = self.router.route(split, points)
+        return gating.selected, gating.gates
 
     def __call__(self, split: str, sl: slice = slice(None), training: bool = False):
-        """Predictions [M, n, 1] on a split's points; in training, also the weighted auxiliary loss [M]
-        (load balancing, router supervision) or None."""
-        x = self.data.split(split)[0][:, sl]
-        st, model = self.settings, self.model
-        if self.fixed:
-            return model(x, gates=self.fixed[split][:, :, sl]), None
-        noise = st.router_noise if training else 0.0
-        aux = None
-        if st.experts == "teacher":
-            p, mask, g = model.route(x, noise)
-            y = torch.einsum("mtn,mnt->mn", g, self.data.expert_out[split][:, sl]).unsqueeze(-1)
-            if training and st.balance_loss > 0:
-                aux = st.balance_loss * model._stats(p, mask).load_balancing_loss
-            return y, aux
-        if training and st.balance_loss > 0:
-            y, stats = model(x, return_stats=True, logit_noise=noise)
-            aux = st.balance_loss * stats.load_balancing_loss
-        else:
-            y = model(x, logit_noise=noise)
-        if training and self.target is not None:
-            sup = self._supervision(split, x, sl)
-            aux = sup if aux is None else aux + sup
-        return y, aux
-
-    def _supervision(self, split: str, x: torch.Tensor, sl: slice) -> torch.Tensor:
-        """SUPERVISION_WEIGHT x the cross-entropy [M] from the router's (unjittered) probabilities to
-        its targets, over the valid training points."""
-        if split != "train":
-            raise ValueError(f"router supervision uses the training split's targets, not {split!r}")
-        logp = self.model._probs(x).clamp_min(torch.finfo(x.dtype).tiny).log()
-        ce = -(self.target[:, :, sl] * logp).sum(1)  # [M, n]
-        mask = self.data.mask_train[:, sl]
-        return SUPERVISION_WEIGHT * (ce * mask).sum(1) / mask.sum(1)
+        """Predictions [M, n, 1] on a split's points; in training, also the router kind's auxiliary loss
+        [M] (load balancing, router supervision) or None."""
+        gating = self.router.route(split, sl, training)
+        y = self.experts.combine(gating, split, sl)
+        return y, self.router.aux_loss(gating, split, sl) if training else None
 
 
 @torch.no_grad()
@@ -246,10 +201,10 @@ def _router_entropy(student: Student) -> torch.Tensor:
 def routing_report(student: Student, seed: int = 0) -> dict[str, torch.Tensor]:
     """Routing measures per model on the ID test split (docs/results.md): experts are mapped to skills
     from co-activation on the training split; the baseline routes inputs permuted across points (so
-    they carry no information about each point's active set). NaN for the dense arm (no routing)."""
+    they carry no information about each point's active set). NaN for an arm that does not route."""
     data = student.data
     M = data.x_id.shape[0]
-    if student.settings.router == "dense":
+    if not student.router.routes:
         nan = torch.full((M,), math.nan, dtype=torch.float64)
         return {"routing_recall": nan, "routing_gate_mass": nan, "routing_recall_baseline": nan,
                 "routing_gate_mass_baseline": nan}
@@ -257,11 +212,7 @@ def routing_report(student: Student, seed: int = 0) -> dict[str, torch.Tensor]:
     mapping = routing.skill_map(student.route("train")[1], active["train"], data.mask_train)
     recall, mass = routing.routing_measures(*student.route("id"), active["id"], mapping)
     perm = torch.randperm(data.x_id.shape[1], generator=torch.Generator().manual_seed(seed))
-    perm = perm.to(data.x_id.device)
-    if student.fixed:
-        base = (student.fixed["id"][:, :, perm] > 0, student.fixed["id"][:, :, perm])
-    else:
-        base = student.route("id", x=data.x_id[:, perm])
+    base = student.route("id", perm.to(data.x_id.device))
     recall_b, mass_b = routing.routing_measures(*base, active["id"], mapping)
     return {"routing_recall": recall, "routing_gate_mass": mass, "routing_recall_baseline": recall_b,
             "routing_gate_mass_baseline": mass_b}
@@ -270,40 +221,26 @@ def routing_report(student: Student, seed: int = 0) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def k_eval_curves(student: Student, chunk: int = 4096) -> dict[str, np.ndarray]:
     """Inference-time k: each trained model evaluated at every k_eval = 1..T without retraining, with
-    its own gating rule (the `renormalize` setting applied at k_eval; the oracle's rule at k_eval).
-    Returns {"id", "ood"}: MSE [M, T] (column j is k_eval = j + 1); NaN for the dense arm, whose k
-    is its width, not a routing choice. The experts run once per chunk of points and their outputs are
-    recombined with each k_eval's gates, so T values of k cost about one forward pass, not T."""
-    model, T, M = student.model, student.model.n_experts, student.model.n_models
-    if student.settings.router == "dense":
+    its router kind's gating at k_eval (`RouterKind.gates_by_k`; the model's own k is left alone).
+    Returns {"id", "ood"}: MSE [M, T] (column j is k_eval = j + 1); NaN for an arm that does not route
+    (whose k is not a routing choice, e.g. a dense MLP's width). The experts run once per chunk of
+    points and their outputs are recombined with each k_eval's gates, so T values of k cost about one
+    forward pass, not T."""
+    T, M = student.model.n_experts, student.model.n_models
+    if not student.router.routes:
         nan = np.full((M, T), np.nan)
         return {"id": nan, "ood": nan.copy()}
-    data, k_train = student.data, model.k
     out = {}
-    try:
-        for split in ("id", "ood"):
-            x, y = data.split(split)
-            total = torch.zeros(M, T, dtype=x.dtype, device=x.device)
-            for start in range(0, x.shape[1], chunk):
-                sl = slice(start, start + chunk)
-                if student.settings.experts == "teacher":
-                    experts = data.expert_out[split][:, sl].transpose(1, 2).unsqueeze(-1)  # [M, T, n, 1]
-                else:
-                    experts = model.expert_outputs(x[:, sl])
-                if not student.fixed:  # each expert's place in the router's order (ties: lower index)
-                    p = model._probs(x[:, sl])
-                    rank = routing.skill_ranks(p.transpose(1, 2)).transpose(1, 2)  # [M, T, n]
-                for j in range(T):
-                    model.k = j + 1
-                    if student.fixed:  # the oracle (the dense arm returned above)
-                        gates = routing.oracle_gates(data.z[split][:, sl], data.complexity, model._k_vec, T)
-                    else:  # the top k_eval experts: topk_mask's rule, from one sort for every k
-                        gates = model._gates(p, rank <= j)
-                    pred = (gates.unsqueeze(-1) * experts).sum(1)
-                    total[:, j] += (pred - y[:, sl]).squeeze(-1).square().sum(1)
-            out[split] = (total / x.shape[1]).cpu().double().numpy()
-    finally:
-        model.k = k_train
+    for split in ("id", "ood"):
+        x, y = student.data.split(split)
+        total = torch.zeros(M, T, dtype=x.dtype, device=x.device)
+        for start in range(0, x.shape[1], chunk):
+            sl = slice(start, start + chunk)
+            experts = student.experts.outputs(split, sl)  # [M, T, n, 1]
+            for j, gates in enumerate(student.router.gates_by_k(split, sl)):
+                pred = (gates.unsqueeze(-1) * experts).sum(1)
+                total[:, j] += (pred - y[:, sl]).squeeze(-1).square().sum(1)
+        out[split] = (total / x.shape[1]).cpu().double().numpy()
     return out
 
 
@@ -332,15 +269,9 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
     """Train every model of the bundle; one row of metrics per model, in model order."""
     t0 = time.perf_counter()
     student = Student(model, data, settings)
-    named = student.trainable()
-    params = [p for _, p in named]
-    router = [p for n, p in named if n == "router"]
-    groups = [{"params": params}]
-    if router and settings.router_lr_mult != 1.0:
-        rest = [p for n, p in named if n != "router"]
-        router_lr = settings.lr * settings.router_lr_mult
-        groups = [g for g in ({"params": rest}, {"params": router, "lr": router_lr}) if g["params"]]
-    opt = torch.optim.Adam(groups, lr=settings.lr, foreach=True)  # same bits as the per-tensor loop
+    params = [p for _, p in student.trainable()]
+    # foreach: the same bits as the per-tensor loop
+    opt = torch.optim.Adam(student.param_groups(settings.lr), lr=settings.lr, foreach=True)
     M, dev = model.n_models, data.x_train.device
     best = [p.detach().clone() for p in params]
     best_val = torch.full((M,), math.inf, dtype=data.x_train.dtype, device=dev)

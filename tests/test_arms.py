@@ -1,0 +1,168 @@
+"""The arms registry: its kinds are consistent and resolvable, bad names are one-line errors, each arm
+trains exactly what its kinds say, and a new router kind is one class registered in one place (here a
+toy kind defined in this test trains a bundle through train_bundle without any other change)."""
+
+from __future__ import annotations
+
+import pkgutil
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from simulations import arms, routing
+from simulations.families.regression import train as tr
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec
+
+S, T = 4, 8
+
+
+def bundle(teacher_experts: bool = False, ks=(1, 2, 4)):
+    tasks = [CompositionalTask(TaskSpec(S, s, 4, teacher_width=8, seed=s, n_ref=4000)) for s in (1, 2, 2)]
+    data = tr.make_bundle_data(tasks, [48, 64, 64], 24, 48, torch.float64, "cpu",
+                               n_experts=T if teacher_experts else None)
+    model = tr.init_model(T, 4, 4, list(ks), [0, 1, 2], "dense", "k>1", torch.float64, "cpu")
+    return model, data
+
+
+def test_kinds_are_registered_under_their_own_unique_names():
+    for registry, base in ((arms.ROUTERS, arms.RouterKind), (arms.EXPERTS, arms.ExpertsKind)):
+        assert registry
+        assert all(name == kind.name and issubclass(kind, base) for name, kind in registry.items())
+        assert all(isinstance(kind.label, str) and kind.label for kind in registry.values())
+    with pytest.raises(ValueError, match="registered twice"):
+        arms.register_router(arms.ROUTERS["learned"])
+    with pytest.raises(ValueError, match="registered twice"):
+        arms.register_experts(arms.EXPERTS["learned"])
+
+
+def test_every_arm_resolves_and_has_a_unique_name_label_and_order():
+    every = arms.arms()
+    assert len({a.name for a in every}) == len({a.label for a in every}) == len({a.order for a in every})
+    assert len(every) == len({a.name for a in every})
+    assert [a.order for a in every] == sorted(a.order for a in every)
+    for a in every:
+        assert arms.arm_named(a.name) == a == arms.arm(a.router.name, a.experts.name)
+        tr.TrainSettings(router=a.router.name, experts=a.experts.name)  # the trainer accepts every arm
+    assert arms.primary().router.primary and arms.reference().router.reference
+    assert arms.primary() != arms.reference()
+
+
+def test_every_kind_implements_what_the_trainer_asks():
+    """Routing kinds gate and gate at every k; expert kinds combine and give their outputs; what they
+    train are the model's parameters."""
+    params = {n for n, _ in bundle()[0].named_parameters()}
+    for kind in arms.ROUTERS.values():
+        assert kind.route is not arms.RouterKind.route, kind.name
+        if kind.routes:
+            assert kind.gates_by_k is not arms.RouterKind.gates_by_k, kind.name
+        assert set(kind.trains) <= params
+    for kind in arms.EXPERTS.values():
+        assert kind.combine is not arms.ExpertsKind.combine and kind.outputs is not arms.ExpertsKind.outputs
+        assert set(kind.trains) <= params
+
+
+def test_no_module_of_the_package_hides_a_public_name():
+    """Importing a submodule sets it as an attribute of the package: a module called `experts` would
+    replace the `experts()` lookup."""
+    modules = {m.name for m in pkgutil.iter_modules(arms.__path__)}
+    assert modules.isdisjoint(arms.__all__)
+    assert callable(arms.experts) and callable(arms.router)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: arms.router("magic"), "router: expected one of dense, learned, oracle, supervised; got 'magic'"),
+    (lambda: arms.experts("frozen"), "experts: expected one of learned, teacher; got 'frozen'"),
+    (lambda: arms.arm_named("nope"), "arm: expected one of learned, oracle, teacher_experts"),
+    (lambda: arms.arm("oracle", "teacher"), "experts: 'teacher' pairs with the learned router only"),
+    (lambda: tr.TrainSettings(router="magic"), "router: expected one of"),
+    (lambda: tr.TrainSettings(router="dense", experts="teacher"), "pairs with the learned router only"),
+])
+def test_unknown_names_and_pairs_are_one_line_errors_naming_the_allowed_values(call, message):
+    with pytest.raises(ValueError, match=message) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("a", arms.arms(), ids=lambda a: a.name)
+def test_each_arm_trains_exactly_its_kinds_parameters(a):
+    model, data = bundle(teacher_experts=a.experts.needs_expert_out)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    settings = tr.TrainSettings(max_steps=5, eval_every=5, patience=100, router=a.router.name,
+                                experts=a.experts.name, router_lr_mult=2.0)
+    student = tr.Student(model, data, settings)
+    trains = {*a.router.trains, *a.experts.trains}
+    assert [n for n, _ in student.trainable()] == sorted(trains)
+    lrs = {id(p): g.get("lr", settings.lr) for g in student.param_groups(settings.lr) for p in g["params"]}
+    mult = {n: 2.0 if n in a.router.trains else 1.0 for n in trains}
+    assert lrs == {id(p): settings.lr * mult[n] for n, p in student.trainable()}
+    rows = tr.train_bundle(model, data, settings)
+    assert np.isfinite(rows.test_mse_id).all()
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) != (n in trains), n
+
+
+class RandomRouter(arms.RouterKind):
+    """A toy router kind: k experts drawn at random for each point (fixed per point), each with gate
+    1 / k; it ignores the inputs and trains nothing."""
+
+    name = "toy_random"
+    label = "random router (test)"
+    order = 99
+
+    def __init__(self, model, data, settings):
+        super().__init__(model, data, settings)
+        gen = torch.Generator().manual_seed(0)
+        self.scores = {split: torch.rand(model.n_models, model.n_experts, data.split(split)[0].shape[1],
+                                         generator=gen, dtype=torch.float64) for split in data.z}
+
+    def _at(self, split, points, k: torch.Tensor) -> arms.Gating:
+        rank = routing.skill_ranks(self.scores[split][:, :, points].transpose(1, 2)).transpose(1, 2)
+        selected = rank < k.view(-1, 1, 1)
+        return arms.Gating(selected, selected / k.view(-1, 1, 1).to(torch.float64))
+
+    def route(self, split, points=slice(None), training=False) -> arms.Gating:
+        return self._at(split, points, self.model._k_vec)
+
+    def gates_by_k(self, split, points) -> Iterator[torch.Tensor]:
+        for j in range(self.model.n_experts):
+            yield self._at(split, points, torch.full_like(self.model._k_vec, j + 1)).gates
+
+
+@pytest.fixture
+def toy_router():
+    arms.register_router(RandomRouter)
+    try:
+        yield RandomRouter
+    finally:
+        del arms.ROUTERS[RandomRouter.name]
+
+
+def test_a_new_router_kind_is_one_registered_class(toy_router):
+    """The toy kind joins the arms and trains a bundle through train_bundle: its experts learn, its
+    router parameters stay as initialised, and its rows carry routing measures and k_eval curves
+    consistent with its test error."""
+    a = arms.arm_named("toy_random")
+    assert a.router is toy_router and a in arms.arms() and a.label == "random router (test)"
+    model, data = bundle()
+    router_before, w1_before = model.router.detach().clone(), model.w1.detach().clone()
+    rows = tr.train_bundle(model, data, tr.TrainSettings(max_steps=30, eval_every=10, patience=100,
+                                                         router="toy_random"))
+    assert torch.equal(model.router, router_before) and not torch.equal(model.w1, w1_before)
+    assert np.isfinite(rows.test_mse_id).all() and not rows.diverged.any()
+    assert rows.routing_recall.between(0, 1).all() and rows.routing_gate_mass.between(0, 1).all()
+    at_k = np.array([curve[k - 1] for curve, k in zip(rows.k_eval_mse_id, (1, 2, 4), strict=True)])
+    np.testing.assert_allclose(at_k, rows.test_mse_id, rtol=1e-9)
+
+
+def test_the_toy_kind_is_gone_after_its_test():
+    assert "toy_random" not in arms.ROUTERS
+    with pytest.raises(ValueError, match="router: expected one of"):
+        tr.TrainSettings(router="toy_random")
+
+
+def test_teacher_experts_without_their_outputs_is_a_one_line_error():
+    model, data = bundle()  # drawn without the teacher-expert outputs
+    with pytest.raises(ValueError, match=r"teacher experts need the bundle's teacher-expert outputs"):
+        tr.Student(model, data, tr.TrainSettings(experts="teacher"))
