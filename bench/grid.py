@@ -67,11 +67,18 @@ def load_base(rev: str, into: Path) -> SimpleNamespace:
         text = py.read_text()
         text = re.sub(r"^(\s*)(from|import) simulations\b", r"\1\2 simulations_base", text,
                       flags=re.MULTILINE)
-        py.write_text(text.replace('resources.files("simulations")', 'resources.files("simulations_base")'))
+        # module paths and package names in strings too (family registries, preset packages)
+        py.write_text(re.sub(r'"simulations(?=[."])', '"simulations_base', text))
     sys.path.insert(0, str(into))
-    names = ("config", "grid", "moe", "tasks", "train")
-    return SimpleNamespace(name=f"base {rev}", **{n: importlib.import_module(f"simulations_base.{n}")
-                                                  for n in names})
+    # the regression family's modules moved under families/regression/ with issue 19
+    names = {"config": "config", "grid": "grid", "moe": "moe", "tasks": "tasks", "train": "train",
+             "regression": "regression"}
+    if (pkg / "families" / "regression").is_dir():
+        names.update({n: f"families.regression.{n}" for n in ("tasks", "train")},
+                     regression="families.regression.family")
+    return SimpleNamespace(name=f"base {rev}", **{n: importlib.import_module(f"simulations_base.{m}")
+                                                  for n, m in names.items()
+                                                  if (pkg / f"{m.replace('.', '/')}.py").exists()})
 
 
 def this_checkout() -> SimpleNamespace:
@@ -80,8 +87,8 @@ def this_checkout() -> SimpleNamespace:
 
 
 def regression_helpers(impl: SimpleNamespace):
-    """The module with `_task` and `_init_seed`: simulations.grid before the task families,
-    simulations.families.regression.family after."""
+    """The module with `_task` and `_init_seed`: simulations.grid before the task families, the regression
+    family's module after."""
     return getattr(impl, "regression", impl.grid)
 
 
@@ -205,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         impls = [load_base(args.base, Path(tmp)), this_checkout()]
-        preset = Path(tmp) / "simulations_base" / "presets" / "quick.yaml"
+        base = Path(tmp) / "simulations_base"
+        preset = next(p for p in (base / "presets", base / "families" / "regression" / "presets")
+                      if p.is_dir()) / "quick.yaml"
         work = {i.name: bundles_of(i, args.steps, picks, preset) for i in impls}
         base_b, new_b = work[impls[0].name], work[impls[1].name]
         same = [[(m.seed, m.cell["k"], m.cell["complexity"], m.cell["n_train"]) for m in b.models]
