@@ -12,7 +12,7 @@ import pytest
 from fits.optimal_k import main
 from fits.synthetic import PlantedLaw, planted_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _store(path: Path, df: pd.DataFrame) -> Path:

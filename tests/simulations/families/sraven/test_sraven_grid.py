@@ -27,7 +27,7 @@ from simulations.families.sraven.schema import SCHEMA
 
 REQUIRED_COLUMNS = SCHEMA.required_columns
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[4]
 # 2 k x 2 R x 2 seeds = 8 models in 4 bundles of 2 (one k sweep of one (R, seed) each), a few seconds.
 TINY = {"name": "tiny", "k": [1, 2], "n_rules": [2, 3], "seeds": [0, 1], "n_experts": 4, "d_model": 8,
         "d_expert": 4, "n_heads": 2, "n_blocks": 1, "steps": 12, "batch": 8, "n_eval": 32,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_softmoe_experiments import DROP_RESULT_COLUMNS, SINGLE_RESULT_COLUMNS, TINY_SINGLE
+from softmoe_fixtures import DROP_RESULT_COLUMNS, SINGLE_RESULT_COLUMNS, TINY_SINGLE
 
 from fits import families as fits_families
 from simulations import results
@@ -24,7 +24,7 @@ from simulations.families.softmoe.schema import SCHEMAS
 from simulations.families.sraven.schema import SCHEMA as SRAVEN
 from simulations.families.sraven.schema import sraven_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_family_is_a_package_under_simulations_families():

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from grid_fixtures import ARMS
 
 from simulations import grid, results, routing
 from simulations.config import ConfigError, validate
@@ -131,12 +132,6 @@ def test_route_free_baseline_reaches_the_noise_floor_when_every_skill_is_active(
     assert full.route_free_nmse == pytest.approx(floor, rel=0.05)
     values = [teacher(s).route_free_nmse for s in (1, 2, 3)]
     assert values == sorted(values, reverse=True) and values[0] == pytest.approx(1 - 1 / S, abs=0.1)
-
-
-ARMS = {"name": "arms", "n_skills": S, "d_in": 4, "teacher_width": 8, "complexity": [1, 2], "n_experts": [8],
-        "k": [1, 2, 4], "n_train": [64], "width": [4], "seeds": [0], "lr": 0.01, "max_steps": 20,
-        "eval_every": 10, "patience": 2, "n_val": 32, "n_test": 64, "device": "cpu",
-        "router": ["learned", "oracle", "dense"], "experts": ["learned", "teacher"]}
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import shutil
 import pandas as pd
 import pytest
 from figure_fixtures import fixture_rows, write_regime_store, write_store
+from softmoe_fixtures import write_softmoe_store
 from sraven_fixtures import sraven_rows, write_sraven_store
-from test_softmoe_figures import write_softmoe_store
 
 from figures import main
 from fits.optimal_k import main as fits_main

@@ -27,13 +27,14 @@ from simulations.executors import LocalExecutor
 pytestmark = pytest.mark.timeout(180)
 
 TESTS_DIR = Path(__file__).resolve().parent
+ROOT = TESTS_DIR.parents[1]
 
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '.[ray]'")
     # Ray's workers do not inherit pytest's sys.path: they find this module and the package here.
-    path = [str(TESTS_DIR), str(TESTS_DIR.parent), os.environ.get("PYTHONPATH", "")]
+    path = [str(TESTS_DIR), str(ROOT), os.environ.get("PYTHONPATH", "")]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
         env.setenv("RAY_USAGE_STATS_ENABLED", "0")
@@ -252,7 +253,7 @@ def _cli_on_ray(module: str, config: dict, tmp_path, ray_cluster):
     out = tmp_path / "ray"
     cmd = [sys.executable, "-m", module, "--config", str(path), "--out", str(out),
            "--executor", "ray", "--address", address, "--no-progress"]
-    done = subprocess.run(cmd, cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=150)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stderr[-2000:]
     return out
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from grid_fixtures import TINY
 
 from simulations import grid, results
 from simulations.config import validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VALUE_COLS = ["train_mse", "val_mse", "test_mse_id", "test_mse_ood", "diverged", "early_stopped", "steps",
               "router_entropy", "n_heldout_combos"]
 
@@ -28,8 +29,6 @@ def values(df: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted in-process run of the tiny grid (shared by several tests)."""
-    from conftest import TINY
-
     out = tmp_path_factory.mktemp("ref")
     summary = grid.run_grid(validate(dict(TINY)), out, progress=False)
     return out, summary, results.load(out)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import yaml
-from conftest import TINY
+from grid_fixtures import TINY
 
 from simulations import grid, results
 from simulations.config import parse_override, validate

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_routing import ARMS
+from grid_fixtures import ARMS
 
 from simulations import grid, results
 from simulations.config import validate

@@ -1,7 +1,7 @@
 """Every preset keeps its stored identities: the config hash and the cell ids of the quick, standard,
-oracle_terms, paper, regime and SRAVEN presets are pinned (tests/data/pinned_ids.json, written by the
-code before the redesign of issue 19). A change that moves one would orphan every store written before it:
-`--resume` would retrain, and fits would see two settings."""
+oracle_terms, paper, regime and SRAVEN presets are pinned (tests/simulations/data/pinned_ids.json, written
+by the code before the redesign of issue 19). A change that moves one would orphan every store written
+before it: `--resume` would retrain, and fits would see two settings."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from simulations.config import load_config, validate
 from simulations.families.regression.regime import load_sweep
 from simulations.grid import cells
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PINNED = json.loads((Path(__file__).parent / "data" / "pinned_ids.json").read_text())
 
 

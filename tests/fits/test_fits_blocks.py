@@ -22,7 +22,7 @@ from fits.summary import law_summary
 from fits.synthetic import planted_results
 from simulations.arms import arms, primary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_block_has_the_protocol_and_a_unique_name():

@@ -12,9 +12,9 @@ import pytest
 from figure_fixtures import fixture_rows, write_regime_store, write_store
 from matplotlib import image
 from PIL import Image
+from softmoe_fixtures import write_softmoe_store
 from sraven_fixtures import sraven_rows, write_sraven_store
 from statsmodels.stats.weightstats import DescrStatsW
-from test_softmoe_figures import write_softmoe_store
 
 from figures import FIGURES, Inputs, main
 from figures.error_vs_k import select_slice

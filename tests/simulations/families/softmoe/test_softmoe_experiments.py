@@ -7,33 +7,21 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from softmoe_fixtures import DROP_RESULT_COLUMNS, SINGLE_RESULT_COLUMNS, TINY_DROP, TINY_SINGLE
 
 from simulations.families.softmoe import __main__ as cli
 from simulations.families.softmoe import expert_drop, single_expert
 from simulations.families.softmoe.digits import N_CLASSES, make_digits, tokenize
 
-SINGLE_RESULT_COLUMNS = [
-    "n_tokens", "token_dim", "tokenization", "n_experts", "expert_width", "expert_params", "seed", "steps",
-    "batch_size", "initial_loss", "final_loss", "final_train_loss", "baseline_mse", "relative_loss",
-]
 SINGLE_CURVE_COLUMNS = ["n_tokens", "token_dim", "n_experts", "seed", "step", "train_loss"]
 SINGLE_SUMMARY_COLUMNS = [
     "tokenization", "n_tokens", "token_dim", "n_experts", "expert_width", "n_seeds", "initial_loss",
     "final_loss_mean", "final_loss_std", "final_loss_min", "relative_loss_mean", "baseline_mse",
 ]
-DROP_RESULT_COLUMNS = [
-    "n_experts", "expert_width", "seed", "k", "keep_frac", "method", "draw", "accuracy", "error",
-    "final_train_loss",
-]
 DROP_SUMMARY_COLUMNS = [
     "n_experts", "k", "keep_frac", "n_seeds", "accuracy_all", "accuracy_algorithm1", "accuracy_random_mean",
     "accuracy_random_std", "z_score", "z_min", "beats_all_draws",
 ]
-
-TINY_SINGLE = single_expert.SingleExpertConfig(n_experts=(1, 2), seeds=(0, 1), batch_size=64, steps=6,
-                                               eval_size=128, log_every=2)
-TINY_DROP = expert_drop.ExpertDropConfig(n_experts=(2, 8), total_width=16, image_size=8, n_train=256,
-                                         n_test=128, epochs=1, batch_size=64, seeds=(0, 1), random_draws=3)
 
 
 @pytest.fixture

@@ -1,32 +1,18 @@
 """Figure 6 (P3): both Soft MoE figures render from a tiny store written by the real CLI, and their CSV is
-exactly the data function's DataFrame. `write_softmoe_store` is reusable by the figures' own tests."""
+exactly the data function's DataFrame. The store is `softmoe_fixtures.write_softmoe_store`, which the
+figures' other tests share."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-from test_softmoe_experiments import TINY_DROP, TINY_SINGLE
+from softmoe_fixtures import TINY_DROP, write_softmoe_store
 
 from figures import softmoe_expert_drop, softmoe_single_expert
 from figures.cli import main as figures_main
 from figures.inputs import Inputs
-from simulations.families.softmoe import __main__ as cli
 
 FIGS = (softmoe_single_expert, softmoe_expert_drop)
-
-
-def write_softmoe_store(root: Path) -> Path:
-    """results/softmoe-like tree (single_expert/, expert_drop/) from tiny runs of the real CLI."""
-    saved, tiny = cli.preset_config, {"single-expert": TINY_SINGLE, "expert-drop": TINY_DROP}
-    cli.preset_config = lambda experiment, name: tiny[experiment]
-    try:
-        for exp, sub in (("single-expert", "single_expert"), ("expert-drop", "expert_drop")):
-            assert cli.main([exp, "--out", str(root / sub), "--no-progress"]) == 0
-    finally:
-        cli.preset_config = saved
-    return root
 
 
 @pytest.fixture(scope="module")
