@@ -24,15 +24,20 @@ from typing import Any
 from simulations.config_schema import ConfigError
 from simulations.families.record import Schema
 
+#: The families' names: the only place they are spelled (others import these).
+REGRESSION = "regression"
+SRAVEN = "sraven"
+SOFTMOE = "softmoe"
+
 # name -> package; the first is the default (stores without a "family" key are it)
 REGISTRY = {
-    "regression": "simulations.families.regression",
-    "sraven": "simulations.families.sraven",
-    "softmoe": "simulations.families.softmoe",
+    REGRESSION: "simulations.families.regression",
+    SRAVEN: "simulations.families.sraven",
+    SOFTMOE: "simulations.families.softmoe",
 }
-DEFAULT = "regression"
+DEFAULT = REGRESSION
 # The families the grid driver runs; Soft MoE runs its two experiments itself (its package's CLI).
-GRID_FAMILIES = ("regression", "sraven")
+GRID_FAMILIES = (REGRESSION, SRAVEN)
 
 
 @dataclass(frozen=True)
@@ -84,4 +89,5 @@ def family_of(config: Any) -> Family:
     return get_family(getattr(type(config), "family", DEFAULT))
 
 
-__all__ = ["DEFAULT", "GRID_FAMILIES", "REGISTRY", "Family", "get_family", "get_schema", "family_of"]
+__all__ = ["DEFAULT", "GRID_FAMILIES", "REGISTRY", "REGRESSION", "SOFTMOE", "SRAVEN", "Family", "get_family",
+           "get_schema", "family_of"]
