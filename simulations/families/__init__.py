@@ -84,10 +84,25 @@ def get_schema(name: str) -> Schema:
     return import_module(f"{REGISTRY[name]}.schema").SCHEMA
 
 
+def family_of_rows(df: Any) -> str:
+    """The grid family of a results table: its `family` column's one value; a table without one is the
+    default family (stores written before families existed). Mixed or unknown values raise ValueError."""
+    if "family" not in df.columns:
+        return DEFAULT
+    values = sorted(df["family"].dropna().astype(str).unique())
+    if not values:
+        return DEFAULT
+    if len(values) > 1:
+        raise ValueError(f"rows of several families mixed ({', '.join(values)}): fit one store at a time")
+    if values[0] not in GRID_FAMILIES:
+        raise ValueError(f"unknown family {values[0]!r}: allowed values are {', '.join(GRID_FAMILIES)}")
+    return values[0]
+
+
 def family_of(config: Any) -> Family:
     """The family of a config object (its class's `family` attribute)."""
     return get_family(getattr(type(config), "family", DEFAULT))
 
 
 __all__ = ["DEFAULT", "GRID_FAMILIES", "REGISTRY", "REGRESSION", "SOFTMOE", "SRAVEN", "Family", "get_family",
-           "get_schema", "family_of"]
+           "get_schema", "family_of", "family_of_rows"]
