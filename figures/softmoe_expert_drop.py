@@ -15,6 +15,7 @@ import pandas as pd
 
 from figures import style
 from simulations.families import SOFTMOE
+from simulations.families.softmoe.expert_drop import summarize
 
 NAME = "softmoe_expert_drop"
 TITLE = "Soft MoE expert selection: accuracy vs fraction of experts kept, Algorithm 1 vs random (P3)"
@@ -25,8 +26,6 @@ METHODS = {"algorithm1": "Algorithm 1 (largest combine sums)", "random": "random
 
 
 def data(inputs) -> pd.DataFrame:
-    from simulations.families.softmoe.expert_drop import summarize
-
     rows = inputs.table(SOFTMOE, "expert_drop/results.parquet")
     summary = summarize(rows)
     parts = []

@@ -27,10 +27,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config: cannot read {str(path)!r}: {exc.strerror or exc}") from None
     if suffix == ".toml":
         try:
-            import tomllib  # Python >= 3.11
+            import tomllib  # Python >= 3.11; imported here, as only TOML files need it
         except ImportError:  # pragma: no cover - Python 3.10
             try:
-                import tomli as tomllib
+                import tomli as tomllib  # the optional backport
             except ImportError:
                 raise ConfigError("config: TOML files need Python >= 3.11 or the tomli package; "
                                   "use YAML instead") from None

@@ -31,6 +31,7 @@ from simulations.config_schema import ConfigError, resume_conflict, stable_hash
 from simulations.executors import LocalExecutor, ProcessExecutor
 from simulations.families import DEFAULT, Family, family_of, get_family
 from simulations.provenance import provenance
+from simulations.ray_executor import RayExecutor  # cheap: Ray itself is imported when one is built
 
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"
 
@@ -272,8 +273,6 @@ def main(argv: list[str] | None = None, family: str = DEFAULT, parser=None) -> i
             return 0
         executor = None
         if args.executor == "ray":
-            from simulations.ray_executor import RayExecutor
-
             executor = RayExecutor(address=args.address, gpus_per_bundle=args.gpus_per_bundle)
         summary = run_grid(config, out, resume=args.resume, overwrite=args.overwrite, executor=executor,
                            device=device, progress=not args.no_progress)
