@@ -1,22 +1,11 @@
-"""Which arm each row of a results table belongs to, from the arms registry (`simulations.arms`), so
+"""The primary arm's rows of a results table, by the arms registry (`simulations.arms.arm_names`), so
 that no figure spells an arm name: a store without `router` / `experts` columns is all primary arm."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from simulations.arms import arm, primary
-
-ARM_COLUMNS = ["router", "experts"]
-
-
-def arm_names(df: pd.DataFrame) -> pd.Series:
-    """Each row's arm name (`simulations.arms.Arm.name`)."""
-    if not set(ARM_COLUMNS) <= set(df.columns):
-        return pd.Series(primary().name, index=df.index)
-    pairs = list(zip(df["router"], df["experts"], strict=True))
-    names = {p: arm(*p).name for p in set(pairs)}
-    return pd.Series([names[p] for p in pairs], index=df.index, dtype=object)
+from simulations.arms import arm_names, primary
 
 
 def primary_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pandas as pd
 
 from figures import style
-from figures.arms import arm_names
 from figures.error_vs_k import _k_ticks, select_slice
 from figures.inputs import InputError
 from figures.stats import seed_summary
+from simulations.arms import arm_names
 from simulations.arms import arms as all_arms
 
 NAME = "controls"

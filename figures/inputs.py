@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulations.results import BUNDLE_GLOB, REQUIRED_COLUMNS, load
+from simulations.families import DEFAULT, SOFTMOE, SRAVEN, family_of_rows, get_schema
+from simulations.results import BUNDLE_GLOB, REQUIRED_COLUMNS, load, read_manifest
 
 
 class InputError(ValueError):
@@ -43,11 +44,11 @@ class Source:
 SOURCES = {
     "results": Source("results", Path("results/quick"), BUNDLE_GLOB, "python -m simulations.grid"),
     "fits": Source("fits", Path("results/fits"), "optimal_k.json", "python -m fits.optimal_k"),
-    "softmoe": Source("softmoe", Path("results/softmoe"), "**/*",
+    SOFTMOE: Source(SOFTMOE, Path("results/softmoe"), "**/*",
                       "python -m simulations.families.softmoe single-expert|expert-drop"),
     "regime": Source("regime", Path("results/regime"), f"*/{BUNDLE_GLOB}",
                      "python -m simulations.families.regression.regime"),
-    "sraven": Source("sraven", Path("results/sraven-quick"), BUNDLE_GLOB,
+    SRAVEN: Source(SRAVEN, Path("results/sraven-quick"), BUNDLE_GLOB,
                      "python -m simulations.families.sraven"),
     "sraven_fits": Source("sraven_fits", Path("results/fits-sraven"), "optimal_k.json",
                           "python -m fits.optimal_k results/sraven-quick --out results/fits-sraven"),
@@ -58,7 +59,7 @@ class Inputs:
     """The input directories of one figures run; loads each input lazily and caches it."""
 
     def __init__(self, results=None, fits=None, softmoe=None, regime=None, sraven=None, sraven_fits=None):
-        given = {"results": results, "fits": fits, "softmoe": softmoe, "regime": regime, "sraven": sraven,
+        given = {"results": results, "fits": fits, SOFTMOE: softmoe, "regime": regime, SRAVEN: sraven,
                  "sraven_fits": sraven_fits}
         self.paths = {name: Path(given[name] or src.default) for name, src in SOURCES.items()}
         self._tables: dict[Path, pd.DataFrame] = {}
@@ -144,28 +145,36 @@ class Inputs:
 
     @cached_property
     def sraven(self) -> pd.DataFrame:
-        """The SRAVEN store as the fits read it (`fits.data.load_results`: checked, and mapped onto the
-        generic cells: complexity = n_rules, width = d_expert, error_* = 1 - accuracy), raw columns kept."""
-        from fits.data import FitInputError, load_results
-
-        root, command = self.paths["sraven"], SOURCES["sraven"].command
+        """The SRAVEN store mapped onto the generic cells by its family's schema (`to_generic`: complexity
+        = n_rules, width = d_expert, n_train = problems per model, error_* = 1 - accuracy), raw columns
+        kept: a store that manifest.json or its rows say is another family's is refused."""
+        root, command = self.paths[SRAVEN], SOURCES[SRAVEN].command
+        schema = get_schema(SRAVEN)
         try:
-            df = load_results(root)
-        except FitInputError as exc:
-            raise InputError(f"figures: cannot use the SRAVEN store {root}: {exc} "
+            df, manifest = load(root), read_manifest(root) or {}
+            rows = family_of_rows(df)
+        except Exception as exc:  # unreadable bundle files or manifest, or rows of several families
+            raise InputError(f"figures: cannot use the SRAVEN store {root}: {one_line(exc)} "
                              f"(made by: {command})") from exc
-        if "family" not in df.columns or (df["family"] != "sraven").any():
-            raise InputError(f"figures: {root} is not a SRAVEN store (no family 'sraven' in manifest.json or "
-                             f"rows; made by: {command})")
-        return df
+        labelled = "family" in df.columns and df["family"].notna().any()
+        if manifest.get("family", rows) != SRAVEN or (labelled and rows != SRAVEN):
+            raise InputError(f"figures: {root} is not a SRAVEN store (no family {SRAVEN!r} in manifest.json "
+                             f"or rows; made by: {command})")
+        lacking = [c for c in schema.raw_columns if c not in df.columns]
+        if lacking:
+            raise InputError(f"figures: the SRAVEN store {root} lacks required column(s): "
+                             f"{', '.join(lacking)} (made by: {command})")
+        if len(df) == 0:
+            raise InputError(f"figures: the SRAVEN store {root} holds no rows (made by: {command})")
+        return schema.to_generic(df.assign(diverged=df["diverged"].fillna(False).astype(bool)))
 
     @cached_property
     def sraven_fits(self) -> dict:
-        """`optimal_k.json` of the fits on the SRAVEN store, checked as `fits` and for family 'sraven'."""
+        """`optimal_k.json` of the fits on the SRAVEN store, checked as `fits` and for the SRAVEN family."""
         doc = self._fits_doc("sraven_fits")
-        if doc.get("family") != "sraven":
+        if doc.get("family") != SRAVEN:
             raise InputError(f"figures: {self.paths['sraven_fits'] / 'optimal_k.json'} holds fits of "
-                             f"{doc.get('family') or 'regression'} results, not SRAVEN "
+                             f"{doc.get('family') or DEFAULT} results, not SRAVEN "
                              f"(rerun: {SOURCES['sraven_fits'].command})")
         return doc
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from figures import style
-from figures.arms import arm_names
 from figures.error_vs_k import _k_ticks, select_slice
 from figures.inputs import InputError
-from simulations.arms import primary, reference
+from simulations.arms import arm_names, primary, reference
 from simulations.results import load_k_eval
 
 

@@ -50,7 +50,7 @@ def theory_k_star(grid: pd.DataFrame, task_kwargs: dict) -> np.ndarray:
     """The theory's k* over real k (`theory.continuous_optimum`: the same relaxation as the continuous
     k* that feeds the law; the theory's defaults but the store's task parameters) at the rows of `grid`
     (columns complexity, n_train, width, n_experts)."""
-    import theory
+    import theory  # lazily (sympy, ~1.5 s): only the figures that draw the theory pay it
 
     args = [grid[c].to_numpy(dtype=float) for c in ("complexity", "n_train", "width", "n_experts")]
     return theory.continuous_optimum(*args, **task_kwargs)["k_star"].to_numpy(dtype=float)

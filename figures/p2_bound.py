@@ -29,7 +29,7 @@ CELL = ["complexity", "n_train", "width", "n_experts", "k"]
 
 
 def data(inputs) -> pd.DataFrame:
-    import theory
+    import theory  # lazily (sympy, ~1.5 s): only the figures that draw the theory pay it
     r = primary_rows(inputs.results)  # P2's bound is about the learned top-k MoE
     r = r[~r["diverged"].astype(bool)].assign(gap=r["test_mse_id"] - r["train_mse"])
     clip = CLIP_SDS * np.sqrt(r.groupby(CELL)["target_var"].first())

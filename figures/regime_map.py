@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from figures import style
+from simulations.families.regression.regime import regime_table
 
 NAME = "regime_map"
 TITLE = "Regime map: routing recall above chance at k = s, and error relative to the route-free baseline"
@@ -24,8 +25,6 @@ PANELS = {"recall_above_chance": "recall - chance at k = s", "best_rel_nmse_id":
 
 
 def data(inputs) -> pd.DataFrame:
-    from simulations.families.regression.regime import regime_table
-
     table = regime_table(inputs.path("regime"))
     table["recall_above_chance"] = table["routing_recall_at_s"] - table["routing_recall_baseline_at_s"]
     keep = ["variant", "router", "experts", "complexity", "n_train", "n_seeds", "k_star", *PANELS,

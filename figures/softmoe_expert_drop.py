@@ -14,19 +14,19 @@ import math
 import pandas as pd
 
 from figures import style
+from simulations.families import SOFTMOE
+from simulations.families.softmoe.expert_drop import summarize
 
 NAME = "softmoe_expert_drop"
 TITLE = "Soft MoE expert selection: accuracy vs fraction of experts kept, Algorithm 1 vs random (P3)"
-INPUTS = ("softmoe",)
-REQUIRES = (("softmoe", "expert_drop/results.parquet", "python -m simulations.families.softmoe expert-drop"),)
+INPUTS = (SOFTMOE,)
+REQUIRES = ((SOFTMOE, "expert_drop/results.parquet", "python -m simulations.families.softmoe expert-drop"),)
 
 METHODS = {"algorithm1": "Algorithm 1 (largest combine sums)", "random": "random k (mean +- sd)"}
 
 
 def data(inputs) -> pd.DataFrame:
-    from simulations.families.softmoe.expert_drop import summarize
-
-    rows = inputs.table("softmoe", "expert_drop/results.parquet")
+    rows = inputs.table(SOFTMOE, "expert_drop/results.parquet")
     summary = summarize(rows)
     parts = []
     for method, col, sd in (("algorithm1", "accuracy_algorithm1", None),

@@ -12,16 +12,17 @@ import pandas as pd
 
 from figures import style
 from figures.stats import seed_summary
+from simulations.families import SOFTMOE
 
 NAME = "softmoe_single_expert"
 TITLE = "Soft MoE learning ||X||_2: final loss vs number of experts, per tokenization (P3 Theorem 1)"
-INPUTS = ("softmoe",)
-REQUIRES = (("softmoe", "single_expert/results.parquet",
+INPUTS = (SOFTMOE,)
+REQUIRES = ((SOFTMOE, "single_expert/results.parquet",
              "python -m simulations.families.softmoe single-expert"),)
 
 
 def data(inputs) -> pd.DataFrame:
-    rows = inputs.table("softmoe", "single_expert/results.parquet")
+    rows = inputs.table(SOFTMOE, "single_expert/results.parquet")
     out = seed_summary(rows, ["tokenization", "n_experts"], "final_loss")
     widths = rows.groupby(["tokenization", "n_experts"])["expert_width"].first()
     out = out.join(widths, on=["tokenization", "n_experts"])

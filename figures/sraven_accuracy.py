@@ -19,10 +19,11 @@ import pandas as pd
 from figures import style
 from figures.error_vs_k import _k_ticks
 from figures.stats import seed_summary
+from simulations.families import SRAVEN
 
 NAME = "sraven_accuracy"
 TITLE = "SRAVEN accuracy vs k per rule pool size R (OOD and ID; whole problem and per feature), seed CIs"
-INPUTS = ("sraven",)
+INPUTS = (SRAVEN,)
 
 PANELS = {"OOD": {"acc": "acc_ood", "feat_acc": "feat_acc_ood"},
           "ID": {"acc": "acc_id", "feat_acc": "feat_acc_id"}}

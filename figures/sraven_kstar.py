@@ -15,10 +15,11 @@ from __future__ import annotations
 import pandas as pd
 
 from figures import kstar, style
+from simulations.families import SRAVEN
 
 NAME = "sraven_kstar"
 TITLE = "SRAVEN k* vs rule pool size R: cells with bootstrap CIs, fitted law with 95 % band and CIs on b"
-INPUTS = ("sraven", "sraven_fits")
+INPUTS = (SRAVEN, "sraven_fits")
 REQUIRES = (("sraven_fits", "optimal_k.json"), ("sraven_fits", "law_band.parquet"))
 
 RENAME = {"complexity": "n_rules", "n_train": "problems", "width": "d_expert"}
@@ -27,7 +28,7 @@ RENAME = {"complexity": "n_rules", "n_train": "problems", "width": "d_expert"}
 def data(inputs) -> pd.DataFrame:
     cells = kstar.measured(inputs, "sraven_fits")
     out = kstar.kstar_table(inputs, "complexity", "n_train", {"width": cells["width"].max()},
-                            sources=("sraven", "sraven_fits"), theory=False)
+                            sources=(SRAVEN, "sraven_fits"), theory=False)
     out = out.rename(columns=RENAME)
     out["x"], out["series"] = out["x"].map(RENAME), out["series"].map(RENAME)
     doc = inputs.sraven_fits

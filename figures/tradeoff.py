@@ -23,7 +23,7 @@ COMPONENTS = ("approximation", "estimation", "total")
 
 
 def data(inputs) -> pd.DataFrame:
-    import theory
+    import theory  # lazily (sympy, ~1.5 s): only the figures that draw the theory pay it
 
     r = inputs.results
     t = int(r["n_experts"].mode().max())

@@ -17,7 +17,7 @@ from .data import (
     routed_arms,
     split_arms,
 )
-from .families import FAMILIES, family_of, sraven_table
+from .families import FAMILIES, family_of
 from .k_eval import best_k_eval, k_eval_block
 from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
 from .law_grid import law_band_table
@@ -48,7 +48,6 @@ __all__ = [
     "METRICS",
     "FAMILIES",
     "family_of",
-    "sraven_table",
     "arm_names",
     "learned_arm",
     "split_arms",

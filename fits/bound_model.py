@@ -113,7 +113,7 @@ def design(results: pd.DataFrame, metric: str = "test_nmse_id", router: str | No
 
 def bound_parts(points: pd.DataFrame, task: dict, h0, beta):
     """(A, E): the approximation bound at (h0, beta) and P2's instantiated bound (units of [0, 1] loss)."""
-    import theory  # lazily, as fits.theory_compare: the fits without the theory still run
+    import theory  # lazily (sympy, ~1.5 s): the fits without the theory (--no-theory) never pay it
 
 
     k, s, m, h, T = (points[c].to_numpy(float) for c in ("k", "complexity", "n_train", "width", "n_experts"))
@@ -142,7 +142,7 @@ class _Approximation:
     operations instead of a lambdified sympy call with input checks."""
 
     def __init__(self, points: pd.DataFrame, task: dict):
-        from theory.approximation import n_train_combos
+        from theory.approximation import n_train_combos  # lazily, as bound_parts: sympy costs ~1.5 s
 
         k, s, h, T = (points[c].to_numpy(float) for c in ("k", "complexity", "width", "n_experts"))
         S = float(task["n_skills"])

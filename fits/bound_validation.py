@@ -76,7 +76,7 @@ def heldout_summary(h: pd.DataFrame) -> dict:
 def producible_k_star(cells: pd.DataFrame, task: dict) -> list[set[int]]:
     """The integer k* the bound produces in each cell over wide grids of its constants (h0 from 0.01 to
     1000, beta from 0.1 to 8, est_weight from 0 to 10; the floor never moves k*): what it can explain."""
-    import theory
+    import theory  # lazily (sympy, ~1.5 s): the fits without the theory (--no-theory) never pay it
 
     h0 = np.geomspace(1e-2, 1e3, 31)[:, None, None]
     beta = np.array([0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0])[None, :, None]

@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from fits.families import FAMILIES, REGRESSION, family_of
-from simulations.arms import Arm, arms, primary
+from simulations import arms as arm_registry
+from simulations.arms import ARM_COLUMNS, Arm, arms, primary
+from simulations.families import DEFAULT
 from simulations.results import load, read_manifest
 
 DEFAULT_RESULTS = Path("results/quick")
@@ -31,13 +33,9 @@ LAW_FACTORS = ("complexity", "n_train", "width")
 REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
 
 
-def required_columns(family: str = "regression") -> tuple[str, ...]:
+def required_columns(family: str = DEFAULT) -> tuple[str, ...]:
     """The generic table's columns the fits need for a family (its error columns as the metrics)."""
     return ("seed", "k", *CELL_KEYS, "diverged", *FAMILIES[family].metrics.values())
-
-#: The columns that name a row's arm (simulations.grid's `router` x `experts`); a store without them is
-#: one arm, the primary one (learned router, learned experts).
-ARM_COLUMNS = ("router", "experts")
 
 
 def routed_arms() -> list[Arm]:
@@ -53,17 +51,11 @@ def learned_arm(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def arm_names(df: pd.DataFrame) -> pd.Series:
-    """Each row's arm name (`simulations.arms`); the primary arm's for every row of a store without arm
-    columns."""
-    if not set(ARM_COLUMNS) <= set(df.columns):
-        return pd.Series(primary().name, index=df.index)
-    names = {(a.router.name, a.experts.name): a.name for a in arms()}
-    pairs = list(zip(df["router"], df["experts"], strict=True))
-    unknown = sorted({f"{r}/{e}" for r, e in pairs if (r, e) not in names}, key=str)
-    if unknown:
-        raise FitInputError(f"router/experts: unknown arm(s) {', '.join(unknown)}: allowed values are "
-                            f"{', '.join(f'{r}/{e}' for r, e in names)}")
-    return pd.Series([names[p] for p in pairs], index=df.index)
+    """Each row's arm name (`simulations.arms.arm_names`), an unknown pair as FitInputError."""
+    try:
+        return arm_registry.arm_names(df)
+    except ValueError as exc:
+        raise FitInputError(str(exc)) from None
 
 
 def split_arms(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -76,7 +68,7 @@ class FitInputError(ValueError):
     """Bad input to the fits: the message is one line naming the problem."""
 
 
-def metric_column(metric: str, family: str = "regression") -> str:
+def metric_column(metric: str, family: str = DEFAULT) -> str:
     """Results column for a `--metric` choice of a family's store; a clear error for anything else."""
     metrics = FAMILIES[family].metrics
     if metric not in metrics:
@@ -120,7 +112,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if len(df) == 0:
         raise FitInputError(f"results at {path} hold no rows (no bundle files, or empty ones)")
     family = store_family(path, df)
-    if family != "regression":
+    if family != DEFAULT:
         df = df.assign(family=family)
     return check_results(df)
 

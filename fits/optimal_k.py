@@ -25,7 +25,7 @@ from fits.blocks import FitContext
 from fits.cells import CellFits
 from fits.curve import SHAPES
 from fits.data import FitInputError, load_results, metric_column, split_arms
-from fits.families import FAMILIES, Family, family_of
+from fits.families import FAMILIES, REGRESSION, Family, family_of
 from fits.law import K_SOURCES, METHODS, LawFit
 from fits.law_grid import law_band_table
 from fits.options import FitOptions
@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def cells_table(cf: CellFits, family: Family = FAMILIES["regression"]) -> pd.DataFrame:
+def cells_table(cf: CellFits, family: Family = REGRESSION) -> pd.DataFrame:
     """The per-cell table as printed and written to report.md (strings); the factors are headed by the
     family's names for them (s, m, h for regression)."""
     c = cf.cells
@@ -127,7 +127,7 @@ def law_text(law: LawFit | None, reason: str | None, names: dict | None = None) 
 
 
 def _report(opts: FitOptions, cf: CellFits, law, reason, sections: list[str], notes: list[str],
-            family: Family = FAMILIES["regression"]) -> str:
+            family: Family = REGRESSION) -> str:
     """report.md: the run, the notes, the primary arm's cells and law, then each block's section."""
     col = metric_column(opts.metric, family.name)
     what = f" = {family.error_of[col]}" if col in family.error_of else ""

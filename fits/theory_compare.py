@@ -13,7 +13,7 @@ from fits.law import LawFit, wald_tests
 
 
 def _theory():
-    import theory
+    import theory  # lazily (sympy, ~1.5 s): the fits without the theory (--no-theory) never pay it
 
     return theory.predicted_elasticities, theory.optimal_k
 

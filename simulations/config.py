@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from simulations import arms
+from simulations import arms, families
 from simulations.config_files import load_config, parse_override, parse_seeds, preset, preset_names, read_file
 from simulations.config_schema import (
     Choice,
@@ -144,7 +144,7 @@ class GridConfig:
     """Everything a regression grid run needs. The defaults are the quick preset
     (simulations/presets/quick.yaml), so a config file that sets a few fields changes only those."""
 
-    family: ClassVar[str] = "regression"  # simulations.families: which experiment this config runs
+    family: ClassVar[str] = families.REGRESSION  # simulations.families: which experiment this config runs
 
     task: TaskConfig = section(TaskConfig)
     axes: AxesConfig = section(AxesConfig, axes=True)

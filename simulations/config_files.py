@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from simulations.config_schema import ConfigError, flat_input
-from simulations.families import get_family
+from simulations.families import DEFAULT, REGISTRY, get_family
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -27,10 +27,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config: cannot read {str(path)!r}: {exc.strerror or exc}") from None
     if suffix == ".toml":
         try:
-            import tomllib  # Python >= 3.11
+            import tomllib  # Python >= 3.11; imported here, as only TOML files need it
         except ImportError:  # pragma: no cover - Python 3.10
             try:
-                import tomli as tomllib
+                import tomli as tomllib  # the optional backport
             except ImportError:
                 raise ConfigError("config: TOML files need Python >= 3.11 or the tomli package; "
                                   "use YAML instead") from None
@@ -42,13 +42,13 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return {} if data is None else data
 
 
-def preset_names(package: str = "simulations.families.regression") -> list[str]:
+def preset_names(package: str = REGISTRY[DEFAULT]) -> list[str]:
     """The built-in presets of a package (its presets/*.yaml)."""
     files = resources.files(package).joinpath("presets").iterdir()
     return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
 
 
-def preset(name: str = "quick", package: str = "simulations.families.regression") -> dict[str, Any]:
+def preset(name: str = "quick", package: str = REGISTRY[DEFAULT]) -> dict[str, Any]:
     """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
     if name not in preset_names(package):
         raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")
@@ -84,7 +84,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                family: str = "regression", preset_name: str | None = None):
+                family: str = DEFAULT, preset_name: str | None = None):
     """A family's config (GridConfig for the regression grid): its preset `preset_name` (default: the
     family's default preset) or a file, with overrides (flat, nested or dotted names) applied, validated."""
     fam = get_family(family)

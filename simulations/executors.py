@@ -8,7 +8,12 @@ store and `--resume` works the same whichever ran the bundles.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import signal
+import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol
 
 import pandas as pd
@@ -49,9 +54,6 @@ class ProcessExecutor:
         self.workers = workers
 
     def run(self, fn: BundleFn, bundles: Sequence[Any], on_result: OnResult, on_error: OnError) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_die_with_parent)
         with pool:
@@ -69,10 +71,6 @@ class ProcessExecutor:
 def _die_with_parent() -> None:
     """In a worker: ask Linux to kill this process when its parent dies, so a killed grid leaves no
     orphans training bundles that nobody will write (elsewhere a worker exits after its bundle)."""
-    import ctypes
-    import signal
-    import sys
-
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1

@@ -29,8 +29,9 @@ from simulations import results
 from simulations.config_files import load_config, parse_override, parse_seeds, preset_names
 from simulations.config_schema import ConfigError, resume_conflict, stable_hash
 from simulations.executors import LocalExecutor, ProcessExecutor
-from simulations.families import Family, family_of, get_family
+from simulations.families import DEFAULT, Family, family_of, get_family
 from simulations.provenance import provenance
+from simulations.ray_executor import RayExecutor  # cheap: Ray itself is imported when one is built
 
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"
 
@@ -61,7 +62,7 @@ class Bundle:
     config_hash: str
     threads: int = 1
     provenance: dict[str, str] = field(default_factory=dict)
-    family: str = "regression"
+    family: str = DEFAULT
 
     @property
     def name(self) -> str:
@@ -152,7 +153,7 @@ def check_resumable(config, out: Path) -> None:
     if not results.bundle_files(out):
         return  # no rows yet: nothing to mix with
     fam, manifest = family_of(config), results.read_manifest(out) or {}
-    stored = manifest.get("family", "regression")
+    stored = manifest.get("family", DEFAULT)
     if stored != fam.name:  # never mix two families' rows in one store
         raise ConfigError(f"out: {out} holds a {stored} store; a {fam.name} grid cannot resume it "
                           "(choose another --out)")
@@ -207,9 +208,9 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
                  description: str | None = None) -> argparse.ArgumentParser:
     """The CLI of a family's grid (the regression grid's by default); families with more than one
     built-in preset get `--preset`."""
-    fam = fam or get_family("regression")
+    fam = fam or get_family(DEFAULT)
     p = _Parser(prog=prog, description=description or __doc__.split("\n")[0])
-    if fam.name != "regression":
+    if fam.name != DEFAULT:  # the default family keeps its CLI of before families
         p.add_argument("--preset", help=f"built-in config: {', '.join(preset_names(fam.presets))} "
                        f"(default: {fam.default_preset}); not with --config")
     p.add_argument("--config", help=f"YAML or TOML config (default: the {fam.default_preset} preset)")
@@ -232,7 +233,7 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
     return p
 
 
-def main(argv: list[str] | None = None, family: str = "regression", parser=None) -> int:
+def main(argv: list[str] | None = None, family: str = DEFAULT, parser=None) -> int:
     """The CLI of `family`'s grid: parse, validate everything, then run or (--dry-run) describe it."""
     fam = get_family(family)
     args = (parser or build_parser(fam)).parse_args(argv)
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None, family: str = "regression", parser=None)
             print(f"cells: {len(cells(config))}  models: {n_models} (skipping {len(skip)} stored)  "
                   f"bundles: {len(bundles)}  device: {device}")
             seconds = estimate_seconds(bundles)
-            if fam.name == "regression":
+            if fam.name == DEFAULT:
                 print(f"estimated time: at most {seconds:.0f} s (without early stopping)")
             else:
                 workers = min(config.runtime.workers, max(len(bundles), 1))
@@ -272,8 +273,6 @@ def main(argv: list[str] | None = None, family: str = "regression", parser=None)
             return 0
         executor = None
         if args.executor == "ray":
-            from simulations.ray_executor import RayExecutor
-
             executor = RayExecutor(address=args.address, gpus_per_bundle=args.gpus_per_bundle)
         summary = run_grid(config, out, resume=args.resume, overwrite=args.overwrite, executor=executor,
                            device=device, progress=not args.no_progress)

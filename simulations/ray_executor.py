@@ -29,7 +29,7 @@ class RayNotInstalledError(ConfigError, ImportError):
 
 def _import_ray():
     try:
-        import ray
+        import ray  # optional extra, and slow to import: only when a RayExecutor is built
     except ImportError:
         raise RayNotInstalledError(
             "executor: ray needs the optional extra Ray, which is not installed: pip install '.[ray]'"

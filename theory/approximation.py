@@ -81,7 +81,7 @@ approximation_decay = (h0 * s / (k * h)) ** beta
 
 def n_train_combos(s, n_skills, holdout_frac):
     """Number of skill combinations seen in training, by the rule of docs/tasks.md step 5."""
-    from scipy.special import comb
+    from scipy.special import comb  # lazily: scipy adds ~1 s to `import theory`, needed only here
 
     total = comb(n_skills, s, exact=False)
     held = np.round(holdout_frac * total)

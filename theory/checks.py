@@ -22,7 +22,8 @@ from scipy.special import gammaln
 
 from . import softmoe
 from . import symbols as sy
-from .approximation import approximation_bound, approximation_ideal, per_skill_error
+from .approximation import approximation_bound, approximation_ideal, per_skill_error, replication
+from .approximation import approximation_bound_value as av
 from .estimation import (
     estimation_bound,
     estimation_bound_value,
@@ -31,10 +32,13 @@ from .estimation import (
     routing_complexity,
 )
 from .tradeoff import (
+    _K,
+    _c,
     continuous_optimum,
     elasticity_exprs,
     ideal_optimal_k,
     interior_conditions,
+    lambert_w_k,
     lambert_w_optimum,
     optimal_k,
     predicted_elasticities,
@@ -238,7 +242,6 @@ def _rademacher_numeric(rng):
 
 # --- our approximation bound -------------------------------------------------------------------------
 def _hinge_symbolic() -> Outcome:
-    from .approximation import replication
     vanish = sp.limit((sy.h0 / sy.h) ** sy.beta, sy.h, sp.oo)  # eps(H) <= (h0/H)^beta -> 0
     exact = sp.simplify(approximation_bound.xreplace({per_skill_error(replication * sy.h): 0})
                         - approximation_ideal)
@@ -251,7 +254,6 @@ def _hinge_symbolic() -> Outcome:
 @claim("approximation_ideal_is_hinge", "with exact experts (h -> oo) the approximation bound is the hinge "
        "(1 - k/s)_+ (T >= S): zero from k = s on", _hinge_symbolic)
 def _hinge_numeric(rng):
-    from .approximation import approximation_bound_value as av
     p = _random_points(rng, 300)
     k = rng.uniform(1, p["T"])
     smooth = av(k, p["s"], 1e12, p["T"])
@@ -276,7 +278,6 @@ def _approx_shape_symbolic() -> Outcome:
 @claim("approximation_nonincreasing_in_k", "the smooth family is continuous and non-increasing in k, "
        "in distribution and OOD", _approx_shape_symbolic)
 def _approx_shape_numeric(rng):
-    from .approximation import approximation_bound_value as av
     p = _random_points(rng, 400)
     k1 = rng.uniform(1, p["T"])
     k2 = np.minimum(k1 + rng.uniform(0, 2, 400), p["T"])
@@ -396,7 +397,6 @@ def _ideal_numeric(rng):
 
 
 def _lambert_symbolic() -> Outcome:
-    from .tradeoff import _K, _c, lambert_w_k
     K, c, w = sp.Symbol("K", positive=True), sp.Symbol("c", positive=True), sp.Symbol("w", negative=True)
     b1 = sy.beta + 1
     z = -b1 * K / (c * sy.T**b1)
@@ -534,7 +534,6 @@ def _alg1_numeric(rng):
 
 def _fails_risk_consistency(rng) -> Outcome:
     p, kw = _random_points(rng, 200), _kw(rng, 200)
-    from .approximation import approximation_bound_value as av
     k = np.floor(rng.uniform(1, p["T"] + 1))
     total = risk_bound_value(k, p["s"], p["m"], p["h"], p["T"], **kw)
     parts = av(k, p["s"], p["h"], p["T"], h0=kw["h0"], beta=kw["beta"]) + kw["est_weight"] * \

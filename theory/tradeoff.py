@@ -217,7 +217,7 @@ def lambert_w_optimum(s, m, h, T, k_init=None, iterations=1, **kw):
     converge to the exact stationary point. NaN where the equation has no real solution (no smooth
     minimum: the argument of W_{-1} is below -1/e).
     """
-    from scipy.special import lambertw
+    from scipy.special import lambertw  # lazily: scipy adds ~1 s to `import theory`, needed only here
 
     p = _Params(**kw)
     ss, mm, hh, TT = _grid_args(s, m, h, T, p)

@@ -8,7 +8,8 @@ no arm name themselves.
 
 Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `router(name)`,
 `experts(name)`, `Arm`, `arm(router, experts)`, `arms()` (every arm, in figure and fit order),
-`arm_named(name)`, `primary()` (the arm the toolkit's question is about), `reference()` (the arm whose
+`arm_named(name)`, `arm_names(rows)` (each results row's arm name; `ARM_COLUMNS` name it),
+`primary()` (the arm the toolkit's question is about), `reference()` (the arm whose
 routing is given: the theory's modular student); for writing a kind: `RouterKind`, `ExpertsKind`,
 `Gating` (what a router's gating returns), `Points`, and the protocols `BundleView` and
 `RouterSettings` (what a kind reads of the bundle's data and settings). No module of the package may
@@ -21,6 +22,7 @@ import pkgutil
 from importlib import import_module
 
 from simulations.arms.base import (
+    ARM_COLUMNS,
     EXPERTS,
     ROUTERS,
     Arm,
@@ -32,6 +34,7 @@ from simulations.arms.base import (
     RouterSettings,
     arm,
     arm_named,
+    arm_names,
     arms,
     experts,
     primary,
@@ -45,6 +48,6 @@ for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _mod.name != "base":
         import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating", "Points", "RouterKind",
-           "RouterSettings", "arm", "arm_named", "arms", "experts", "primary", "reference",
-           "register_experts", "register_router", "router"]
+__all__ = ["ARM_COLUMNS", "EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating", "Points",
+           "RouterKind", "RouterSettings", "arm", "arm_named", "arm_names", "arms", "experts", "primary",
+           "reference", "register_experts", "register_router", "router"]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import pandas as pd
 import torch
 
 from simulations.moe import TopKMoE
@@ -222,6 +223,24 @@ def arm_named(name: str) -> Arm:
     if name not in by_name:
         raise ValueError(f"arm: expected one of {', '.join(by_name)}; got {name!r}")
     return by_name[name]
+
+
+#: The columns of a results row that name its arm; a store without them is all primary arm.
+ARM_COLUMNS = ("router", "experts")
+
+
+def arm_names(df: pd.DataFrame) -> pd.Series:
+    """Each row's arm name (`Arm.name`), from its `router` and `experts` columns; the primary arm's for
+    every row of a table without them. ValueError naming the allowed pairs for a pair that is no arm."""
+    if not set(ARM_COLUMNS) <= set(df.columns):
+        return pd.Series(primary().name, index=df.index)
+    names = {(a.router.name, a.experts.name): a.name for a in arms()}
+    pairs = list(zip(df["router"], df["experts"], strict=True))
+    unknown = sorted({f"{r}/{e}" for r, e in pairs if (r, e) not in names}, key=str)
+    if unknown:
+        raise ValueError(f"router/experts: unknown arm(s) {', '.join(unknown)}: allowed values are "
+                         f"{', '.join(f'{r}/{e}' for r, e in names)}")
+    return pd.Series([names[p] for p in pairs], index=df.index)
 
 
 def primary() -> Arm:

@@ -24,15 +24,20 @@ from typing import Any
 from simulations.config_schema import ConfigError
 from simulations.families.record import Schema
 
+#: The families' names: the only place they are spelled (others import these).
+REGRESSION = "regression"
+SRAVEN = "sraven"
+SOFTMOE = "softmoe"
+
 # name -> package; the first is the default (stores without a "family" key are it)
 REGISTRY = {
-    "regression": "simulations.families.regression",
-    "sraven": "simulations.families.sraven",
-    "softmoe": "simulations.families.softmoe",
+    REGRESSION: "simulations.families.regression",
+    SRAVEN: "simulations.families.sraven",
+    SOFTMOE: "simulations.families.softmoe",
 }
-DEFAULT = "regression"
+DEFAULT = REGRESSION
 # The families the grid driver runs; Soft MoE runs its two experiments itself (its package's CLI).
-GRID_FAMILIES = ("regression", "sraven")
+GRID_FAMILIES = (REGRESSION, SRAVEN)
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,25 @@ def get_schema(name: str) -> Schema:
     return import_module(f"{REGISTRY[name]}.schema").SCHEMA
 
 
+def family_of_rows(df: Any) -> str:
+    """The grid family of a results table: its `family` column's one value; a table without one is the
+    default family (stores written before families existed). Mixed or unknown values raise ValueError."""
+    if "family" not in df.columns:
+        return DEFAULT
+    values = sorted(df["family"].dropna().astype(str).unique())
+    if not values:
+        return DEFAULT
+    if len(values) > 1:
+        raise ValueError(f"rows of several families mixed ({', '.join(values)}): fit one store at a time")
+    if values[0] not in GRID_FAMILIES:
+        raise ValueError(f"unknown family {values[0]!r}: allowed values are {', '.join(GRID_FAMILIES)}")
+    return values[0]
+
+
 def family_of(config: Any) -> Family:
     """The family of a config object (its class's `family` attribute)."""
     return get_family(getattr(type(config), "family", DEFAULT))
 
 
-__all__ = ["DEFAULT", "GRID_FAMILIES", "REGISTRY", "Family", "get_family", "get_schema", "family_of"]
+__all__ = ["DEFAULT", "GRID_FAMILIES", "REGISTRY", "REGRESSION", "SOFTMOE", "SRAVEN", "Family", "get_family",
+           "get_schema", "family_of", "family_of_rows"]

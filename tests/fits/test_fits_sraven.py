@@ -11,8 +11,9 @@ import pytest
 from sraven_fixtures import sraven_rows, write_sraven_store
 
 from fits.data import FitInputError, check_results, load_results
-from fits.families import FAMILIES, SRAVEN_METRICS
+from fits.families import FAMILIES
 from fits.optimal_k import main
+from simulations.families.sraven.schema import SRAVEN_METRICS
 
 
 def _fit(store, out, *args):

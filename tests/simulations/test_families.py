@@ -15,7 +15,8 @@ from softmoe_fixtures import DROP_RESULT_COLUMNS, SINGLE_RESULT_COLUMNS, TINY_SI
 from fits import families as fits_families
 from simulations import results
 from simulations.config import ConfigError, preset_names
-from simulations.families import DEFAULT, GRID_FAMILIES, REGISTRY, get_family, get_schema
+from simulations.families import DEFAULT, GRID_FAMILIES, REGISTRY, family_of_rows, get_family, get_schema
+from simulations.families import SRAVEN as SRAVEN_NAME
 from simulations.families.record import Column, Schema, columns
 from simulations.families.softmoe import single_expert
 from simulations.families.softmoe.__main__ import EXPERIMENTS
@@ -142,3 +143,13 @@ def test_softmoe_bad_preset_fields_are_one_line_config_errors(raw, message):
     with pytest.raises(ConfigError) as exc:
         build("single-expert", raw)
     assert str(exc.value).startswith(message) and "\n" not in str(exc.value)
+
+
+def test_family_of_rows_reads_the_family_column():
+    assert family_of_rows(pd.DataFrame({"k": [1]})) == DEFAULT
+    assert family_of_rows(pd.DataFrame({"family": [None]})) == DEFAULT
+    assert family_of_rows(pd.DataFrame({"family": [SRAVEN_NAME, None]})) == SRAVEN_NAME
+    with pytest.raises(ValueError, match="^rows of several families mixed"):
+        family_of_rows(pd.DataFrame({"family": list(GRID_FAMILIES)}))
+    with pytest.raises(ValueError, match="^unknown family 'nowhere': allowed values are"):
+        family_of_rows(pd.DataFrame({"family": ["nowhere"]}))

@@ -8,6 +8,7 @@ import pkgutil
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -166,3 +167,14 @@ def test_teacher_experts_without_their_outputs_is_a_one_line_error():
     model, data = bundle()  # drawn without the teacher-expert outputs
     with pytest.raises(ValueError, match=r"teacher experts need the bundle's teacher-expert outputs"):
         tr.Student(model, data, tr.TrainSettings(experts="teacher"))
+
+
+def test_arm_names_maps_rows_to_arms_and_refuses_unknown_pairs():
+    every = arms.arms()
+    rows = pd.DataFrame({"router": [a.router.name for a in every],
+                         "experts": [a.experts.name for a in every]})
+    assert arms.arm_names(rows).tolist() == [a.name for a in every]
+    assert arms.arm_names(rows.drop(columns="experts")).eq(arms.primary().name).all()
+    bad = pd.DataFrame({"router": [arms.primary().router.name], "experts": ["nowhere"]})
+    with pytest.raises(ValueError, match=r"^router/experts: unknown arm\(s\) .*/nowhere: allowed values"):
+        arms.arm_names(bad)
