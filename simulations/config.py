@@ -1,183 +1,96 @@
-"""The regression grid's configuration: nested, typed sections, loaded from YAML or TOML and validated.
-
-`GridConfig` holds five sections: the task (docs/tasks.md), the grid's axes (lists: `complexity`,
-`n_experts`, `k`, `n_train`, `width`, `seeds` and the arms' `router` x `experts`), the training settings,
-the student's settings and the runtime settings (where and how fast to run). What each setting means for
-hashing, grouping and validation is its field's metadata (simulations.config_schema). Files and `--set`
-may name settings flat (`lr: 0.01`, the form of every preset and saved manifest), nested (`training:
-{lr: 0.01}`) or dotted (`training.lr=0.01`). `k: all` means 1..n_experts for each n_experts. Every
-problem raises `ConfigError`, whose one-line message names the field and what is allowed; the CLI prints
-it and exits non-zero before anything is written.
+"""Reading configs: YAML and TOML files, the built-in presets, `--set` and `--seeds`, and `load_config`
+(a family's preset or file with overrides applied, validated by the family). Names may be flat, nested
+or dotted (simulations.config_schema.flat_input); the family registry says which config class reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from simulations import arms, families
-from simulations.config_files import load_config, parse_override, parse_seeds, preset, preset_names, read_file
-from simulations.config_schema import (
-    Choice,
-    ChoiceList,
-    ConfigError,
-    IntAtLeast,
-    IntList,
-    IntListOrAll,
-    NonEmptyStr,
-    Number,
-    build,
-    checked,
-    flat,
-    hashed,
-    section,
-    setting,
-    stable_hash,
-)
+import yaml
 
-# The public API: the regression grid's config, and (re-exported) the loading functions every family uses.
-__all__ = ["AxesConfig", "ConfigError", "GridConfig", "RuntimeConfig", "StudentConfig", "TaskConfig",
-           "TrainingConfig", "load_config", "parse_override", "parse_seeds", "preset", "preset_names",
-           "read_file", "stable_hash", "validate"]
-
-IMPL_CHOICES = ("auto", "dense", "sparse")
-# The arm of every store written before the routing controls: router and experts enter a hash only
-# when they leave it.
-_PRIMARY = arms.primary()
+from simulations.config_schema import ConfigError, flat_input
+from simulations.families import DEFAULT, REGISTRY, get_family
 
 
-# The arms of the default grid are the quick preset's (the arm names live in simulations.arms and the
-# presets, never in code); every other default below equals its quick preset value.
-_QUICK = preset("quick")
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """The compositional task's settings (docs/tasks.md); `complexity` is an axis."""
-
-    n_skills: int = setting(8, IntAtLeast())
-    d_in: int = setting(8, IntAtLeast())
-    teacher_width: int = setting(32, IntAtLeast())
-    noise: float = setting(0.1, Number())
-    holdout_frac: float = setting(0.25, Number(below=1))
-
-
-@dataclass(frozen=True)
-class AxesConfig:
-    """The grid's axes: a cell per combination (k per n_experts, arms that exist), a model per seed.
-    Models share a bundle only with equal n_experts, width and arm (docs/tasks.md, "Controls": teacher
-    experts pair with the learned router only; some kinds need n_experts a multiple of n_skills)."""
-
-    complexity: list[int] = setting([1, 2, 4, 6], IntList())
-    n_experts: list[int] = setting([16], IntList(), group=True)
-    k: list[int] | str = setting([1, 2, 3, 4, 6, 8, 12, 16], IntListOrAll())
-    n_train: list[int] = setting([150, 500], IntList())
-    width: list[int] = setting([4], IntList(), group=True)
-    seeds: list[int] = setting([0, 1, 2], IntList(lo=0))
-    router: list[str] = setting(_QUICK["router"], ChoiceList(tuple(arms.ROUTERS)),
-                                since=_PRIMARY.router.name, group=True)
-    experts: list[str] = setting(_QUICK["experts"], ChoiceList(tuple(arms.EXPERTS)),
-                                 since=_PRIMARY.experts.name, group=True)
-
-    def arms(self) -> list[tuple[str, str]]:
-        """The (router, experts) pairs of the grid: the product of the two axes, less the pairs that
-        do not exist (simulations.arms.arm refuses them)."""
-        return [(r, e) for r in self.router for e in self.experts if _pairs(r, e)]
-
-    def ks_for(self, n_experts: int) -> list[int]:
-        """The k values of the grid for one expert count."""
-        return list(range(1, n_experts + 1)) if self.k == "all" else list(self.k)
-
-
-def _pairs(router: str, experts: str) -> bool:
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) config file into a mapping."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigError(f"config: file must end in .yaml, .yml or .toml, got {str(path)!r}")
     try:
-        arms.arm(router, experts)
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if suffix == ".toml":
+        try:
+            import tomllib  # Python >= 3.11; imported here, as only TOML files need it
+        except ImportError:  # pragma: no cover - Python 3.10
+            try:
+                import tomli as tomllib  # the optional backport
+            except ImportError:
+                raise ConfigError("config: TOML files need Python >= 3.11 or the tomli package; "
+                                  "use YAML instead") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config: cannot parse {str(path)!r}: {first}") from None
+    return {} if data is None else data
+
+
+def preset_names(package: str = REGISTRY[DEFAULT]) -> list[str]:
+    """The built-in presets of a package (its presets/*.yaml)."""
+    files = resources.files(package).joinpath("presets").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def preset(name: str = "quick", package: str = REGISTRY[DEFAULT]) -> dict[str, Any]:
+    """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
+    if name not in preset_names(package):
+        raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")
+    text = resources.files(package).joinpath("presets", f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` with VALUE read as YAML (so `k=[1,2]`, `lr=0.003`, `k=all` all work); FIELD may be
+    flat (`lr`) or dotted (`training.lr`)."""
+    if "=" not in item:
+        raise ConfigError(f"--set: expected FIELD=VALUE, got {item!r}")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{key}: cannot parse value {text!r}") from None
+    return key, value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds`: `N` means seeds 0..N-1, `A:B` means A..B-1, `A,B,C` an explicit list."""
+    try:
+        if "," in text:
+            return [int(t) for t in text.split(",") if t.strip()]
+        if ":" in text:
+            a, b = text.split(":")
+            return list(range(int(a), int(b)))
+        return list(range(int(text)))
     except ValueError:
-        return False
-    return True
+        raise ConfigError(f"seeds: expected N, A:B or A,B,C with integers, got {text!r}") from None
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    """How every model trains and is evaluated (the regression trainer's TrainSettings is this plus the
-    arm). The router settings act on a learned router: its learning rate is lr * router_lr_mult, balance_loss
-    weighs the load-balancing loss, router_noise is the sd of N(0, .) jitter on its training logits."""
-
-    lr: float = setting(0.005, Number(positive=True))
-    max_steps: int = setting(1000, IntAtLeast())
-    eval_every: int = setting(25, IntAtLeast())
-    patience: int = setting(8, IntAtLeast())
-    clip_norm: float = setting(1.0, Number(positive=True))
-    router_lr_mult: float = setting(1.0, Number(positive=True), since=1.0)
-    balance_loss: float = setting(0.0, Number(), since=0.0)
-    router_noise: float = setting(0.0, Number(), since=0.0)
-    n_val: int = setting(300, IntAtLeast())
-    n_test: int = setting(2000, IntAtLeast())
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    """How the student MoE is built (the regression trainer's init_model). A learned router's
-    probabilities are softmax(logits / router_temperature); its initial weights are scaled by
-    router_init_scale (0: uniform at the start)."""
-
-    router_temperature: float = setting(1.0, Number(positive=True), since=1.0)
-    router_init_scale: float = setting(1.0, Number(), since=1.0)
-    renormalize: str = setting("k>1", Choice(("k>1", "always", "never")))
-    impl: str = setting("auto", Choice(IMPL_CHOICES))
-    dtype: str = setting("float32", Choice(("float32", "float64")))
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """Where and how fast to run: never in a hash, free to change when a store is resumed."""
-
-    name: str = setting("quick", NonEmptyStr())
-    device: str = setting("auto", Choice(("auto", "cpu", "cuda")))
-    max_models_per_bundle: int = setting(96, IntAtLeast())
-    threads: int = setting(1, IntAtLeast(0, " (0 = torch's default)"))  # torch CPU threads per bundle
-    workers: int = setting(1, IntAtLeast())  # bundles trained at once in separate processes (local executor)
-
-
-@dataclass(frozen=True)
-class GridConfig:
-    """Everything a regression grid run needs. The defaults are the quick preset
-    (simulations/presets/quick.yaml), so a config file that sets a few fields changes only those."""
-
-    family: ClassVar[str] = families.REGRESSION  # simulations.families: which experiment this config runs
-
-    task: TaskConfig = section(TaskConfig)
-    axes: AxesConfig = section(AxesConfig, axes=True)
-    training: TrainingConfig = section(TrainingConfig)
-    student: StudentConfig = section(StudentConfig)
-    runtime: RuntimeConfig = section(RuntimeConfig, hashed=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The flat view (what the manifest stores and what loads back)."""
-        return flat(self)
-
-    def config_hash(self) -> str:
-        """Hash of every setting that can change a row's values (runtime settings excluded)."""
-        return stable_hash(hashed(self))
-
-
-def validate(raw: dict[str, Any]) -> GridConfig:
-    """Build a GridConfig from a plain mapping (flat, nested or dotted names), checking names, types,
-    ranges and the rules between settings."""
-    vals = checked(GridConfig, raw)
-    kinds = [f"the {r.name} router" for r in arms.ROUTERS.values()
-             if r.needs_replicas and r.name in vals["router"]]
-    kinds += [e.label for e in arms.EXPERTS.values() if e.needs_replicas and e.name in vals["experts"]]
-    bad = [T for T in vals["n_experts"] if T % vals["n_skills"]] if kinds else []
-    if bad:
-        raise ConfigError(f"n_experts: {' and '.join(kinds)} need every n_experts to be a "
-                          f"multiple of n_skills={vals['n_skills']} (r replicas per skill), got {bad[0]}")
-    bad = [k for k in vals["k"] if k > min(vals["n_experts"])] if vals["k"] != "all" else []
-    if bad:
-        raise ConfigError(f"k: every k must be in 1..n_experts (1..{min(vals['n_experts'])}) "
-                          f"or 'all', got {bad[0]}")
-    bad = [s for s in vals["complexity"] if s > vals["n_skills"]]
-    if bad:
-        raise ConfigError(f"complexity: every value must be in 1..n_skills (1..{vals['n_skills']}), "
-                          f"got {bad[0]}")
-    return build(GridConfig, vals)
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                family: str = DEFAULT, preset_name: str | None = None):
+    """A family's config (GridConfig for the regression grid): its preset `preset_name` (default: the
+    family's default preset) or a file, with overrides (flat, nested or dotted names) applied, validated."""
+    fam = get_family(family)
+    if path is not None and preset_name is not None:
+        raise ConfigError("config: pass a preset or a config file, not both")
+    raw = preset(preset_name or fam.default_preset, fam.presets) if path is None else read_file(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of field names to values in {path}")
+    return fam.validate({**flat_input(fam.config_cls, raw), **flat_input(fam.config_cls, overrides or {})})
