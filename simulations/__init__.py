@@ -9,7 +9,8 @@ of simulations.families) and
 
 from importlib import import_module
 
-from .config import ConfigError, GridConfig, load_config
+from .config import ConfigError, load_config
+from .families.regression.config import GridConfig
 from .families.regression.tasks import CompositionalTask, TaskSpec
 from .families.regression.train import train_bundle
 from .families.softmoe import SoftMoE

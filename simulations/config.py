@@ -1,18 +1,45 @@
-"""Reading configs: YAML and TOML files, the built-in presets, `--set` and `--seeds`, and `load_config`
-(a family's preset or file with overrides applied, validated by the family). Names may be flat, nested
-or dotted (simulations.config_schema.flat_input); the family registry says which config class reads them.
+"""The configuration API every family shares: reading YAML and TOML files, the built-in presets, `--set`
+and `--seeds`, `load_config` (a family's preset or file with overrides applied, validated by the family),
+and the sections every grid family's config has (`RuntimeConfig`). Names may be flat, nested or dotted
+(simulations.config_schema.flat_input); the family registry says which config class reads them, and
+each family's package defines its own config (the regression grid's: simulations.families.regression.config).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from simulations.config_schema import ConfigError, flat_input
+from simulations.config_schema import (
+    Choice,
+    ConfigError,
+    IntAtLeast,
+    NonEmptyStr,
+    flat_input,
+    setting,
+    stable_hash,
+)
 from simulations.families import DEFAULT, REGISTRY, get_family
+
+__all__ = ["IMPL_CHOICES", "ConfigError", "RuntimeConfig", "load_config", "parse_override", "parse_seeds",
+           "preset", "preset_names", "read_file", "stable_hash"]
+
+IMPL_CHOICES = ("auto", "dense", "sparse")  # TopKMoE's implementations a config may choose
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how fast to run: never in a hash, free to change when a store is resumed."""
+
+    name: str = setting("quick", NonEmptyStr())
+    device: str = setting("auto", Choice(("auto", "cpu", "cuda")))
+    max_models_per_bundle: int = setting(96, IntAtLeast())
+    threads: int = setting(1, IntAtLeast(0, " (0 = torch's default)"))  # torch CPU threads per bundle
+    workers: int = setting(1, IntAtLeast())  # bundles trained at once in separate processes (local executor)
 
 
 def read_file(path: str | Path) -> dict[str, Any]:

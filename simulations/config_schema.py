@@ -1,6 +1,6 @@
 """Typed, nested configs: what a config field's metadata says, and everything derived from it.
 
-A family's config (simulations.config.GridConfig, simulations.families.sraven.config.SravenConfig) is a frozen
+A family's config (GridConfig, SravenConfig: each in its family's `config` module) is a frozen
 dataclass of sections (task, axes, student, training, runtime, ...), each a frozen dataclass of settings.
 What the toolkit once kept in hand-written side lists comes from `field(metadata=...)`:
 

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from simulations import results
-from simulations.config_files import load_config, parse_override, parse_seeds, preset_names
+from simulations.config import load_config, parse_override, parse_seeds, preset_names
 from simulations.config_schema import ConfigError, resume_conflict, stable_hash
 from simulations.executors import LocalExecutor, ProcessExecutor
 from simulations.families import DEFAULT, Family, family_of, get_family

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from simulations import arms
-from simulations.config import GridConfig, TrainingConfig, load_config, parse_override, validate
+from simulations.config import load_config, parse_override
 from simulations.config_schema import ConfigError, hashed, settings
+from simulations.families.regression.config import GridConfig, TrainingConfig, validate
 from simulations.families.regression.train import TrainSettings
 from simulations.families.sraven.config import SravenConfig, SravenModel, SravenTraining
 from simulations.families.sraven.config import validate as validate_sraven

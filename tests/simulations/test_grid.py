@@ -15,7 +15,7 @@ import yaml
 from grid_fixtures import TINY
 
 from simulations import grid, results
-from simulations.config import validate
+from simulations.families.regression.config import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUE_COLS = ["train_mse", "val_mse", "test_mse_id", "test_mse_ood", "diverged", "early_stopped", "steps",

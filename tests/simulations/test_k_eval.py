@@ -9,10 +9,10 @@ import torch
 from grid_fixtures import ARMS
 
 from simulations import grid, results
-from simulations.config import validate
 from simulations.config_schema import build
 from simulations.families.regression import family as reg
 from simulations.families.regression import train as tr
+from simulations.families.regression.config import validate
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from simulations.config import load_config, validate
+from simulations.config import load_config
+from simulations.families.regression.config import validate
 from simulations.families.regression.regime import load_sweep
 from simulations.grid import cells
 

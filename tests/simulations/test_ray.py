@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from simulations import results
-from simulations.config import ConfigError, validate
+from simulations.config import ConfigError
 from simulations.executors import LocalExecutor
+from simulations.families.regression.config import validate
 
 # Ray's start-up on a busy 2-core machine can take a while; bounded all the same.
 pytestmark = pytest.mark.timeout(180)

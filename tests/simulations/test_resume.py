@@ -11,7 +11,8 @@ import yaml
 from grid_fixtures import TINY
 
 from simulations import grid, results
-from simulations.config import parse_override, validate
+from simulations.config import parse_override
+from simulations.families.regression.config import validate
 
 SMALL = {**TINY, "complexity": [1], "n_train": [32], "seeds": [0], "max_steps": 5, "n_test": 32}
 

@@ -12,7 +12,8 @@ import torch
 from grid_fixtures import ARMS
 
 from simulations import grid, results, routing
-from simulations.config import ConfigError, validate
+from simulations.config import ConfigError
+from simulations.families.regression.config import validate
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.moe import TopKMoE
 

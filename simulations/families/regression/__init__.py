@@ -1,5 +1,5 @@
-"""The regression family: the compositional task (`tasks`, docs/tasks.md), its bundle trainer (`train`),
-the grid's cells, bundles and rows (`family`, run by `python -m simulations.grid`), the regime sweep
-(`regime`, `python -m simulations.families.regression.regime`), its presets (presets/*.yaml) and its row
-record (`schema`). Its config, GridConfig, lives in simulations.config.
+"""The regression family: its config (`config`: GridConfig), the compositional task (`tasks`,
+docs/tasks.md), its bundle trainer (`train`), the grid's cells, bundles and rows (`family`, run by
+`python -m simulations.grid`), the regime sweep (`regime`, `python -m
+simulations.families.regression.regime`), its presets (presets/*.yaml) and its row record (`schema`).
 """

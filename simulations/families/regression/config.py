@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from simulations import arms, families
-from simulations.config_files import load_config, parse_override, parse_seeds, preset, preset_names, read_file
+from simulations.config import IMPL_CHOICES, RuntimeConfig, preset
 from simulations.config_schema import (
     Choice,
     ChoiceList,
@@ -24,7 +24,6 @@ from simulations.config_schema import (
     IntAtLeast,
     IntList,
     IntListOrAll,
-    NonEmptyStr,
     Number,
     build,
     checked,
@@ -35,12 +34,8 @@ from simulations.config_schema import (
     stable_hash,
 )
 
-# The public API: the regression grid's config, and (re-exported) the loading functions every family uses.
-__all__ = ["AxesConfig", "ConfigError", "GridConfig", "RuntimeConfig", "StudentConfig", "TaskConfig",
-           "TrainingConfig", "load_config", "parse_override", "parse_seeds", "preset", "preset_names",
-           "read_file", "stable_hash", "validate"]
+__all__ = ["AxesConfig", "GridConfig", "StudentConfig", "TaskConfig", "TrainingConfig", "validate"]
 
-IMPL_CHOICES = ("auto", "dense", "sparse")
 # The arm of every store written before the routing controls: router and experts enter a hash only
 # when they leave it.
 _PRIMARY = arms.primary()
@@ -129,20 +124,9 @@ class StudentConfig:
 
 
 @dataclass(frozen=True)
-class RuntimeConfig:
-    """Where and how fast to run: never in a hash, free to change when a store is resumed."""
-
-    name: str = setting("quick", NonEmptyStr())
-    device: str = setting("auto", Choice(("auto", "cpu", "cuda")))
-    max_models_per_bundle: int = setting(96, IntAtLeast())
-    threads: int = setting(1, IntAtLeast(0, " (0 = torch's default)"))  # torch CPU threads per bundle
-    workers: int = setting(1, IntAtLeast())  # bundles trained at once in separate processes (local executor)
-
-
-@dataclass(frozen=True)
 class GridConfig:
     """Everything a regression grid run needs. The defaults are the quick preset
-    (simulations/presets/quick.yaml), so a config file that sets a few fields changes only those."""
+    (presets/quick.yaml in this package), so a config file that sets a few fields changes only those."""
 
     family: ClassVar[str] = families.REGRESSION  # simulations.families: which experiment this config runs
 

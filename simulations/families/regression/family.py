@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from simulations import arms, results
-from simulations.config import GridConfig, StudentConfig, TaskConfig, validate
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
 from simulations.families import Family
+from simulations.families.regression.config import GridConfig, StudentConfig, TaskConfig, validate
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.families.regression.train import TrainSettings, init_model, make_bundle_data, train_bundle
 from simulations.provenance import device_name

@@ -24,9 +24,9 @@ import pandas as pd
 import yaml
 
 from simulations import results
-from simulations.config import GridConfig, validate
-from simulations.config_files import read_file
+from simulations.config import read_file
 from simulations.config_schema import ConfigError, flat_input
+from simulations.families.regression.config import GridConfig, validate
 from simulations.grid import resolve_device, run_grid
 
 DEFAULT_OUT = Path("results/regime")

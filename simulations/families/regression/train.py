@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from simulations import arms, routing
-from simulations.config import TrainingConfig
+from simulations.families.regression.config import TrainingConfig
 from simulations.families.regression.tasks import CompositionalTask, sample_cached
 from simulations.moe import TopKMoE
 
@@ -35,7 +35,7 @@ class TrainSettings(TrainingConfig):
     layer's load-balancing loss, `router_noise` is the sd of N(0, .) jitter on its logits during
     training steps.
     The optimisation settings and their defaults are the grid config's training section
-    (simulations.config.TrainingConfig); this adds the bundle's arm."""
+    (simulations.families.regression.config.TrainingConfig); this adds the bundle's arm."""
 
     router: str = arms.primary().router.name
     experts: str = arms.primary().experts.name

@@ -19,7 +19,7 @@ import yaml
 
 from simulations import grid, results
 from simulations.config import load_config
-from simulations.config import validate as validate_grid
+from simulations.families.regression.config import validate as validate_grid
 from simulations.families.sraven import ModelSpec, SravenSettings, train_bundle
 from simulations.families.sraven.cli import main
 from simulations.families.sraven.config import SravenConfig, validate
