@@ -206,11 +206,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(fam: Family | None = None, prog: str = "python -m simulations.grid",
                  description: str | None = None) -> argparse.ArgumentParser:
-    """The CLI of a family's grid (the regression grid's by default); families with more than one
-    built-in preset get `--preset`."""
+    """The CLI of a family's grid (the regression grid's by default), with `--preset` where the family
+    offers it."""
     fam = fam or get_family(DEFAULT)
     p = _Parser(prog=prog, description=description or __doc__.split("\n")[0])
-    if fam.name != DEFAULT:  # the default family keeps its CLI of before families
+    if fam.preset_option:
         p.add_argument("--preset", help=f"built-in config: {', '.join(preset_names(fam.presets))} "
                        f"(default: {fam.default_preset}); not with --config")
     p.add_argument("--config", help=f"YAML or TOML config (default: the {fam.default_preset} preset)")
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None, family: str = DEFAULT, parser=None) -> i
             print(f"cells: {len(cells(config))}  models: {n_models} (skipping {len(skip)} stored)  "
                   f"bundles: {len(bundles)}  device: {device}")
             seconds = estimate_seconds(bundles)
-            if fam.name == DEFAULT:
+            if fam.estimate_is_bound:
                 print(f"estimated time: at most {seconds:.0f} s (without early stopping)")
             else:
                 workers = min(config.runtime.workers, max(len(bundles), 1))

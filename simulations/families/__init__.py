@@ -49,7 +49,9 @@ class Family:
     group before the group is cut into bundles of `max_models_per_bundle`; train(bundle) -> the
     bundle's rows (one per model, with at least `required_columns`); estimate(bundles) -> seconds to
     train them one after another; label(bundle) -> its name in progress and error messages;
-    out_prefix: the default results directory is results/<out_prefix><config.name>.
+    out_prefix: the default results directory is results/<out_prefix><config.name>; preset_option: its
+    CLI takes `--preset` (the regression grid's CLI, older than the families, has `--config` only);
+    estimate_is_bound: `estimate` is an upper bound (it assumes no early stopping) rather than a forecast.
     """
 
     name: str
@@ -65,6 +67,8 @@ class Family:
     estimate: Callable[[list[Any]], float]
     label: Callable[[Any], str]
     out_prefix: str = ""
+    preset_option: bool = True
+    estimate_is_bound: bool = False
 
 
 def _check_name(name: str, allowed: tuple[str, ...]) -> None:

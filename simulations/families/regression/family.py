@@ -150,5 +150,5 @@ FAMILY = Family(
     name="regression", config_cls=GridConfig, validate=validate, presets="simulations.families.regression",
     default_preset="quick",
     cells=cells, group=group, order=order, train=train, required_columns=results.REQUIRED_COLUMNS,
-    estimate=estimate_seconds, label=label,
+    estimate=estimate_seconds, label=label, preset_option=False, estimate_is_bound=True,
 )
