@@ -63,12 +63,16 @@ class Family:
     group: Callable[[dict[str, Any]], tuple]
     order: Callable[[Any], tuple]
     train: Callable[[Any], Any]
-    required_columns: tuple[str, ...]
     estimate: Callable[[list[Any]], float]
     label: Callable[[Any], str]
     out_prefix: str = ""
     preset_option: bool = True
     estimate_is_bound: bool = False
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The columns every row must have: the family's row record's (its `schema`)."""
+        return get_schema(self.name).required_columns
 
 
 def _check_name(name: str, allowed: tuple[str, ...]) -> None:

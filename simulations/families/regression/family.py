@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simulations import arms, results
+from simulations import arms
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
-from simulations.families import Family
+from simulations.families import REGRESSION, Family
 from simulations.families.regression.config import GridConfig, StudentConfig, TaskConfig, validate
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.families.regression.train import TrainSettings, init_model, make_bundle_data, train_bundle
@@ -147,8 +147,8 @@ def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
 
 
 FAMILY = Family(
-    name="regression", config_cls=GridConfig, validate=validate, presets="simulations.families.regression",
+    name=REGRESSION, config_cls=GridConfig, validate=validate, presets="simulations.families.regression",
     default_preset="quick",
-    cells=cells, group=group, order=order, train=train, required_columns=results.REQUIRED_COLUMNS,
+    cells=cells, group=group, order=order, train=train,
     estimate=estimate_seconds, label=label, preset_option=False, estimate_is_bound=True,
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from simulations import families
 from simulations.config import IMPL_CHOICES, RuntimeConfig
 from simulations.config_schema import (
     Bool,
@@ -106,7 +107,7 @@ class SravenConfig:
     """Everything a SRAVEN grid run needs (docs/sraven.md). The defaults are the quick preset
     (simulations/families/sraven/presets/quick.yaml)."""
 
-    family: ClassVar[str] = "sraven"
+    family: ClassVar[str] = families.SRAVEN  # simulations.families: which experiment this config runs
 
     axes: SravenAxes = section(SravenAxes, axes=True)
     problems: SravenProblems = section(SravenProblems)

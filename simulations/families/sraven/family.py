@@ -16,11 +16,10 @@ import pandas as pd
 import torch
 
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash
-from simulations.families import Family
+from simulations.families import SRAVEN, Family
 from simulations.provenance import device_name
 
 from .config import SravenConfig, validate
-from .schema import SCHEMA
 from .train import ModelSpec, SravenSettings, train_bundle
 
 
@@ -109,7 +108,7 @@ def estimate_seconds(bundles: list, n_steps: int = 3, n_eval: int = 64) -> float
 
 
 FAMILY = Family(
-    name="sraven", config_cls=SravenConfig, validate=validate, presets="simulations.families.sraven",
+    name=SRAVEN, config_cls=SravenConfig, validate=validate, presets="simulations.families.sraven",
     default_preset="quick", cells=cells, group=group, order=order, train=train,
-    required_columns=SCHEMA.required_columns, estimate=estimate_seconds, label=label, out_prefix="sraven-",
+    estimate=estimate_seconds, label=label, out_prefix="sraven-",
 )
