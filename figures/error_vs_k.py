@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from figures import style
-from figures.arms import primary_rows
 from figures.stats import seed_summary
+from simulations.arms import primary_rows
 
 NAME = "error_vs_k"
 TITLE = "Test error vs k per task complexity (OOD and ID), with seed CIs and each curve's k*"

@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from figures import style
-from figures.arms import primary_rows
 from figures.stats import seed_summary
+from simulations.arms import primary_rows
 
 NAME = "p2_bound"
 TITLE = "P2's bound (toolkit's R_m and d_N) vs measured generalization gap per cell, with y = x"

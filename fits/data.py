@@ -29,25 +29,21 @@ METRICS = REGRESSION.metrics
 CELL_KEYS = ("complexity", "n_train", "width", "n_experts")
 LAW_FACTORS = ("complexity", "n_train", "width")
 
-#: Columns the fits need; the full schema (docs/results.md) has more, which are carried but not used.
-REQUIRED_COLUMNS = ("seed", "k", *CELL_KEYS, "diverged", *METRICS.values())
-
 
 def required_columns(family: str = DEFAULT) -> tuple[str, ...]:
     """The generic table's columns the fits need for a family (its error columns as the metrics)."""
     return ("seed", "k", *CELL_KEYS, "diverged", *FAMILIES[family].metrics.values())
 
 
+#: Columns the fits need of a regression store; the full schema (docs/results.md) has more, which are
+#: carried but not used.
+REQUIRED_COLUMNS = required_columns()
+
+
 def routed_arms() -> list[Arm]:
     """The arms the fits fit, in registry order: every arm whose k is a routing choice. The dense rows
     are reference MLPs, not a top-k router: they have no k* of their own and are left out."""
     return [a for a in arms() if a.routes]
-
-
-def learned_arm(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the primary arm, the learned router with learned experts (the whole table for a
-    store without arms)."""
-    return split_arms(df).get(primary().name, df.iloc[:0])
 
 
 def arm_names(df: pd.DataFrame) -> pd.Series:

@@ -9,7 +9,7 @@ no arm name themselves.
 Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `router(name)`,
 `experts(name)`, `Arm`, `arm(router, experts)`, `arms()` (every arm, in figure and fit order),
 `arm_named(name)`, `arm_names(rows)` (each results row's arm name; `ARM_COLUMNS` name it),
-`primary()` (the arm the toolkit's question is about), `reference()` (the arm whose
+`primary()` (the arm the toolkit's question is about) and `primary_rows(rows)`, `reference()` (the arm whose
 routing is given: the theory's modular student); for writing a kind: `RouterKind`, `ExpertsKind`,
 `Gating` (what a router's gating returns), `Points`, and the protocols `BundleView` and
 `RouterSettings` (what a kind reads of the bundle's data and settings). No module of the package may
@@ -38,6 +38,7 @@ from simulations.arms.base import (
     arms,
     experts,
     primary,
+    primary_rows,
     reference,
     register_experts,
     register_router,
@@ -50,4 +51,4 @@ for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 __all__ = ["ARM_COLUMNS", "EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating", "Points",
            "RouterKind", "RouterSettings", "arm", "arm_named", "arm_names", "arms", "experts", "primary",
-           "reference", "register_experts", "register_router", "router"]
+           "primary_rows", "reference", "register_experts", "register_router", "router"]

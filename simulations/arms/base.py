@@ -243,6 +243,11 @@ def arm_names(df: pd.DataFrame) -> pd.Series:
     return pd.Series([names[p] for p in pairs], index=df.index)
 
 
+def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the primary arm (every row of a table without arm columns), reindexed from 0."""
+    return df[arm_names(df) == primary().name].reset_index(drop=True)
+
+
 def primary() -> Arm:
     """The arm the toolkit's question is about: the learned router with learned experts."""
     return next(a for a in arms() if a.router.primary and a.experts.default)
