@@ -124,6 +124,11 @@ class IntListOrAll:
     def __call__(self, name: str, v: Any) -> list[int] | str:
         return v if v == "all" else IntList()(name, v)
 
+    @staticmethod
+    def values(v: list[int] | str, n: int) -> list[int]:
+        """The integers a checked value stands for, `all` being 1..n."""
+        return list(range(1, n + 1)) if v == "all" else list(v)
+
 
 @dataclasses.dataclass(frozen=True)
 class ChoiceList:

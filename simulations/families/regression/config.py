@@ -81,7 +81,7 @@ class AxesConfig:
 
     def ks_for(self, n_experts: int) -> list[int]:
         """The k values of the grid for one expert count."""
-        return list(range(1, n_experts + 1)) if self.k == "all" else list(self.k)
+        return IntListOrAll.values(self.k, n_experts)
 
 
 def _pairs(router: str, experts: str) -> bool:

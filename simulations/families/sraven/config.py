@@ -116,7 +116,7 @@ class SravenConfig:
     runtime: SravenRuntime = section(SravenRuntime, hashed=False)
 
     def ks(self) -> list[int]:
-        return list(range(1, self.model.n_experts + 1)) if self.axes.k == "all" else list(self.axes.k)
+        return IntListOrAll.values(self.axes.k, self.model.n_experts)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat view (what the manifest stores and what loads back)."""
