@@ -22,6 +22,8 @@ AUTO_MIN_RATIO_CPU = 3.0
 AUTO_MIN_RATIO_CUDA = 4.0
 AUTO_MIN_TOKENS = 16384
 RENORMALIZE = ("k>1", "always", "never")
+# Gate families (TopKMoE `gate`): how router logits become selection scores and gates.
+GATES = ("softmax", "sigmoid", "uniform")
 
 
 @dataclass
@@ -392,6 +394,19 @@ class TopKMoE(nn.Module):
     gate is the constant 1 and the router would get no gradient), decided per model when k is a
     per-model tensor; "always"; "never".
 
+    ``gate`` chooses the gate family (GATES; logits l = x @ router / temperature, per model and token):
+      - "softmax" (default): as above, p = softmax(l).
+      - "sigmoid": scores p = sigmoid(l), each in (0, 1) and independent of the others; the k largest
+        are kept and, where ``renormalize`` applies, divided by their sum (the DeepSeek-V3 form). The
+        default "k>1" leaves k = 1 gates raw, sigmoid(l), so the router learns at k = 1 too; "always"
+        makes k = 1 the constant 1 (no router gradient); "never" keeps raw sigmoids at every k.
+      - "uniform": selection by p = softmax(l), forward gates exactly 1 / k on the selected (as the
+        oracle's), ``renormalize`` unused. The selection learns by a straight-through estimator:
+        gates = sel / k + sel * (p - stop_grad(p)), so the backward is that of the softmax gates p on
+        the selected experts (the gradient reaches every logit through the full softmax, at k = 1 too).
+    ``p`` (route's first output, the load-balancing statistics) is the family's score: softmax for
+    "softmax" and "uniform", the sigmoids for "sigmoid" (then not a distribution over experts).
+
     ``k`` is an int or a LongTensor [M] (one k per model, so one bundle can hold a k sweep); it can be
     reassigned after construction (validated to 1 <= k <= T). ``route(x, k=j)`` gates at another k
     without changing the model's (inference-time k).
@@ -436,6 +451,7 @@ class TopKMoE(nn.Module):
         dtype: torch.dtype | None = None,
         seed: int | None = None,
         temperature: float = 1.0,
+        gate: str = "softmax",
     ) -> None:
         super().__init__()
         if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
@@ -448,7 +464,7 @@ class TopKMoE(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.n_models, self.n_experts = n_models, n_experts
         self.d_in, self.d_hidden, self.d_out = d_in, d_hidden, d_out
-        self.impl, self.renormalize = impl, renormalize
+        self.impl, self.renormalize, self.gate = impl, renormalize, gate
         dtype = dtype if dtype is not None else torch.get_default_dtype()
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -496,6 +512,17 @@ class TopKMoE(nn.Module):
         if value not in RENORMALIZE:
             raise ValueError(f"renormalize must be one of {RENORMALIZE}, got {value!r}")
         self._renormalize = value
+
+    @property
+    def gate(self) -> str:
+        """The gate family: one of GATES (see the class docstring)."""
+        return self._gate
+
+    @gate.setter
+    def gate(self, value: str) -> None:
+        if value not in GATES:
+            raise ValueError(f"gate must be one of {GATES}, got {value!r}")
+        self._gate = value
 
     @property
     def k(self) -> int | torch.Tensor:
@@ -558,13 +585,16 @@ class TopKMoE(nn.Module):
     # Gating works in a [M, T, N] layout: reductions over the T experts then run along a strided
     # axis and vectorise over the N tokens, which is much faster than reducing a short last axis.
     def _probs(self, x: torch.Tensor, logit_noise: float = 0.0) -> torch.Tensor:
-        """Router probabilities p, [M, T, N]; `logit_noise` > 0 adds N(0, logit_noise^2) jitter to the
+        """Router scores p, [M, T, N]: the gate family's (softmax over the experts, or independent
+        sigmoids for gate "sigmoid"); `logit_noise` > 0 adds N(0, logit_noise^2) jitter to the
         router logits (a training-time exploration aid, drawn from torch's global generator)."""
         logits = torch.bmm(self.router.transpose(1, 2), x.transpose(1, 2))
         if self.temperature != 1.0:
             logits = logits / self.temperature
         if logit_noise > 0:
             logits = logits + logit_noise * torch.randn_like(logits)
+        if self.gate == "sigmoid":
+            return torch.sigmoid(logits)
         return torch.softmax(logits, dim=1)
 
     def route(self, x: torch.Tensor, logit_noise: float = 0.0, k: int | torch.Tensor | None = None
@@ -579,11 +609,14 @@ class TopKMoE(nn.Module):
 
     def _gates(self, p: torch.Tensor, mask: torch.Tensor, k: int | torch.Tensor | None = None
                ) -> torch.Tensor:
-        """[M, T, N] gate weights: kept p (renormalized per model where it applies at k, default the
-        model's own k), zeros elsewhere.
+        """[M, T, N] gate weights on the selection `mask` by the gate family's rule: kept p (softmax
+        or sigmoid scores, renormalized per model where it applies at k, default the model's own k),
+        zeros elsewhere; for gate "uniform" see _uniform_gates.
 
         A renormalized k = 1 gate is the constant 1, written as such so the router gets exactly no
         gradient (p / p would leak rounding-level gradients)."""
+        if self.gate == "uniform":
+            return self._uniform_gates(p, mask)
         k_vec = self._k_of(k)[0]
         g = p * mask
         renorm = self._renorm_mask(k_vec)
@@ -596,6 +629,15 @@ class TopKMoE(nn.Module):
             if bool(constant.any()):
                 g = torch.where(constant[:, None, None], mask.to(p.dtype), g)
         return g
+
+    @staticmethod
+    def _uniform_gates(p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Gate "uniform": 1 / (the number selected) on each token's selected experts, exactly, in the
+        forward; straight-through in the backward, as if the gates were the selected p (the term
+        sel * (p - p.detach()) is exactly 0 but carries p's gradient). Any selection works (a token
+        with none selected gets zeros), so k is read off the mask."""
+        sel = mask.to(p.dtype)
+        return sel / sel.sum(1, keepdim=True).clamp_min(1) + sel * (p - p.detach())
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[0] != self.n_models or x.shape[2] != self.d_in:
@@ -681,22 +723,28 @@ class TopKMoE(nn.Module):
         return x.new_zeros(M * N, O).index_add(0, tokens, ys).view(M, N, O)
 
     def _forward_reference(self, x: torch.Tensor):
-        """Loop over models and experts; selection by numpy lexsort on (-p, expert index)."""
+        """Loop over models and experts; selection by numpy lexsort on (-p, expert index); each gate
+        family's rule written out again here, per model, independent of the batched gating code."""
         M, N, _ = x.shape
         T = self.n_experts
         renorm = self._renorm_mask().tolist()
         ys, ps, masks = [], [], []
         for i in range(M):
-            p = torch.softmax(x[i] @ self.router[i] / self.temperature, dim=-1)
+            logits = x[i] @ self.router[i] / self.temperature
+            p = torch.sigmoid(logits) if self.gate == "sigmoid" else torch.softmax(logits, dim=-1)
             pn = p.detach().cpu().double().numpy()
             idx = np.broadcast_to(np.arange(T), pn.shape)
             order = np.lexsort((idx, -pn), axis=-1)[:, : int(self._k_vec[i])]
             keep = np.zeros((N, T), dtype=bool)
             np.put_along_axis(keep, order, True, axis=-1)
             keep_t = torch.as_tensor(keep, device=x.device)
-            g = torch.where(keep_t, p, torch.zeros_like(p))
-            if renorm[i]:
-                g = g / g.sum(-1, keepdim=True)
+            if self.gate == "uniform":  # 1/k forward, the softmax's gradient backward
+                k_i = int(self._k_vec[i])
+                g = torch.where(keep_t, 1.0 / k_i + (p - p.detach()), torch.zeros_like(p))
+            else:
+                g = torch.where(keep_t, p, torch.zeros_like(p))
+                if renorm[i]:
+                    g = g / g.sum(-1, keepdim=True)
             y = x.new_zeros(N, self.d_out)
             for j in range(T):
                 rows = keep_t[:, j].nonzero(as_tuple=True)[0]
@@ -715,5 +763,5 @@ class TopKMoE(nn.Module):
         return (
             f"n_models={self.n_models}, n_experts={self.n_experts}, d_in={self.d_in}, "
             f"d_hidden={self.d_hidden}, d_out={self.d_out}, k={k}, impl={self.impl!r}, "
-            f"renormalize={self.renormalize!r}"
+            f"renormalize={self.renormalize!r}, gate={self.gate!r}"
         )

@@ -65,6 +65,8 @@ class RouterKind:
     needs_replicas: n_experts must be a multiple of n_skills (r replicas of each skill).
     k_source: the k* estimator the fits use for this arm (None: the CLI's --k-source).
     trains: the TopKMoE parameters it trains.
+    uses_gate: its gates are the model's own gate family's (TopKMoE `gate`), so the grid's `gate` axis
+        varies it; a kind with other gates (fixed ones) has its cells once, at gate "softmax".
 
     An instance is one bundle's router: `route` gates (in training, with its jitter), `aux_loss` is
     its term of the training loss, `gates_by_k` gates at every k = 1..T (inference-time k), `lr_mult`
@@ -80,6 +82,7 @@ class RouterKind:
     primary: ClassVar[bool] = False  # the arm the toolkit's question is about (learned router)
     reference: ClassVar[bool] = False  # routing given, not learned: the theory's modular student
     trains: ClassVar[tuple[str, ...]] = ()
+    uses_gate: ClassVar[bool] = False
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
         self.model, self.data, self.settings = model, data, settings

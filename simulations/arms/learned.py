@@ -1,5 +1,6 @@
-"""The learned router: a softmax over linear scores, top-k selection, renormalized gates (TopKMoE.route),
-with its training options: a learning-rate multiple, a load-balancing loss and logit jitter."""
+"""The learned router: linear scores, top-k selection and the model's gate family (TopKMoE.route: softmax
+by default, sigmoid or uniform by the grid's `gate` axis), with its training options: a learning-rate
+multiple, a load-balancing loss and logit jitter."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Learned(RouterKind):
     order = 0
     primary = True
     trains = ("router",)
+    uses_gate = True
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         x = self.data.split(split)[0][:, points]

@@ -190,7 +190,7 @@ def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
     from simulations.config import stable_hash
 
     later = ("router", "experts", "router_lr_mult", "balance_loss", "router_noise",
-                      "router_temperature", "router_init_scale")
+                      "router_temperature", "router_init_scale", "gate")
     runtime = ("name", "device", "max_models_per_bundle", "threads", "workers")
 
     every_arm = validate(dict(ARMS))

@@ -33,6 +33,7 @@ from simulations.config_schema import (
     setting,
     stable_hash,
 )
+from simulations.moe import GATES
 
 __all__ = ["AxesConfig", "GridConfig", "StudentConfig", "TaskConfig", "TrainingConfig", "validate"]
 
@@ -73,11 +74,19 @@ class AxesConfig:
                                 since=_PRIMARY.router.name, group=True)
     experts: list[str] = setting(_QUICK["experts"], ChoiceList(tuple(arms.EXPERTS)),
                                  since=_PRIMARY.experts.name, group=True)
+    # The student's gate family (TopKMoE `gate`, docs/tasks.md "Gate families"); only router kinds that
+    # use the model's gates (RouterKind.uses_gate) vary by it, the others' cells come once at "softmax".
+    gate: list[str] = setting(["softmax"], ChoiceList(GATES), since="softmax", group=True)
 
     def arms(self) -> list[tuple[str, str]]:
         """The (router, experts) pairs of the grid: the product of the two axes, less the pairs that
         do not exist (simulations.arms.arm refuses them)."""
         return [(r, e) for r in self.router for e in self.experts if _pairs(r, e)]
+
+    def gates_for(self, router: str) -> list[str]:
+        """The gate families of a router kind's cells: the axis for a kind that uses the model's gates,
+        else the default alone (its gates do not depend on the family)."""
+        return list(self.gate) if arms.router(router).uses_gate else ["softmax"]
 
     def ks_for(self, n_experts: int) -> list[int]:
         """The k values of the grid for one expert count."""

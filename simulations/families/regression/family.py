@@ -32,19 +32,21 @@ from simulations.provenance import device_name
 def cells(config: GridConfig) -> list[dict[str, Any]]:
     """Every cell of the grid as a canonical dict including its `cell_id` (seeds excluded): the flat
     names of the task, training and student settings and one value per axis. Settings added later hash
-    only when they leave the value older stores implied (their `since`), so those stores keep their ids."""
+    only when they leave the value older stores implied (their `since`), so those stores keep their ids.
+    A router kind that does not use the model's gates gets its cells once, at gate "softmax"
+    (AxesConfig.gates_for)."""
     values = flat(config)
     shared = {f: values[f] for f in cell_fields(GridConfig)}
     axes = config.axes
     out = []
-    for router, experts in axes.arms():
+    for router, experts, gate in ((r, e, g) for r, e in axes.arms() for g in axes.gates_for(r)):
         for T in axes.n_experts:
             for h in axes.width:
                 for s in axes.complexity:
                     for m in axes.n_train:
                         for k in axes.ks_for(T):
                             cell = {**shared, "router": router, "experts": experts, "n_experts": T,
-                                    "width": h, "complexity": s, "n_train": m, "k": k}
+                                    "width": h, "complexity": s, "n_train": m, "k": k, "gate": gate}
                             out.append({"cell_id": stable_hash(without_since(GridConfig, cell)), **cell})
     return out
 
@@ -93,7 +95,7 @@ def train(bundle) -> pd.DataFrame:
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
     model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, student.impl,
                        student.renormalize, dtype, device, router_temperature=student.router_temperature,
-                       router_init_scale=student.router_init_scale)
+                       router_init_scale=student.router_init_scale, gate=first["gate"])
     metrics = train_bundle(model, data, build(TrainSettings, first))
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])
     cols["n_heldout_combos"] = [len(t.heldout) for t in tasks]
@@ -128,7 +130,8 @@ def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
     data = make_bundle_data(tasks, [m.cell["n_train"] for m in big.models], first["n_val"], 1, dtype,
                             big.device)
     model = init_model(first["n_experts"], first["d_in"], first["width"], [m.cell["k"] for m in big.models],
-                       [0] * len(big.models), first["impl"], first["renormalize"], dtype, big.device)
+                       [0] * len(big.models), first["impl"], first["renormalize"], dtype, big.device,
+                       gate=first["gate"])
     state = {name: p.detach().clone() for name, p in model.named_parameters()}
 
     def timed(steps: int) -> float:

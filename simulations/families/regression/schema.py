@@ -16,6 +16,7 @@ COLUMNS = (
     *columns("metric", "train_mse", "test_mse_id", "test_mse_ood"),
     *columns("measure", "target_var", "diverged", "steps", "wall_s"),
     *columns("setting", "renormalize"),
+    *columns("setting", "gate", required=False),  # absent from stores written before it (softmax)
     *columns("setting", "impl", "lr", "max_steps", required=False),
     *columns("provenance", "git_commit", "torch_version", "device"),
     *columns("setting", "dtype"),

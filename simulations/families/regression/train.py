@@ -107,15 +107,17 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
 
 def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds: list[int], impl: str,
                renormalize: str, dtype: torch.dtype, device: torch.device | str,
-               router_temperature: float = 1.0, router_init_scale: float = 1.0) -> TopKMoE:
+               router_temperature: float = 1.0, router_init_scale: float = 1.0, gate: str = "softmax"
+               ) -> TopKMoE:
     """A bundle whose model i is initialised exactly as `TopKMoE(1, ..., seed=init_seeds[i])`, its
-    router's initial weights then multiplied by `router_init_scale` (0: a uniform router at the start).
+    router's initial weights then multiplied by `router_init_scale` (0: a uniform router at the start);
+    `gate` is the bundle's gate family (TopKMoE `gate`; the initial weights do not depend on it).
 
     Models sharing an init seed (e.g. a sweep over k) therefore start from the same weights, whatever
     bundle they are in.
     """
     model = TopKMoE(len(ks), n_experts, d_in, width, k=torch.tensor(ks), impl=impl,
-                    renormalize=renormalize, dtype=dtype, seed=0, temperature=router_temperature)
+                    renormalize=renormalize, dtype=dtype, seed=0, temperature=router_temperature, gate=gate)
     singles: dict[int, TopKMoE] = {}
     with torch.no_grad():
         for i, s in enumerate(init_seeds):
