@@ -87,7 +87,7 @@ def test_column_role_is_checked():
 def test_regression_record_is_the_stores_required_columns():
     assert results.REQUIRED_COLUMNS == get_schema("regression").required_columns
     assert fits_families.REGRESSION.other_cell_fields == (
-        "d_in", "n_skills", "teacher_width", "noise", "holdout_frac", "renormalize", "impl", "lr",
+        "d_in", "n_skills", "teacher_width", "noise", "holdout_frac", "renormalize", "gate", "impl", "lr",
         "max_steps", "dtype")
 
 

@@ -63,7 +63,8 @@ def label(bundle) -> str:
     c = bundle.models[0].cell
     arm = "" if arms.arm(c["router"], c["experts"]) == arms.primary() else \
         f", router={c['router']}, experts={c['experts']}"
-    return f"{bundle.bundle_id} (T={c['n_experts']}, h={c['width']}{arm}, {len(bundle.models)} models)"
+    gate = "" if c["gate"] == "softmax" else f", gate={c['gate']}"
+    return f"{bundle.bundle_id} (T={c['n_experts']}, h={c['width']}{arm}{gate}, {len(bundle.models)} models)"
 
 
 def _init_seed(seed: int, cell: dict[str, Any]) -> int:
