@@ -221,8 +221,8 @@ def flat_input(cls: type, raw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         head, dot, rest = str(key).partition(".")
-        if key in names:
-            out[key] = value
+        if key in names and not (key in secs and isinstance(value, Mapping)):  # a setting may share
+            out[key] = value  # its section's name (task: contextual vs task: {...})
         elif head in secs and (dot or isinstance(value, Mapping)):
             inner = {rest: value} if dot else value
             own = [f.name for f in dataclasses.fields(secs[head].default_factory)]

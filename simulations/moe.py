@@ -435,6 +435,11 @@ class TopKMoE(nn.Module):
     Values come from a CPU torch.Generator seeded per model from (seed, model index), so the same seed
     gives the same weights on every device, and model i's weights do not depend on n_models.
     ``seed=None`` draws the seed from torch's global generator.
+
+    ``d_context`` > 0 (a contextual task): inputs are [M, N, d_in + d_context], x followed by a context
+    c; the router reads all of it (its weight is [M, d_in + d_context, T], fan_in d_in + d_context) and
+    the experts read x = [..., :d_in] only, so c can change which experts run but never what they
+    compute. With d_context = 0 (the default) the init draws are exactly those of a model without it.
     """
 
     def __init__(
@@ -452,6 +457,7 @@ class TopKMoE(nn.Module):
         seed: int | None = None,
         temperature: float = 1.0,
         gate: str = "softmax",
+        d_context: int = 0,
     ) -> None:
         super().__init__()
         if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
@@ -462,6 +468,9 @@ class TopKMoE(nn.Module):
                             ("d_hidden", d_hidden), ("d_out", d_out)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(d_context, int) or isinstance(d_context, bool) or d_context < 0:
+            raise ValueError(f"d_context must be an int >= 0, got {d_context!r}")
+        self.d_context = d_context
         self.n_models, self.n_experts = n_models, n_experts
         self.d_in, self.d_hidden, self.d_out = d_in, d_hidden, d_out
         self.impl, self.renormalize, self.gate = impl, renormalize, gate
@@ -472,7 +481,7 @@ class TopKMoE(nn.Module):
 
         M, T = n_models, n_experts
         shapes = {
-            "router": ((d_in, T), d_in),
+            "router": ((d_in + d_context, T), d_in + d_context),
             "w1": ((T, d_in, d_hidden), d_in),
             "b1": ((T, d_hidden), d_in),
             "w2": ((T, d_hidden, d_out), d_hidden),
@@ -640,10 +649,16 @@ class TopKMoE(nn.Module):
         return sel / sel.sum(1, keepdim=True).clamp_min(1) + sel * (p - p.detach())
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 3 or x.shape[0] != self.n_models or x.shape[2] != self.d_in:
-            raise ValueError(
-                f"x must have shape [n_models={self.n_models}, N, d_in={self.d_in}], got {tuple(x.shape)}"
-            )
+        width = self.d_in + self.d_context
+        if x.dim() != 3 or x.shape[0] != self.n_models or x.shape[2] != width:
+            what = f"d_in={self.d_in}" if not self.d_context else \
+                f"d_in + d_context={self.d_in} + {self.d_context}"
+            raise ValueError(f"x must have shape [n_models={self.n_models}, N, {what}], got {tuple(x.shape)}")
+
+    def expert_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the experts read of inputs x [..., d_in + d_context]: x[..., :d_in] (the context is the
+        router's alone); x itself when d_context = 0."""
+        return x[..., : self.d_in] if self.d_context else x
 
     # ---------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, return_stats: bool = False, gates: torch.Tensor | None = None,
@@ -694,6 +709,7 @@ class TopKMoE(nn.Module):
 
     def expert_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Every expert's output on every token, [M, T, N, d_out] (the dense path's expert pass)."""
+        x = self.expert_inputs(x)
         M, N, _ = x.shape
         T = self.n_experts
         chunks = dense_chunks(M, T, N, self.d_hidden, x)
@@ -704,6 +720,7 @@ class TopKMoE(nn.Module):
         return (gates.unsqueeze(-1) * self.expert_outputs(x)).sum(1)
 
     def _sparse(self, x: torch.Tensor, gates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.expert_inputs(x)
         M, N, d = x.shape
         T, O = self.n_experts, self.d_out
         # Selected (model, expert, token) triples, in (model, expert, token) order.
@@ -750,7 +767,7 @@ class TopKMoE(nn.Module):
                 rows = keep_t[:, j].nonzero(as_tuple=True)[0]
                 if rows.numel() == 0:
                     continue
-                hj = torch.relu(x[i, rows] @ self.w1[i, j] + self.b1[i, j])
+                hj = torch.relu(self.expert_inputs(x[i, rows]) @ self.w1[i, j] + self.b1[i, j])
                 yj = hj @ self.w2[i, j] + self.b2[i, j]
                 y = y.index_add(0, rows, g[rows, j : j + 1] * yj)
             ys.append(y)
@@ -764,4 +781,5 @@ class TopKMoE(nn.Module):
             f"n_models={self.n_models}, n_experts={self.n_experts}, d_in={self.d_in}, "
             f"d_hidden={self.d_hidden}, d_out={self.d_out}, k={k}, impl={self.impl!r}, "
             f"renormalize={self.renormalize!r}, gate={self.gate!r}"
+            + (f", d_context={self.d_context}" if self.d_context else "")
         )

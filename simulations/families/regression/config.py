@@ -49,13 +49,17 @@ _QUICK = preset("quick")
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """The compositional task's settings (docs/tasks.md); `complexity` is an axis."""
+    """The task's settings (docs/tasks.md); `complexity` is an axis."""
 
     n_skills: int = setting(8, IntAtLeast())
     d_in: int = setting(8, IntAtLeast())
     teacher_width: int = setting(32, IntAtLeast())
     noise: float = setting(0.1, Number())
     holdout_frac: float = setting(0.25, Number(below=1))
+    # Which teacher: the compositional task, or the contextual one whose router reads a context c of
+    # width d_context (docs/tasks.md, "The contextual task"; d_context is unused by the compositional task)
+    task: str = setting("compositional", Choice(("compositional", "contextual")), since="compositional")
+    d_context: int = setting(8, IntAtLeast(), since=8)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from simulations import arms
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
 from simulations.families import REGRESSION, Family
 from simulations.families.regression.config import GridConfig, StudentConfig, TaskConfig, validate
+from simulations.families.regression.contextual import make_task
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.families.regression.train import TrainSettings, init_model, make_bundle_data, train_bundle
 from simulations.provenance import device_name
@@ -74,12 +75,18 @@ def _init_seed(seed: int, cell: dict[str, Any]) -> int:
 
 @lru_cache(maxsize=64)
 def _task(spec: TaskSpec) -> CompositionalTask:
-    return CompositionalTask(spec)
+    return make_task(spec)
 
 
 def task_spec(cell: dict[str, Any], seed: int) -> TaskSpec:
     """The task instance of one model: the cell's task settings, its complexity and the seed."""
     return TaskSpec(**asdict(build(TaskConfig, cell)), complexity=cell["complexity"], seed=seed)
+
+
+def d_context(cell: dict[str, Any]) -> int:
+    """Width of the context the student's router reads besides x: the cell's d_context for the contextual
+    task, 0 for the compositional task."""
+    return cell["d_context"] if cell["task"] == "contextual" else 0
 
 
 def train(bundle) -> pd.DataFrame:
@@ -96,7 +103,8 @@ def train(bundle) -> pd.DataFrame:
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
     model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, student.impl,
                        student.renormalize, dtype, device, router_temperature=student.router_temperature,
-                       router_init_scale=student.router_init_scale, gate=first["gate"])
+                       router_init_scale=student.router_init_scale, gate=first["gate"],
+                       d_context=d_context(first))
     metrics = train_bundle(model, data, build(TrainSettings, first))
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])
     cols["n_heldout_combos"] = [len(t.heldout) for t in tasks]
@@ -132,7 +140,7 @@ def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
                             big.device)
     model = init_model(first["n_experts"], first["d_in"], first["width"], [m.cell["k"] for m in big.models],
                        [0] * len(big.models), first["impl"], first["renormalize"], dtype, big.device,
-                       gate=first["gate"])
+                       gate=first["gate"], d_context=d_context(first))
     state = {name: p.detach().clone() for name, p in model.named_parameters()}
 
     def timed(steps: int) -> float:

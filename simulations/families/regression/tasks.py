@@ -21,6 +21,10 @@ rho = holdout_frac, and the task seed.
 6. Determinism: skills and U depend on (seed, S, d, w); H_s on (seed, S, s); each split is the
    accepted prefix of its own random stream keyed by (seed, S, d, w, s, split), drawn in fixed-size
    chunks, so a training set of size m is the first m points of every larger one.
+
+The contextual task (TaskSpec.task = "contextual", simulations.families.regression.contextual) is this
+class with the router reading a context c drawn independently of x; the hooks it overrides are grouped
+below ("what a subclass changes").
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from functools import cached_property
 import numpy as np
 
 SPLITS = {"train": 1, "val": 2, "test_id": 3, "test_ood": 4}
+TASKS = ("compositional", "contextual")  # TaskSpec.task: which teacher (make_task builds it)
 _CHUNK = 4096  # fixed draw size: keeps prefixes of the streams independent of the requested size
 _MAX_CHUNKS = 2000
 _COVER_TRIES = 1000
@@ -51,6 +56,8 @@ class TaskSpec:
     holdout_frac: float = 0.25
     seed: int = 0
     n_ref: int = 50_000
+    task: str = "compositional"  # or "contextual" (simulations.families.regression.contextual)
+    d_context: int = 8  # the contextual task's context width (unused by the compositional task)
 
     def __post_init__(self) -> None:
         if not 1 <= self.complexity <= self.n_skills:
@@ -59,6 +66,10 @@ class TaskSpec:
             raise ValueError("d_in, teacher_width, n_ref must be >= 1 and noise >= 0")
         if not 0 <= self.holdout_frac < 1:
             raise ValueError(f"holdout_frac must be in [0, 1), got {self.holdout_frac}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.d_context < 1:
+            raise ValueError(f"d_context must be >= 1, got {self.d_context}")
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -109,6 +120,15 @@ def clear_caches() -> None:
     _SAMPLES.clear()
 
 
+def unit_columns(raw: np.ndarray) -> np.ndarray:
+    """A teacher router matrix from a Gaussian draw [n, S]: orthonormal columns when S <= n (the sign
+    fix makes the QR factorisation unique), else the columns scaled to unit norm."""
+    if raw.shape[1] <= raw.shape[0]:
+        q, r = np.linalg.qr(raw)
+        return q * np.sign(np.diag(r))
+    return raw / np.linalg.norm(raw, axis=0, keepdims=True)
+
+
 def combo_code(combo) -> int:
     """The bitmask of a skill combination (set of skill indices)."""
     return sum(1 << int(j) for j in combo)
@@ -117,27 +137,54 @@ def combo_code(combo) -> int:
 class CompositionalTask:
     """The teacher of one TaskSpec: skills, router, held-out combinations and the data streams."""
 
+    kind = "compositional"  # the TaskSpec.task this class builds
+
     def __init__(self, spec: TaskSpec):
+        if spec.task != self.kind:
+            raise ValueError(f"{type(self).__name__} builds task {self.kind!r}, got a spec of task "
+                             f"{spec.task!r} (make_task picks the class)")
         self.spec = spec
         S, d, w = spec.n_skills, spec.d_in, spec.teacher_width
         rng = _rng(spec.seed, 0, S, d, w)
         self.W = rng.normal(0.0, 1.0 / math.sqrt(d), size=(S, w, d))
         self.b = rng.normal(0.0, 1.0, size=(S, w))
         self.v = rng.normal(0.0, 1.0 / math.sqrt(w), size=(S, w))
-        raw = rng.normal(size=(d, S))
-        if S <= d:
-            q, r = np.linalg.qr(raw)
-            self.U = q * np.sign(np.diag(r))  # sign fix makes the factorisation unique
-        else:
-            self.U = raw / np.linalg.norm(raw, axis=0, keepdims=True)
+        self.U = self._router_matrix(rng)
         x_ref, raw_skills = _reference_sample(self, spec.seed, S, d, w, spec.n_ref)
         self.mu = raw_skills.mean(axis=0)
         self.sd = raw_skills.std(axis=0)
-        # = self._composed(x_ref), with the raw skills computed once
+        # = self._composed(u_ref), with the raw skills computed once
         g = (raw_skills - self.mu) / self.sd
-        g_ref = np.take_along_axis(g, self.active_sets(x_ref), axis=1).sum(axis=1)
+        g_ref = np.take_along_axis(g, self.active_sets(self._reference_points(x_ref)), axis=1).sum(axis=1)
         self.mean_G = float(g_ref.mean())
         self.sd_G = float(g_ref.std())
+
+    # -- what a subclass changes (simulations.families.regression.contextual) -------------------------
+    @property
+    def input_width(self) -> int:
+        """Width of a point u (what the student reads): d_in here, the skills' inputs being all of u."""
+        return self.spec.d_in
+
+    def _router_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        """U [d, S], drawn from the skills' generator after the skills."""
+        return unit_columns(rng.normal(size=(self.spec.d_in, self.spec.n_skills)))
+
+    def _reference_points(self, x_ref: np.ndarray) -> np.ndarray:
+        """The reference sample's points u from its inputs x_ref (here u = x)."""
+        return x_ref
+
+    def _stream_key(self, split: str) -> tuple[int, ...]:
+        """The key of a split's random stream."""
+        sp = self.spec
+        return sp.seed, 2, sp.n_skills, sp.d_in, sp.teacher_width, sp.complexity, SPLITS[split]
+
+    def skill_inputs(self, u: np.ndarray) -> np.ndarray:
+        """What the skills read of points u: x (here all of u)."""
+        return u
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """z(x) = U^T x: [N, S] teacher router scores (A(x) holds the s largest)."""
+        return x @ self.U
 
     # -- the teacher ---------------------------------------------------------------------------------
     def _raw_skills(self, x: np.ndarray) -> np.ndarray:
@@ -145,12 +192,9 @@ class CompositionalTask:
         return np.einsum("nsw,sw->ns", h, self.v)
 
     def skills(self, x: np.ndarray) -> np.ndarray:
-        """g(x): [N, S], each column mean 0 and variance 1 on N(0, I_d)."""
-        return (self._raw_skills(x) - self.mu) / self.sd
-
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        """z(x) = U^T x: [N, S] teacher router scores (A(x) holds the s largest)."""
-        return x @ self.U
+        """g(x): [N, S], each column mean 0 and variance 1 on N(0, I_d) (x: points, of which the skills
+        read `skill_inputs`)."""
+        return (self._raw_skills(self.skill_inputs(x)) - self.mu) / self.sd
 
     def skill_experts(self, x: np.ndarray, n_experts: int) -> np.ndarray:
         """[N, T] the skills as experts of a top-k student with T = r * S: expert e = rep * S + j outputs
@@ -176,7 +220,7 @@ class CompositionalTask:
     def active_sets(self, x: np.ndarray) -> np.ndarray:
         """A(x): [N, s] indices of the s largest router scores, sorted ascending."""
         s = self.spec.complexity
-        z = x @ self.U
+        z = self.scores(x)
         top = np.argpartition(-z, s - 1, axis=1)[:, :s]
         return np.sort(top, axis=1)
 
@@ -223,18 +267,18 @@ class CompositionalTask:
 
     # -- data ----------------------------------------------------------------------------------------
     def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The first n accepted points of a split's stream: x [n, d] and y [n] (float64)."""
+        """The first n accepted points of a split's stream: x [n, input_width] and y [n] (float64)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         sp = self.spec
-        rng = _rng(sp.seed, 2, sp.n_skills, sp.d_in, sp.teacher_width, sp.complexity, SPLITS[split])
+        rng = _rng(*self._stream_key(split))
         want_heldout = split == "test_ood" and len(self.heldout) > 0
         xs, ys, have, chunks = [], [], 0, 0
         while have < n:
             if chunks == _MAX_CHUNKS:
                 raise RuntimeError(f"split {split!r}: fewer than {n} accepted points in "
                                    f"{_MAX_CHUNKS * _CHUNK} draws (held-out combinations too rare)")
-            x = rng.standard_normal((_CHUNK, sp.d_in))
+            x = rng.standard_normal((_CHUNK, self.input_width))
             eps = rng.standard_normal(_CHUNK)
             keep = self.is_heldout(x) == want_heldout
             xs.append(x[keep])

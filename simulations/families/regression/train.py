@@ -48,7 +48,7 @@ class TrainSettings(TrainingConfig):
 class BundleData:
     """Stacked per-model data; `mask_train[i, :n_i]` is True for model i's n_i training points."""
 
-    x_train: torch.Tensor  # [M, N, d]
+    x_train: torch.Tensor  # [M, N, d] (the task's points: d = d_in + d_context for the contextual task)
     y_train: torch.Tensor  # [M, N, 1]
     mask_train: torch.Tensor  # [M, N] bool
     x_val: torch.Tensor
@@ -80,7 +80,7 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
     expert_out: dict[str, torch.Tensor] = {}
 
     def stack(split: str, name: str, sizes: list[int], n_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-        xs = np.zeros((len(tasks), n_pad, tasks[0].spec.d_in))
+        xs = np.zeros((len(tasks), n_pad, tasks[0].input_width))  # u = x, or [x, c] (contextual)
         ys = np.zeros((len(tasks), n_pad, 1))
         for i, (task, n) in enumerate(zip(tasks, sizes, strict=True)):
             x, y = sample_cached(task, split, n)
@@ -107,22 +107,24 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
 
 def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds: list[int], impl: str,
                renormalize: str, dtype: torch.dtype, device: torch.device | str,
-               router_temperature: float = 1.0, router_init_scale: float = 1.0, gate: str = "softmax"
-               ) -> TopKMoE:
+               router_temperature: float = 1.0, router_init_scale: float = 1.0, gate: str = "softmax",
+               d_context: int = 0) -> TopKMoE:
     """A bundle whose model i is initialised exactly as `TopKMoE(1, ..., seed=init_seeds[i])`, its
     router's initial weights then multiplied by `router_init_scale` (0: a uniform router at the start);
     `gate` is the bundle's gate family (TopKMoE `gate`; the initial weights do not depend on it).
+    `d_context` > 0: the inputs carry a context of that width after x, read by the router only.
 
     Models sharing an init seed (e.g. a sweep over k) therefore start from the same weights, whatever
     bundle they are in.
     """
     model = TopKMoE(len(ks), n_experts, d_in, width, k=torch.tensor(ks), impl=impl,
-                    renormalize=renormalize, dtype=dtype, seed=0, temperature=router_temperature, gate=gate)
+                    renormalize=renormalize, dtype=dtype, seed=0, temperature=router_temperature, gate=gate,
+                    d_context=d_context)
     singles: dict[int, TopKMoE] = {}
     with torch.no_grad():
         for i, s in enumerate(init_seeds):
             if s not in singles:
-                singles[s] = TopKMoE(1, n_experts, d_in, width, k=1, dtype=dtype, seed=s)
+                singles[s] = TopKMoE(1, n_experts, d_in, width, k=1, dtype=dtype, seed=s, d_context=d_context)
             for name, p in model.named_parameters():
                 p[i].copy_(getattr(singles[s], name)[0])
         if router_init_scale != 1.0:

@@ -1,0 +1,79 @@
+r"""The contextual task: the compositional task with the active set chosen by a context, not by x
+(definition mirrored in docs/tasks.md, "The contextual task").
+
+Parameters: those of the compositional task (simulations.families.regression.tasks) and
+d_c = d_context.
+
+1. Points: u = [x, c], x ~ N(0, I_d) and c ~ N(0, I_{d_c}) independent; the student reads u.
+2. Skills g_j read x only: the same skills, standardised on the same reference inputs, as the
+   compositional task of the same (seed, S, d, w), so g is identical between the two tasks.
+3. Teacher router: z(c) = U^T c, U in R^{d_c x S} (orthonormal columns when S <= d_c, else unit
+   columns), drawn from its own generator; A(u) = indices of the s largest entries of z(c).
+4. Target, held-out combinations H_s and splits: as the compositional task's, with A(u) in place of
+   A(x). Since A depends on c alone and c is independent of x, every split (OOD included) has
+   x ~ N(0, I_d): a held-out combination shifts only the context, never the skills' inputs, so the OOD
+   error measures composition (new combinations of skills each seen on all of its inputs) and not
+   extrapolation of a skill to unseen inputs.
+5. Determinism: U depends on (seed, S, d_c); the reference contexts on (seed, S, d, w, d_c, n_ref);
+   each split's stream on the compositional key plus d_c (x and c drawn together, chunk by chunk).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulations.families.regression.tasks import CompositionalTask, TaskSpec, _rng, unit_columns
+
+__all__ = ["ContextualTask", "make_task"]
+
+# The first entry of this module's generator keys (tasks.py uses 0..5 for its own streams).
+_ROUTER_KEY, _REFERENCE_KEY = 6, 7
+
+
+class ContextualTask(CompositionalTask):
+    """The teacher of a contextual TaskSpec: the compositional task's skills on x, routed by U^T c."""
+
+    kind = "contextual"
+
+    @property
+    def input_width(self) -> int:
+        """Width of a point u = [x, c]: d_in + d_context."""
+        return self.spec.d_in + self.spec.d_context
+
+    def _router_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        """U [d_context, S] from this task's own generator (the skills' generator is left as the
+        compositional task leaves it)."""
+        sp = self.spec
+        return unit_columns(_rng(sp.seed, _ROUTER_KEY, sp.n_skills, sp.d_context).normal(
+            size=(sp.d_context, sp.n_skills)))
+
+    def _reference_points(self, x_ref: np.ndarray) -> np.ndarray:
+        """[x_ref, c_ref]: the shared reference inputs with contexts drawn from their own generator."""
+        sp = self.spec
+        c_ref = _rng(sp.seed, _REFERENCE_KEY, sp.n_skills, sp.d_in, sp.teacher_width, sp.d_context,
+                     sp.n_ref).standard_normal((len(x_ref), sp.d_context))
+        return np.concatenate([x_ref, c_ref], axis=1)
+
+    def _stream_key(self, split: str) -> tuple[int, ...]:
+        return (*super()._stream_key(split), self.spec.d_context)
+
+    def skill_inputs(self, u: np.ndarray) -> np.ndarray:
+        """x = u[:, :d_in]."""
+        return u[:, : self.spec.d_in]
+
+    def contexts(self, u: np.ndarray) -> np.ndarray:
+        """c = u[:, d_in:]."""
+        return u[:, self.spec.d_in:]
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """z = U^T c: [N, S] teacher router scores of points u = x (A(u) holds the s largest)."""
+        return self.contexts(x) @ self.U
+
+
+_KINDS: dict[str, type[CompositionalTask]] = {CompositionalTask.kind: CompositionalTask,
+                                               ContextualTask.kind: ContextualTask}
+
+
+def make_task(spec: TaskSpec) -> CompositionalTask:
+    """The teacher of `spec`: its `task` names the class (every TaskSpec.task has one)."""
+    return _KINDS[spec.task](spec)
