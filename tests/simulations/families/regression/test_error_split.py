@@ -1,6 +1,7 @@
 """The error split (simulations.families.regression.error_split): a student given the oracle's routing
 gets the oracle's error from all three evaluations and misroutes no point; a wrong router misroutes and
-gains from the oracle's selection; arms without a learned router get NaN."""
+gains from the oracle's selection; arms without a learned router get NaN. And the route-free baseline of
+the OOD split, which the OOD relative errors divide by."""
 
 from __future__ import annotations
 
@@ -115,3 +116,24 @@ def test_every_learned_router_row_has_the_split_and_the_others_nan():
         assert rows.loc[~learned, col].isna().all(), col
     for split in ("id", "ood"):
         assert rows.loc[learned, f"misrouted_share_{split}"].between(0, 1).all()
+    # relative errors divide by the baseline of their own split
+    np.testing.assert_allclose(rows.rel_nmse_id, rows.test_nmse_id / rows.route_free_nmse)
+    np.testing.assert_allclose(rows.rel_nmse_ood, rows.test_nmse_ood / rows.route_free_nmse_ood)
+    assert (rows.route_free_nmse_ood != rows.route_free_nmse).all()
+
+
+def test_route_free_baseline_on_ood_is_the_id_fit_on_ood_points():
+    """route_free_nmse_ood: the mix fitted on the ID points, evaluated on OOD ones (a fresh ID sample
+    where no combination is held out, so it is then about the ID value)."""
+    task = CompositionalTask(TaskSpec(S, 2, D, teacher_width=8, seed=0, n_ref=4000))
+    assert task.heldout
+    x, y = task.sample("test_id", 20_000)
+    design = np.column_stack([np.ones(len(y)), task.skills(x)])
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    xo, yo = task.sample("test_ood", 20_000)
+    want = np.mean((yo - np.column_stack([np.ones(len(yo)), task.skills(xo)]) @ coef) ** 2) / task.target_var
+    assert task.route_free_nmse_ood == pytest.approx(want, rel=1e-12)
+    assert task.route_free_nmse_ood != task.route_free_nmse
+    single = CompositionalTask(TaskSpec(S, 1, D, teacher_width=8, seed=0, n_ref=4000))
+    assert not single.heldout
+    assert single.route_free_nmse_ood == pytest.approx(single.route_free_nmse, rel=0.05)
