@@ -21,14 +21,22 @@ map the routing measures use). Only router kinds that learn their router have a 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
-from simulations import routing
+from simulations import arms, routing
+from simulations.moe import TopKMoE
 
-if TYPE_CHECKING:  # the trainer imports this module
-    from simulations.families.regression.train import Student
+
+class Student(Protocol):
+    """What the split reads of a bundle's student (the trainer's `Student`, whose module imports this
+    one): its model, data and the bundle's router and expert kinds."""
+
+    model: TopKMoE
+    data: arms.BundleView
+    router: arms.RouterKind
+    experts: arms.ExpertsKind
 
 SPLITS = ("id", "ood")
 MEASURES = ("nmse_oracle_selection", "nmse_equal_gates", "misrouted_share")
@@ -71,7 +79,8 @@ def oracle_selection(p: torch.Tensor, mapping: torch.Tensor, z: torch.Tensor, s:
     within = (same.unsqueeze(-1) & ahead).sum(2)  # [M, T, n]
     key = torch.where(eligible, within * s_ + _per_expert(rank, mapping), T * (T + 1))
     order = torch.argsort(key, dim=1, stable=True)
-    place = torch.empty_like(order).scatter_(1, order, torch.arange(T, device=p.device).view(1, T, 1).expand_as(order))
+    places = torch.arange(T, device=p.device).view(1, T, 1).expand_as(order)
+    place = torch.empty_like(order).scatter_(1, order, places)
     return eligible & (place < k.to(p.device).view(M, 1, 1))
 
 

@@ -20,11 +20,15 @@ from simulations.families.regression.train import TrainSettings, init_model, mak
 S, D = 4, 4
 
 
+def _tasks(s: int, n: int) -> list[CompositionalTask]:
+    return [CompositionalTask(TaskSpec(S, s, D, teacher_width=8, seed=i, n_ref=4000)) for i in range(n)]
+
+
 def _bundle(s: int, router: list[torch.Tensor], temperature: float = 1.0):
     """Teacher experts (T = S, k = s) behind the given routers, one model each, evaluated untrained
     (max_steps = 0), with the oracle arm's NMSE on the same experts: its gates are 1 / s on the active
     skills, so it predicts the clean target."""
-    tasks = [CompositionalTask(TaskSpec(S, s, D, teacher_width=8, seed=i, n_ref=4000)) for i in range(len(router))]
+    tasks = _tasks(s, len(router))
     data = make_bundle_data(tasks, [64] * len(tasks), 32, 400, torch.float64, "cpu", n_experts=S)
     model = init_model(S, D, 4, [s] * len(tasks), list(range(len(tasks))), "dense", "k>1", torch.float64,
                        "cpu", router_temperature=temperature)
@@ -46,7 +50,7 @@ def _teacher_router(task: CompositionalTask, c: float = 1.0) -> torch.Tensor:
 
 @pytest.mark.parametrize("s", [1, 2, 3])
 def test_the_oracles_routing_gives_the_oracles_error_and_no_misrouting(s):
-    tasks = [CompositionalTask(TaskSpec(S, s, D, teacher_width=8, seed=i, n_ref=4000)) for i in range(2)]
+    tasks = _tasks(s, 2)
     rows, oracle, _ = _bundle(s, [_teacher_router(t, c) for t, c in zip(tasks, (1.0, 5.0), strict=True)])
     for split in ("id", "ood"):
         np.testing.assert_array_equal(rows[f"misrouted_share_{split}"], 0.0)
@@ -64,7 +68,7 @@ def test_with_equal_gate_values_all_three_are_the_oracles_error():
     """A router hot enough to keep the teacher's order but so cold its probabilities are near uniform
     (temperature 1e4) gates its top-s nearly 1 / s: the row's own error is then the oracle's too."""
     s = 2
-    tasks = [CompositionalTask(TaskSpec(S, s, D, teacher_width=8, seed=i, n_ref=4000)) for i in range(2)]
+    tasks = _tasks(s, 2)
     rows, oracle, _ = _bundle(s, [_teacher_router(t) for t in tasks], temperature=1e4)
     for split in ("id", "ood"):
         for col in (f"test_nmse_{split}", f"nmse_oracle_selection_{split}", f"nmse_equal_gates_{split}"):
@@ -74,7 +78,7 @@ def test_with_equal_gate_values_all_three_are_the_oracles_error():
 
 def test_a_wrong_router_misroutes_and_the_oracles_selection_beats_it():
     s = 2
-    tasks = [CompositionalTask(TaskSpec(S, s, D, teacher_width=8, seed=i, n_ref=4000)) for i in range(2)]
+    tasks = _tasks(s, 2)
     routers = [-_teacher_router(tasks[0]), torch.as_tensor(tasks[1].U[:, [1, 2, 3, 0]])]  # reversed, shifted
     rows, oracle, _ = _bundle(s, routers)
     for split in ("id", "ood"):
