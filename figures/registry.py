@@ -14,6 +14,7 @@ import importlib
 FIGURE_MODULES = (
     "figures.error_vs_k",
     "figures.controls",
+    "figures.routing_gain",
     "figures.kstar_complexity",
     "figures.kstar_data_width",
     "figures.tradeoff",

@@ -146,6 +146,11 @@ class ExpertsKind:
         """Its parameters' learning rate as a multiple of the bundle's."""
         return 1.0
 
+    def skill_of_expert(self, n_skills: int) -> torch.Tensor | None:
+        """The skill each expert is, [M, T] long, where the kind knows it (the teacher's skills as
+        experts); None where it must be inferred from the routing (`simulations.routing.skill_map`)."""
+        return None
+
 
 def register_router(cls: type[RouterKind]) -> type[RouterKind]:
     if cls.name in ROUTERS:

@@ -33,3 +33,9 @@ class TeacherExperts(ExpertsKind):
 
     def outputs(self, split: str, points: Points) -> torch.Tensor:
         return self.data.expert_out[split][:, points].transpose(1, 2).unsqueeze(-1)
+
+    def skill_of_expert(self, n_skills: int) -> torch.Tensor:
+        """Expert e = rep * S + j is skill j, for every model."""
+        T = self.model.n_experts
+        skills = torch.arange(T, device=self.model.router.device) % n_skills
+        return skills.expand(self.model.n_models, T)

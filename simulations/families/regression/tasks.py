@@ -217,6 +217,18 @@ class CompositionalTask:
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         return float(np.mean((y - design @ coef) ** 2) / self.target_var)
 
+    @cached_property
+    def route_free_nmse_ood(self) -> float:
+        """The route-free baseline on the OOD split: the same mix (fitted on the same 20,000 ID points as
+        `route_free_nmse`) evaluated on 20,000 OOD points, so OOD errors divide by a baseline of their
+        own split (docs/tasks.md, "The route-free baseline")."""
+        x, y = self.sample("test_id", 20_000)
+        design = np.column_stack([np.ones(len(y)), self.skills(x)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        x_ood, y_ood = self.sample("test_ood", 20_000)
+        design_ood = np.column_stack([np.ones(len(y_ood)), self.skills(x_ood)])
+        return float(np.mean((y_ood - design_ood @ coef) ** 2) / self.target_var)
+
     def active_sets(self, x: np.ndarray) -> np.ndarray:
         """A(x): [N, s] indices of the s largest router scores, sorted ascending."""
         s = self.spec.complexity

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from simulations import arms, routing
+from simulations.families.regression import error_split
 from simulations.families.regression.config import TrainingConfig
 from simulations.families.regression.tasks import CompositionalTask, sample_cached
 from simulations.moe import TopKMoE
@@ -202,22 +203,33 @@ def _router_entropy(student: Student) -> torch.Tensor:
 
 
 @torch.no_grad()
-def routing_report(student: Student, seed: int = 0) -> dict[str, torch.Tensor]:
+def learned_skill_map(student: Student) -> torch.Tensor:
+    """Expert -> skill map [M, T] from gate-weighted co-activation on the training split
+    (`routing.skill_map`; -1: an expert that never gets a positive gate); asked only of kinds that route."""
+    data = student.data
+    active = routing.active_skills(data.z["train"], data.complexity)
+    return routing.skill_map(student.route("train")[1], active, data.mask_train)
+
+
+@torch.no_grad()
+def routing_report(student: Student, seed: int = 0, mapping: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor]:
     """Routing measures per model on the ID test split (docs/results.md): experts are mapped to skills
-    from co-activation on the training split; the baseline routes inputs permuted across points (so
-    they carry no information about each point's active set). NaN for an arm that does not route."""
+    from co-activation on the training split (`learned_skill_map`, or `mapping` when the caller has it);
+    the baseline routes inputs permuted across points (so they carry no information about each point's
+    active set). NaN for an arm that does not route."""
     data = student.data
     M = data.x_id.shape[0]
     if not student.router.routes:
         nan = torch.full((M,), math.nan, dtype=torch.float64)
         return {"routing_recall": nan, "routing_gate_mass": nan, "routing_recall_baseline": nan,
                 "routing_gate_mass_baseline": nan}
-    active = {name: routing.active_skills(data.z[name], data.complexity) for name in ("train", "id")}
-    mapping = routing.skill_map(student.route("train")[1], active["train"], data.mask_train)
-    recall, mass = routing.routing_measures(*student.route("id"), active["id"], mapping)
+    active = routing.active_skills(data.z["id"], data.complexity)
+    mapping = learned_skill_map(student) if mapping is None else mapping
+    recall, mass = routing.routing_measures(*student.route("id"), active, mapping)
     perm = torch.randperm(data.x_id.shape[1], generator=torch.Generator().manual_seed(seed))
     base = student.route("id", perm.to(data.x_id.device))
-    recall_b, mass_b = routing.routing_measures(*base, active["id"], mapping)
+    recall_b, mass_b = routing.routing_measures(*base, active, mapping)
     return {"routing_recall": recall, "routing_gate_mass": mass, "routing_recall_baseline": recall_b,
             "routing_gate_mass_baseline": mass_b}
 
@@ -327,7 +339,12 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         test_id = metric(_evaluate(student, "id"))
         test_ood = metric(_evaluate(student, "ood"))
         entropy = metric(_router_entropy(student))
-        measures = {name: metric(v.to(best_val)) for name, v in routing_report(student).items()}
+        mapping = learned_skill_map(student) if student.router.routes else None  # computed once
+        report = routing_report(student, mapping=mapping)
+        measures = {name: metric(v.to(best_val)) for name, v in report.items()}
+        if mapping is not None:
+            mapping = error_split.expert_skills(student, mapping)
+        parts = {n: metric(v.to(best_val)) for n, v in error_split.error_split(student, mapping).items()}
         k_eval = {split: np.where(diverged.cpu().numpy()[:, None], np.nan, v)
                   for split, v in k_eval_curves(student).items()}
     tv = data.target_var.cpu().double().numpy()
@@ -337,7 +354,7 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         "train_nmse": train / tv, "test_nmse_id": test_id / tv, "test_nmse_ood": test_ood / tv,
         "target_var": tv, "diverged": diverged.cpu().numpy(),
         "early_stopped": (stopped & ~diverged).cpu().numpy(), "steps": steps.cpu().numpy(),
-        "router_entropy": entropy, **measures, "wall_s": np.full(M, wall / M),
+        "router_entropy": entropy, **measures, **parts, "wall_s": np.full(M, wall / M),
         # one array of T MSEs per model; the store moves them to its k_eval table (simulations.results)
         "k_eval_mse_id": list(k_eval["id"]), "k_eval_mse_ood": list(k_eval["ood"]),
     })

@@ -1,0 +1,127 @@
+"""The error split of a learned router (docs/tasks.md, "The error split"; columns in docs/results.md).
+
+A learned-router model's excess error over the oracle has two routing parts: which experts it selects,
+and what gate values it gives them. Each trained model is evaluated twice more on the ID and OOD test
+splits, without retraining, each time changing one of the two:
+- oracle selection, own gates (`nmse_oracle_selection_*`): per point, the experts mapped to an active
+  skill of that point, picked round-robin as the oracle picks replicas (the best expert of each active
+  skill by the model's own router probability, skills in the teacher's score order, then the second best
+  of each, ...) until k are picked or none is left, gated by the model's own rule (`TopKMoE._gates`) on
+  that selection; a point none of whose experts maps to an active skill gets no expert (prediction 0);
+- own selection, equal gates (`nmse_equal_gates_*`): the router kind's own top-k, every selected
+  expert gated 1 / (number selected).
+`misrouted_share_*` is the share of points whose selected experts (mapped to skills) miss at least one
+active skill: 1 by construction at k < s.
+
+Experts map to skills as the expert kind knows them (`ExpertsKind.skill_of_expert`: the teacher's
+skills), else by the co-activation map on the training split (`simulations.routing.skill_map`, the
+map the routing measures use). Only router kinds that learn their router have a split: NaN for the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+
+from simulations import arms, routing
+from simulations.moe import TopKMoE
+
+
+class Student(Protocol):
+    """What the split reads of a bundle's student (the trainer's `Student`, whose module imports this
+    one): its model, data and the bundle's router and expert kinds."""
+
+    model: TopKMoE
+    data: arms.BundleView
+    router: arms.RouterKind
+    experts: arms.ExpertsKind
+
+SPLITS = ("id", "ood")
+MEASURES = ("nmse_oracle_selection", "nmse_equal_gates", "misrouted_share")
+COLUMNS = tuple(f"{m}_{split}" for m in MEASURES for split in SPLITS)
+
+
+def learns_router(student: Student) -> bool:
+    """Whether the bundle's router kind trains the model's router (the models that have an error split)."""
+    return "router" in student.router.trains
+
+
+def expert_skills(student: Student, learned_map: torch.Tensor) -> torch.Tensor:
+    """The expert -> skill map [M, T] of the error split: the expert kind's own where it knows it, else
+    `learned_map` (the co-activation map of the training split; -1: an expert mapped to no skill)."""
+    known = student.experts.skill_of_expert(student.data.z["train"].shape[-1])
+    return learned_map if known is None else known.to(learned_map)
+
+
+def _per_expert(table: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
+    """table [M, n, S] read at each expert's skill: [M, T, n] (an unmapped expert reads row 0: mask it)."""
+    M, n, _ = table.shape
+    idx = mapping.clamp_min(0).unsqueeze(-1).expand(M, mapping.shape[1], n)
+    return table.transpose(1, 2).gather(1, idx)
+
+
+def oracle_selection(p: torch.Tensor, mapping: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
+                     k: torch.Tensor) -> torch.Tensor:
+    """Bool [M, T, n]: the oracle's round-robin selection among the model's own experts (module
+    docstring). p [M, T, n] router probabilities, mapping [M, T] expert -> skill (-1: none), z [M, n, S]
+    teacher scores, s and k [M]."""
+    M, T, n = p.shape
+    rank = routing.skill_ranks(z)  # [M, n, S]: 0 = largest score
+    s_ = s.to(p.device).view(M, 1, 1)
+    eligible = (mapping >= 0).unsqueeze(-1) & (_per_expert(rank, mapping) < s_)
+    # place of each expert among the experts of its skill: by p, ties to the lower index
+    same = mapping.unsqueeze(2) == mapping.unsqueeze(1)  # [M, T (e), T (e')]
+    lower = torch.ones(T, T, dtype=torch.bool, device=p.device).tril(-1)  # e' < e
+    pe, po = p.unsqueeze(2), p.unsqueeze(1)  # [M, T, 1, n], [M, 1, T, n]
+    ahead = (po > pe) | ((po == pe) & lower.view(1, T, T, 1))
+    within = (same.unsqueeze(-1) & ahead).sum(2)  # [M, T, n]
+    key = torch.where(eligible, within * s_ + _per_expert(rank, mapping), T * (T + 1))
+    order = torch.argsort(key, dim=1, stable=True)
+    places = torch.arange(T, device=p.device).view(1, T, 1).expand_as(order)
+    place = torch.empty_like(order).scatter_(1, order, places)
+    return eligible & (place < k.to(p.device).view(M, 1, 1))
+
+
+def covered_skills(selected: torch.Tensor, mapping: torch.Tensor, n_skills: int) -> torch.Tensor:
+    """Bool [M, n, S]: the skills some selected expert maps to (unmapped experts cover none)."""
+    onehot = torch.nn.functional.one_hot(torch.where(mapping < 0, n_skills, mapping), n_skills + 1)
+    return torch.bmm(selected.to(torch.float64).transpose(1, 2), onehot[..., :n_skills].to(torch.float64)) > 0
+
+
+@torch.no_grad()
+def error_split(student: Student, mapping: torch.Tensor | None, chunk: int = 4096
+                ) -> dict[str, torch.Tensor]:
+    """{column: [M] float64} of COLUMNS for every model of the bundle (NaN for router kinds that do not
+    learn their router). `mapping`: the expert -> skill map [M, T] (`expert_skills`; None for a kind
+    that does not route). The experts run
+    once per chunk of points and are regated, so both evaluations cost about one forward pass."""
+    model, data = student.model, student.data
+    M = model.n_models
+    if mapping is None or not learns_router(student):
+        return {c: torch.full((M,), math.nan, dtype=torch.float64) for c in COLUMNS}
+    out = {}
+    for split in SPLITS:
+        x, y = data.split(split)
+        z, S = data.z[split], data.z[split].shape[-1]
+        active = routing.active_skills(z, data.complexity)
+        sums = {m: torch.zeros(M, dtype=torch.float64, device=x.device) for m in MEASURES}
+        for start in range(0, x.shape[1], chunk):
+            sl = slice(start, start + chunk)
+            experts = student.experts.outputs(split, sl)  # [M, T, n, 1]
+            own = student.router.route(split, sl).selected
+            p = model._probs(x[:, sl])
+            picked = oracle_selection(p, mapping, z[:, sl], data.complexity, model._k_vec)
+            gates = {"nmse_oracle_selection": model._gates(p, picked).nan_to_num(0.0),  # no expert: 0
+                     "nmse_equal_gates": own / own.sum(1, keepdim=True).clamp_min(1)}
+            for name, g in gates.items():
+                pred = (g.to(experts.dtype).unsqueeze(-1) * experts).sum(1)
+                sums[name] += (pred - y[:, sl]).squeeze(-1).double().square().sum(1)
+            missed = (active[:, sl] & ~covered_skills(own, mapping, S)).any(-1)
+            sums["misrouted_share"] += missed.sum(1, dtype=torch.float64)
+        n, tv = x.shape[1], data.target_var.double()
+        out[f"nmse_oracle_selection_{split}"] = sums["nmse_oracle_selection"] / n / tv
+        out[f"nmse_equal_gates_{split}"] = sums["nmse_equal_gates"] / n / tv
+        out[f"misrouted_share_{split}"] = sums["misrouted_share"] / n
+    return {c: out[c].cpu() for c in COLUMNS}
