@@ -27,6 +27,7 @@ BLOCK_MODULES = (
     "fits.blocks.by_router",
     "fits.blocks.theory_fit",
     "fits.blocks.k_eval",
+    "fits.blocks.adaptive_k",
 )
 
 BLOCKS = [importlib.import_module(path) for path in BLOCK_MODULES]
