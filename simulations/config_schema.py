@@ -131,6 +131,30 @@ class IntListOrAll:
 
 
 @dataclasses.dataclass(frozen=True)
+class OptionalIntList:
+    """A possibly empty list of distinct integers >= lo (empty: the option is off)."""
+
+    lo: int = 1
+
+    def __call__(self, name: str, v: Any) -> list[int]:
+        if not isinstance(v, list) or not all(is_int(x) for x in v):
+            raise ConfigError(f"{name}: expected a list of integers (empty: off), got {v!r}")
+        if any(x < self.lo for x in v) or len(set(v)) != len(v):
+            raise ConfigError(f"{name}: expected distinct integers >= {self.lo}, got {v!r}")
+        return list(v)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitInterval:
+    """A number in (0, 1] (made a float): a share such as a cumulative probability threshold."""
+
+    def __call__(self, name: str, v: Any) -> float:
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool)) or not 0 < float(v) <= 1:
+            raise ConfigError(f"{name}: expected a number in (0, 1], got {v!r}")
+        return float(v)
+
+
+@dataclasses.dataclass(frozen=True)
 class ChoiceList:
     """A non-empty list of distinct values from `choices` (a single value is a list of one)."""
 

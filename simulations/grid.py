@@ -141,7 +141,8 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
                           "or --overwrite to replace it")
     if overwrite and out.exists():  # delete only what a grid writes, never other files
         for f in [*results.bundle_files(out), *out.glob(results.K_EVAL_GLOB), *out.glob(".bundle-*.tmp"),
-                  *out.glob(".keval-*.tmp"), out / results.MANIFEST]:
+                  *out.glob(".keval-*.tmp"), *out.glob(results.EXPERTS_GLOB), *out.glob(".experts-*.tmp"),
+                  out / results.MANIFEST]:
             f.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -4,6 +4,10 @@ Beside each bundle file, `keval-<bundle_id>.parquet` holds the inference-time-k 
 (cell, seed, k_eval) with the ID and OOD test MSE of the trained model evaluated at k_eval experts
 (`load_k_eval`). Both files of a bundle are staged and renamed into place together (os.replace is
 atomic), so a killed run leaves whole bundles or none; the loaders ignore temporary files.
+
+For mixed-complexity grids, `experts-<bundle_id>.parquet` likewise holds the experts-by-s table: one row
+per (cell, seed, s) with the mean number of experts the router selected per ID test input of level s
+(`load_experts_by_s`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ BUNDLE_GLOB = "bundle-*.parquet"
 K_EVAL_GLOB = "keval-*.parquet"
 K_EVAL_LISTS = {"k_eval_mse_id": "test_mse_id", "k_eval_mse_ood": "test_mse_ood"}  # rows' list columns
 MANIFEST = "manifest.json"
+EXPERTS_GLOB = "experts-*.parquet"
+EXPERTS_LIST = "mean_experts_by_s"  # rows' list column: per level s = 1..S, NaN where absent
 
 
 def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
@@ -37,14 +43,43 @@ def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
     if missing:
         raise ValueError(f"bundle {bundle_id}: rows lack required columns {missing}")
     lists = [c for c in K_EVAL_LISTS if c in rows.columns]
+    by_s = _experts_by_s(rows)
     with staged_files(out) as stage:
+        if by_s is not None:
+            stage(f"experts-{bundle_id}.parquet", lambda tmp: by_s.to_parquet(tmp, index=False))
         if lists:
             long = rows[["cell_id", "seed", *lists]].explode(lists, ignore_index=True)
             long.insert(2, "k_eval", long.groupby(["cell_id", "seed"]).cumcount() + 1)
             long = long.rename(columns=K_EVAL_LISTS).astype({v: float for v in K_EVAL_LISTS.values()})
             stage(f"keval-{bundle_id}.parquet", lambda tmp: long.to_parquet(tmp, index=False))
-        main = rows.drop(columns=lists)
+        main = rows.drop(columns=lists + ([EXPERTS_LIST] if by_s is not None else []))
         return stage(f"bundle-{bundle_id}.parquet", lambda tmp: main.to_parquet(tmp, index=False))
+
+
+def _experts_by_s(rows: pd.DataFrame) -> pd.DataFrame | None:
+    """The rows' per-level arrays (EXPERTS_LIST) as a long table (cell_id, seed, s, mean_experts_id),
+    the levels without a value (absent from the task, or a diverged model) left out; None without them."""
+    if EXPERTS_LIST not in rows.columns:
+        return None
+    long = rows[["cell_id", "seed", EXPERTS_LIST]].explode(EXPERTS_LIST, ignore_index=True)
+    long.insert(2, "s", long.groupby(["cell_id", "seed"]).cumcount() + 1)
+    long = long.rename(columns={EXPERTS_LIST: "mean_experts_id"}).astype({"mean_experts_id": float})
+    return long[long["mean_experts_id"].notna()].reset_index(drop=True)
+
+
+def load_experts_by_s(path: str | Path) -> pd.DataFrame:
+    """The experts-by-s table of a results directory: one row per (cell, seed, s) with
+    `mean_experts_id` (the mean number of experts selected per ID test input of level s), joined with
+    the cell's fields and the row's `diverged` and arm; empty for stores without one (grids without
+    complexity_mix, or written before it existed)."""
+    path = Path(path)
+    files = sorted(path.glob(EXPERTS_GLOB)) if path.is_dir() else []
+    if not files:
+        return pd.DataFrame(columns=["cell_id", "seed", "s", "mean_experts_id"])
+    long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
+    out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
+    return out.sort_values(["cell_id", "seed", "s"], kind="stable").reset_index(drop=True)
 
 
 def write_manifest(out: str | Path, manifest: dict[str, Any]) -> Path:

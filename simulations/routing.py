@@ -37,19 +37,22 @@ def skill_ranks(z: torch.Tensor) -> torch.Tensor:
 
 
 def active_skills(z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Bool [M, N, S]: the teacher's active set A(x) (the s[m] largest scores) of every point."""
-    return skill_ranks(z) < s.view(-1, 1, 1)
+    """Bool [M, N, S]: the teacher's active set A(x) (the s[m] largest scores) of every point; s may
+    also be per point, [M, N] (a mixed-complexity task: each point's own s)."""
+    return skill_ranks(z) < (s.view(-1, 1, 1) if s.dim() == 1 else s.unsqueeze(-1))
 
 
 def oracle_gates(z: torch.Tensor, s: torch.Tensor, k: torch.Tensor, n_experts: int) -> torch.Tensor:
-    """The oracle's gates [M, T, N] from teacher scores z [M, N, S], complexities s [M] and k [M].
+    """The oracle's gates [M, T, N] from teacher scores z [M, N, S], complexities s [M] (or per point,
+    [M, N]) and k [M].
 
     T must be a multiple of S (r = T / S replicas per skill); see the module docstring for the rule."""
     M, N, S = z.shape
     if n_experts % S:
         raise ValueError(f"the oracle needs n_experts to be a multiple of n_skills={S}, got {n_experts}")
     r = n_experts // S
-    s_, k_ = s.view(M, 1, 1, 1).to(z.device), k.view(M, 1, 1, 1).to(z.device)
+    s_ = (s.view(M, 1, 1, 1) if s.dim() == 1 else s.view(M, 1, N, 1)).to(z.device)
+    k_ = k.view(M, 1, 1, 1).to(z.device)
     rank = skill_ranks(z).unsqueeze(1)  # [M, 1, N, S]
     rep = torch.arange(r, device=z.device).view(1, r, 1, 1)
     position = rep * s_ + rank  # place in the round-robin order, for active skills
@@ -60,7 +63,8 @@ def oracle_gates(z: torch.Tensor, s: torch.Tensor, k: torch.Tensor, n_experts: i
 
 
 def supervision_target(z: torch.Tensor, s: torch.Tensor, n_experts: int) -> torch.Tensor:
-    """Router targets [M, T, N] from teacher scores z [M, N, S] and complexities s [M]: each of the s
+    """Router targets [M, T, N] from teacher scores z [M, N, S] and complexities s [M] (or per point,
+    [M, N]): each of the s
     active skills of a point gets 1 / s, split over its r replicas (expert e = rep * S + j) in
     proportion to 2^-rep; inactive skills get 0 (see the module docstring)."""
     M, N, S = z.shape
@@ -71,7 +75,8 @@ def supervision_target(z: torch.Tensor, s: torch.Tensor, n_experts: int) -> torc
     active = active_skills(z, s.to(z.device)).to(z.dtype).transpose(1, 2)  # [M, S, N]
     weight = 0.5 ** torch.arange(r, dtype=z.dtype, device=z.device)
     weight = (weight / weight.sum()).repeat_interleave(S).view(1, n_experts, 1)  # expert e = rep * S + j
-    return active.repeat(1, r, 1) * weight / s.to(z.device, z.dtype).view(M, 1, 1)
+    per = s.to(z.device, z.dtype).view(M, 1, 1) if s.dim() == 1 else s.to(z.device, z.dtype).view(M, 1, N)
+    return active.repeat(1, r, 1) * weight / per
 
 
 def dense_gates(k: torch.Tensor, n_experts: int, n_points: int, dtype: torch.dtype) -> torch.Tensor:

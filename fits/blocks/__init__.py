@@ -28,6 +28,7 @@ BLOCK_MODULES = (
     "fits.blocks.theory_fit",
     "fits.blocks.k_eval",
     "fits.blocks.routing_gain",
+    "fits.blocks.adaptive_k",
 )
 
 BLOCKS = [importlib.import_module(path) for path in BLOCK_MODULES]

@@ -34,6 +34,10 @@ class BundleView(Protocol):
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]: ...
 
+    def levels(self, split: str, points: Points = slice(None)) -> torch.Tensor | None:
+        """The s of a split's points: [M, n] for a mixed-complexity task, else each model's s [M]."""
+        ...
+
 
 class RouterSettings(Protocol):
     """The training settings a router kind reads (simulations.families.regression.train.TrainSettings)."""
@@ -41,6 +45,8 @@ class RouterSettings(Protocol):
     router_lr_mult: float  # the router's learning rate as a multiple of the bundle's
     balance_loss: float  # weight of the load-balancing loss
     router_noise: float  # sd of the N(0, .) jitter on the router's logits in training steps
+    top_p: float  # the top_p router's cumulative-probability threshold
+    top_p_entropy: float  # weight of the top_p router's entropy loss on its probabilities
 
 
 @dataclass(frozen=True)

@@ -21,5 +21,5 @@ class Oracle(FixedGates):
     k_source = "discrete"
 
     def gates(self, split: str, points: Points, k: torch.Tensor) -> torch.Tensor:
-        return routing.oracle_gates(self.data.z[split][:, points], self.data.complexity, k,
+        return routing.oracle_gates(self.data.z[split][:, points], self.data.levels(split, points), k,
                                     self.model.n_experts)

@@ -24,7 +24,7 @@ class Supervised(Learned):
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
         super().__init__(model, data, settings)
-        self.target = routing.supervision_target(data.z["train"], data.complexity, model.n_experts)
+        self.target = routing.supervision_target(data.z["train"], data.levels("train"), model.n_experts)
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
         """The learned router's term plus WEIGHT x the cross-entropy [M] from the router's (unjittered)

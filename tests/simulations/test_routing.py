@@ -192,6 +192,7 @@ def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
     later = ("router", "experts", "router_lr_mult", "balance_loss", "router_noise",
                       "router_temperature", "router_init_scale", "gate")
     later += ("task", "d_context")  # the contextual task's settings
+    later += ("complexity_mix", "top_p", "top_p_entropy")  # adaptive k (docs/tasks.md)
     runtime = ("name", "device", "max_models_per_bundle", "threads", "workers")
 
     every_arm = validate(dict(ARMS))

@@ -25,6 +25,8 @@ from simulations.config_schema import (
     IntList,
     IntListOrAll,
     Number,
+    OptionalIntList,
+    UnitInterval,
     build,
     checked,
     flat,
@@ -60,6 +62,9 @@ class TaskConfig:
     # width d_context (docs/tasks.md, "The contextual task"; d_context is unused by the compositional task)
     task: str = setting("compositional", Choice(("compositional", "contextual")), since="compositional")
     d_context: int = setting(8, IntAtLeast(), since=8)
+    # Mixed complexity (docs/tasks.md, "Adaptive k"): each input's s drawn uniformly from this list;
+    # empty: every input has the model's s (the complexity axis).
+    complexity_mix: list[int] = setting([], OptionalIntList(), since=[])
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,10 @@ class TrainingConfig:
     router_lr_mult: float = setting(1.0, Number(positive=True), since=1.0)
     balance_loss: float = setting(0.0, Number(), since=0.0)
     router_noise: float = setting(0.0, Number(), since=0.0)
+    # The top_p router (simulations/arms/top_p.py): its cumulative-probability threshold, and the
+    # weight of its entropy ("dynamic") loss on the router probabilities.
+    top_p: float = setting(0.5, UnitInterval(), since=0.5)
+    top_p_entropy: float = setting(0.0, Number(), since=0.0)
     n_val: int = setting(300, IntAtLeast())
     n_test: int = setting(2000, IntAtLeast())
 
@@ -177,4 +186,20 @@ def validate(raw: dict[str, Any]) -> GridConfig:
     if bad:
         raise ConfigError(f"complexity: every value must be in 1..n_skills (1..{vals['n_skills']}), "
                           f"got {bad[0]}")
+    _check_mix(vals)
     return build(GridConfig, vals)
+
+
+def _check_mix(vals: dict[str, Any]) -> None:
+    """A mixed-complexity task: every level in 1..n_skills, and the complexity axis is exactly the
+    largest level (the s the task's inputs reach at most)."""
+    mix = vals["complexity_mix"]
+    if not mix:
+        return
+    bad = [s for s in mix if s > vals["n_skills"]]
+    if bad:
+        raise ConfigError(f"complexity_mix: every level must be in 1..n_skills (1..{vals['n_skills']}), "
+                          f"got {bad[0]}")
+    if vals["complexity"] != [max(mix)]:
+        raise ConfigError(f"complexity: with complexity_mix it must be [max(complexity_mix)] = "
+                          f"[{max(mix)}], got {vals['complexity']}")

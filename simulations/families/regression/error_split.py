@@ -66,10 +66,10 @@ def oracle_selection(p: torch.Tensor, mapping: torch.Tensor, z: torch.Tensor, s:
                      k: torch.Tensor) -> torch.Tensor:
     """Bool [M, T, n]: the oracle's round-robin selection among the model's own experts (module
     docstring). p [M, T, n] router probabilities, mapping [M, T] expert -> skill (-1: none), z [M, n, S]
-    teacher scores, s and k [M]."""
+    teacher scores, s [M] (or [M, n] per point, a mixed-complexity task) and k [M]."""
     M, T, n = p.shape
     rank = routing.skill_ranks(z)  # [M, n, S]: 0 = largest score
-    s_ = s.to(p.device).view(M, 1, 1)
+    s_ = s.to(p.device).view(M, 1, -1)  # [M, 1, 1] or per point [M, 1, n]
     eligible = (mapping >= 0).unsqueeze(-1) & (_per_expert(rank, mapping) < s_)
     # place of each expert among the experts of its skill: by p, ties to the lower index
     same = mapping.unsqueeze(2) == mapping.unsqueeze(1)  # [M, T (e), T (e')]
@@ -105,14 +105,14 @@ def error_split(student: Student, mapping: torch.Tensor | None, chunk: int = 409
     for split in SPLITS:
         x, y = data.split(split)
         z, S = data.z[split], data.z[split].shape[-1]
-        active = routing.active_skills(z, data.complexity)
+        active = routing.active_skills(z, data.levels(split))
         sums = {m: torch.zeros(M, dtype=torch.float64, device=x.device) for m in MEASURES}
         for start in range(0, x.shape[1], chunk):
             sl = slice(start, start + chunk)
             experts = student.experts.outputs(split, sl)  # [M, T, n, 1]
             own = student.router.route(split, sl).selected
             p = model._probs(x[:, sl])
-            picked = oracle_selection(p, mapping, z[:, sl], data.complexity, model._k_vec)
+            picked = oracle_selection(p, mapping, z[:, sl], data.levels(split, sl), model._k_vec)
             gates = {"nmse_oracle_selection": model._gates(p, picked).nan_to_num(0.0),  # no expert: 0
                      "nmse_equal_gates": own / own.sum(1, keepdim=True).clamp_min(1)}
             for name, g in gates.items():

@@ -107,6 +107,8 @@ def train(bundle) -> pd.DataFrame:
                        d_context=d_context(first))
     metrics = train_bundle(model, data, build(TrainSettings, first))
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])
+    if "complexity_mix" in cols:  # a list setting, stored as text ("1,2,4"; "" when off)
+        cols["complexity_mix"] = [",".join(map(str, mix)) for mix in cols["complexity_mix"]]
     cols["n_heldout_combos"] = [len(t.heldout) for t in tasks]
     cols["route_free_nmse"] = [t.route_free_nmse for t in tasks]
     cols["route_free_nmse_ood"] = [t.route_free_nmse_ood for t in tasks]

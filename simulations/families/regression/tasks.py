@@ -25,6 +25,12 @@ rho = holdout_frac, and the task seed.
 The contextual task (TaskSpec.task = "contextual", simulations.families.regression.contextual) is this
 class with the router reading a context c drawn independently of x; the hooks it overrides are grouped
 below ("what a subclass changes").
+7. Mixed complexity (`complexity_mix`, a non-empty tuple of levels; then s = max of it): each point's
+   own s_i is drawn uniformly from the levels, from the split's stream after its x and eps (so the
+   streams stay prefix-stable); A(x) is the top s_i scores, the target is normalised per level
+   (m_G(s), sd_G(s) on the reference sample: each level's clean target has mean 0 and variance 1),
+   and the held-out combinations are the union over the levels of H_s (a point is held out when its
+   own A(x) is in H_{s_i}). The draws of x and eps are those of the unmixed stream with the same keys.
 """
 
 from __future__ import annotations
@@ -58,10 +64,16 @@ class TaskSpec:
     n_ref: int = 50_000
     task: str = "compositional"  # or "contextual" (simulations.families.regression.contextual)
     d_context: int = 8  # the contextual task's context width (unused by the compositional task)
+    complexity_mix: tuple[int, ...] = ()  # levels of a mixed-complexity task (module docstring, 7.)
 
     def __post_init__(self) -> None:
         if not 1 <= self.complexity <= self.n_skills:
             raise ValueError(f"complexity must be in 1..n_skills={self.n_skills}, got {self.complexity}")
+        object.__setattr__(self, "complexity_mix", tuple(int(s) for s in self.complexity_mix))
+        mix = self.complexity_mix
+        if mix and (min(mix) < 1 or max(mix) != self.complexity or len(set(mix)) != len(mix)):
+            raise ValueError(f"complexity_mix must be distinct levels in 1..complexity={self.complexity} "
+                             f"with complexity its largest, got {list(mix)}")
         if min(self.d_in, self.teacher_width, self.n_ref) < 1 or self.noise < 0:
             raise ValueError("d_in, teacher_width, n_ref must be >= 1 and noise >= 0")
         if not 0 <= self.holdout_frac < 1:
@@ -109,9 +121,12 @@ def _reference_sample(task: CompositionalTask, *key: int) -> tuple[np.ndarray, n
     return _remember(_REFERENCE, key, _REFERENCE_MAX, make)
 
 
-def sample_cached(task: CompositionalTask, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """task.sample(split, n), cached in-process by (spec, split, n); the arrays are read-only."""
-    return _remember(_SAMPLES, (task.spec, split, n), _SAMPLES_MAX, lambda: task.sample(split, n))
+def sample_cached(task: CompositionalTask, split: str, n: int, levels: bool = False
+                  ) -> tuple[np.ndarray, ...]:
+    """task.sample(split, n, levels), cached in-process by (spec, split, n, levels); the arrays are
+    read-only."""
+    key = (task.spec, split, n) if not levels else (task.spec, split, n, True)
+    return _remember(_SAMPLES, key, _SAMPLES_MAX, lambda: task.sample(split, n, levels=levels))
 
 
 def clear_caches() -> None:
@@ -158,6 +173,7 @@ class CompositionalTask:
         g_ref = np.take_along_axis(g, self.active_sets(self._reference_points(x_ref)), axis=1).sum(axis=1)
         self.mean_G = float(g_ref.mean())
         self.sd_G = float(g_ref.std())
+        self.level_moments = self._level_moments(x_ref, g) if spec.complexity_mix else {}
 
     # -- what a subclass changes (simulations.families.regression.contextual) -------------------------
     @property
@@ -196,13 +212,19 @@ class CompositionalTask:
         read `skill_inputs`)."""
         return (self._raw_skills(self.skill_inputs(x)) - self.mu) / self.sd
 
-    def skill_experts(self, x: np.ndarray, n_experts: int) -> np.ndarray:
+    def skill_experts(self, x: np.ndarray, n_experts: int, s: np.ndarray | None = None) -> np.ndarray:
         """[N, T] the skills as experts of a top-k student with T = r * S: expert e = rep * S + j outputs
-        (s * g_j(x) - m_G) / sd_G, so the s experts of A(x) with gates 1 / s give the clean target."""
-        S, s = self.spec.n_skills, self.spec.complexity
+        (s * g_j(x) - m_G) / sd_G, so the s experts of A(x) with gates 1 / s give the clean target. For a
+        mixed task, `s` [N] gives each point's level, with its own m_G(s_i) and sd_G(s_i)."""
+        S = self.spec.n_skills
         if n_experts % S:
             raise ValueError(f"teacher experts need n_experts to be a multiple of n_skills={S}, "
                              f"got {n_experts}")
+        if s is not None and self.spec.complexity_mix:
+            mean, sd = self._moments_at(s)
+            one = (np.asarray(s)[:, None] * self.skills(x) - mean[:, None]) / sd[:, None]
+            return np.tile(one, (1, n_experts // S))
+        s = self.spec.complexity
         one = (s * self.skills(x) - self.mean_G) / self.sd_G
         return np.tile(one, (1, n_experts // S))
 
@@ -255,8 +277,15 @@ class CompositionalTask:
     # -- the compositional split ---------------------------------------------------------------------
     @cached_property
     def heldout(self) -> tuple[tuple[int, ...], ...]:
-        """H_s: the held-out combinations (sorted tuples of skill indices)."""
-        S, s = self.spec.n_skills, self.spec.complexity
+        """H_s: the held-out combinations (sorted tuples of skill indices); for a mixed task the union
+        of H_s over its levels (sorted by size, then as tuples)."""
+        if self.spec.complexity_mix:
+            return tuple(c for s in sorted(self.spec.complexity_mix) for c in self.heldout_at(s))
+        return self.heldout_at(self.spec.complexity)
+
+    def heldout_at(self, s: int) -> tuple[tuple[int, ...], ...]:
+        """H_s of level s (what `heldout` is for an unmixed task)."""
+        S = self.spec.n_skills
         n_combos = math.comb(S, s)
         n_hold = round(self.spec.holdout_frac * n_combos)
         if s in (1, S) or n_hold < 1 or n_hold >= n_combos:
@@ -278,23 +307,71 @@ class CompositionalTask:
         return np.isin(self.codes(x), self._heldout_codes)
 
     # -- data ----------------------------------------------------------------------------------------
-    def sample(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The first n accepted points of a split's stream: x [n, input_width] and y [n] (float64)."""
+    def sample(self, split: str, n: int, levels: bool = False) -> tuple[np.ndarray, ...]:
+        """The first n accepted points of a split's stream: x [n, input_width] and y [n] (float64); with
+        `levels`, also each point's s [n] (int64; the task's s for an unmixed task)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         sp = self.spec
         rng = _rng(*self._stream_key(split))
         want_heldout = split == "test_ood" and len(self.heldout) > 0
-        xs, ys, have, chunks = [], [], 0, 0
+        xs, ys, ss, have, chunks = [], [], [], 0, 0
         while have < n:
             if chunks == _MAX_CHUNKS:
                 raise RuntimeError(f"split {split!r}: fewer than {n} accepted points in "
                                    f"{_MAX_CHUNKS * _CHUNK} draws (held-out combinations too rare)")
             x = rng.standard_normal((_CHUNK, self.input_width))
             eps = rng.standard_normal(_CHUNK)
-            keep = self.is_heldout(x) == want_heldout
+            if sp.complexity_mix:
+                lv = np.asarray(sp.complexity_mix)[rng.integers(len(sp.complexity_mix), size=_CHUNK)]
+                keep = self.is_heldout_at(x, lv) == want_heldout
+                ys.append(self.clean_target_at(x[keep], lv[keep]) + sp.noise * eps[keep])
+            else:
+                lv = np.full(_CHUNK, sp.complexity)
+                keep = self.is_heldout(x) == want_heldout
+                ys.append(self.clean_target(x[keep]) + sp.noise * eps[keep])
             xs.append(x[keep])
-            ys.append(self.clean_target(x[keep]) + sp.noise * eps[keep])
+            ss.append(lv[keep])
             have += int(keep.sum())
             chunks += 1
+        if levels:
+            return np.concatenate(xs)[:n], np.concatenate(ys)[:n], np.concatenate(ss)[:n].astype(np.int64)
         return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+
+    # -- mixed complexity: per-point levels (module docstring, 7.) ----------------------------------
+    def active_mask(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Bool [N, S]: the s_i largest teacher scores of each point (ties: lower index)."""
+        z = self.scores(x)
+        rank = np.argsort(np.argsort(-z, axis=1, kind="stable"), axis=1, kind="stable")
+        return rank < np.asarray(s).reshape(-1, 1)
+
+    def codes_at(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Bitmask of each point's A(x) at its own level s_i."""
+        return (self.active_mask(x, s) * (1 << np.arange(self.spec.n_skills))).sum(axis=1)
+
+    def is_heldout_at(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Whether each point's A(x) at its own level is held out (codes of different sizes differ,
+        so the union of the H_s is the per-level rule)."""
+        return np.isin(self.codes_at(x, s), self._heldout_codes)
+
+    def _level_moments(self, x_ref: np.ndarray, g: np.ndarray) -> dict[int, tuple[float, float]]:
+        """{s: (m_G(s), sd_G(s))} of each level's composed skills on the reference sample."""
+        out = {}
+        for s in self.spec.complexity_mix:
+            composed = (g * self.active_mask(x_ref, np.full(len(x_ref), s))).sum(axis=1)
+            out[s] = (float(composed.mean()), float(composed.std()))
+        return out
+
+    def _moments_at(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(m_G(s_i), sd_G(s_i)) per point."""
+        table = np.full((self.spec.n_skills + 1, 2), np.nan)
+        for level, moments in self.level_moments.items():
+            table[level] = moments
+        s = np.asarray(s)
+        return table[s, 0], table[s, 1]
+
+    def clean_target_at(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """The noise-free target of a mixed task at each point's own level s_i."""
+        composed = (self.skills(x) * self.active_mask(x, s)).sum(axis=1)
+        mean, sd = self._moments_at(s)
+        return (composed - mean) / sd

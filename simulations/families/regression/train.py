@@ -65,9 +65,19 @@ class BundleData:
     # expert e = rep * S + j outputs (s * g_j(x) - mean_G) / sd_G, so s of them with gates 1 / s give
     # the target
     expert_out: dict[str, torch.Tensor] = field(default_factory=dict)
+    # split -> each point's own s [M, N] long, for mixed-complexity tasks only (empty otherwise: every
+    # point has its model's s, `complexity`)
+    complexity_points: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def levels(self, split: str, points: slice | torch.Tensor = slice(None)) -> torch.Tensor | None:
+        """The s of a split's points: [M, n] per point for a mixed-complexity task, else the models'
+        s [M] (`complexity`), which the routing functions broadcast over the points."""
+        if split in self.complexity_points:
+            return self.complexity_points[split][:, points]
+        return self.complexity
 
 
 def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: int, n_test: int,
@@ -79,19 +89,28 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
     n_max = max(n_train)
     z: dict[str, torch.Tensor] = {}
     expert_out: dict[str, torch.Tensor] = {}
+    levels: dict[str, torch.Tensor] = {}
+    mixed = any(t.spec.complexity_mix for t in tasks)
 
     def stack(split: str, name: str, sizes: list[int], n_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
         xs = np.zeros((len(tasks), n_pad, tasks[0].input_width))  # u = x, or [x, c] (contextual)
         ys = np.zeros((len(tasks), n_pad, 1))
+        ss = np.stack([np.full(n_pad, t.spec.complexity) for t in tasks])  # padding: the model's s
         for i, (task, n) in enumerate(zip(tasks, sizes, strict=True)):
-            x, y = sample_cached(task, split, n)
+            if mixed:
+                x, y, ss[i, :n] = sample_cached(task, split, n, levels=True)
+            else:
+                x, y = sample_cached(task, split, n)
             xs[i, :n], ys[i, :n, 0] = x, y
+        if mixed:
+            levels[name] = torch.as_tensor(ss, dtype=torch.long, device=device)
         # Teacher quantities from the float64 inputs, so the oracle sees exactly the teacher's A(x).
         z[name] = torch.as_tensor(np.stack([t.scores(x) for t, x in zip(tasks, xs, strict=True)]),
                                   dtype=dtype, device=device)
         if n_experts is not None:
             expert_out[name] = torch.as_tensor(
-                np.stack([t.skill_experts(x, n_experts) for t, x in zip(tasks, xs, strict=True)]),
+                np.stack([t.skill_experts(x, n_experts, *([s] if mixed else []))
+                          for t, x, s in zip(tasks, xs, ss, strict=True)]),
                 dtype=dtype, device=device)
         return (torch.as_tensor(xs, dtype=dtype, device=device),
                 torch.as_tensor(ys, dtype=dtype, device=device))
@@ -103,7 +122,7 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
     x_ood, y_ood = stack("test_ood", "ood", [n_test] * len(tasks), n_test)
     tv = torch.tensor([t.target_var for t in tasks], dtype=dtype, device=device)
     s = torch.tensor([t.spec.complexity for t in tasks], device=device)
-    return BundleData(x_tr, y_tr, mask, x_val, y_val, x_id, y_id, x_ood, y_ood, tv, s, z, expert_out)
+    return BundleData(x_tr, y_tr, mask, x_val, y_val, x_id, y_id, x_ood, y_ood, tv, s, z, expert_out, levels)
 
 
 def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds: list[int], impl: str,
@@ -207,7 +226,7 @@ def learned_skill_map(student: Student) -> torch.Tensor:
     """Expert -> skill map [M, T] from gate-weighted co-activation on the training split
     (`routing.skill_map`; -1: an expert that never gets a positive gate); asked only of kinds that route."""
     data = student.data
-    active = routing.active_skills(data.z["train"], data.complexity)
+    active = routing.active_skills(data.z["train"], data.levels("train"))
     return routing.skill_map(student.route("train")[1], active, data.mask_train)
 
 
@@ -224,7 +243,7 @@ def routing_report(student: Student, seed: int = 0, mapping: torch.Tensor | None
         nan = torch.full((M,), math.nan, dtype=torch.float64)
         return {"routing_recall": nan, "routing_gate_mass": nan, "routing_recall_baseline": nan,
                 "routing_gate_mass_baseline": nan}
-    active = routing.active_skills(data.z["id"], data.complexity)
+    active = routing.active_skills(data.z["id"], data.levels("id"))
     mapping = learned_skill_map(student) if mapping is None else mapping
     recall, mass = routing.routing_measures(*student.route("id"), active, mapping)
     perm = torch.randperm(data.x_id.shape[1], generator=torch.Generator().manual_seed(seed))
@@ -232,6 +251,27 @@ def routing_report(student: Student, seed: int = 0, mapping: torch.Tensor | None
     recall_b, mass_b = routing.routing_measures(*base, active, mapping)
     return {"routing_recall": recall, "routing_gate_mass": mass, "routing_recall_baseline": recall_b,
             "routing_gate_mass_baseline": mass_b}
+
+
+@torch.no_grad()
+def experts_used(student: Student) -> dict[str, np.ndarray]:
+    """How many experts each model's router selects per ID test input (docs/results.md): {"mean" [M]},
+    and for a mixed-complexity task {"by_s" [M, S]}: the mean over the inputs of each level s = 1..S
+    (column s - 1; NaN for levels the task does not have). NaN for an arm that does not route."""
+    data, M = student.data, student.data.x_id.shape[0]
+    S = data.z["id"].shape[-1] if data.z else 0
+    if not student.router.routes:
+        out = {"mean": np.full(M, np.nan)}
+        return out | ({"by_s": np.full((M, S), np.nan)} if data.complexity_points else {})
+    used = student.route("id")[0].sum(1).double()  # [M, N]
+    out = {"mean": used.mean(1).cpu().numpy()}
+    if data.complexity_points:
+        s = data.complexity_points["id"].to(used.device)
+        at = s.unsqueeze(-1) == torch.arange(1, S + 1, device=used.device)  # [M, N, S]
+        count = at.sum(1).double()
+        total = (used.unsqueeze(-1) * at).sum(1)
+        out["by_s"] = torch.where(count > 0, total / count.clamp_min(1), math.nan).cpu().numpy()
+    return out
 
 
 @torch.no_grad()
@@ -347,6 +387,8 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         parts = {n: metric(v.to(best_val)) for n, v in error_split.error_split(student, mapping).items()}
         k_eval = {split: np.where(diverged.cpu().numpy()[:, None], np.nan, v)
                   for split, v in k_eval_curves(student).items()}
+        used = {name: np.where(diverged.cpu().numpy().reshape(-1, *[1] * (v.ndim - 1)), np.nan, v)
+                for name, v in experts_used(student).items()}
     tv = data.target_var.cpu().double().numpy()
     wall = time.perf_counter() - t0
     return pd.DataFrame({
@@ -357,4 +399,8 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
         "router_entropy": entropy, **measures, **parts, "wall_s": np.full(M, wall / M),
         # one array of T MSEs per model; the store moves them to its k_eval table (simulations.results)
         "k_eval_mse_id": list(k_eval["id"]), "k_eval_mse_ood": list(k_eval["ood"]),
+        "mean_experts_id": used["mean"],
+        # mixed complexity: one array of S per-level means per model; the store moves them to its
+        # experts-by-s table (simulations.results)
+        **({"mean_experts_by_s": list(used["by_s"])} if "by_s" in used else {}),
     })

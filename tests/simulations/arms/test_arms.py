@@ -73,7 +73,8 @@ def test_no_module_of_the_package_hides_a_public_name():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: arms.router("magic"), "router: expected one of dense, learned, oracle, supervised; got 'magic'"),
+    (lambda: arms.router("magic"),
+     "router: expected one of dense, learned, oracle, supervised, top_p; got 'magic'"),
     (lambda: arms.experts("frozen"), "experts: expected one of learned, teacher; got 'frozen'"),
     (lambda: arms.arm_named("nope"), "arm: expected one of learned, oracle, teacher_experts"),
     (lambda: arms.arm("oracle", "teacher"), "experts: 'teacher' pairs with the learned router only"),
