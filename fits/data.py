@@ -141,7 +141,7 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
         if df[col].isna().any() or (df[col] <= 0).any():
             raise FitInputError(f"column {col!r} must be positive in every row (the law takes its log)")
     arm_cols = [c for c in ARM_COLUMNS if c in df.columns]
-    defaults = {"router": primary().router.name, "experts": primary().experts.name}
+    defaults = {"router": primary().router.name, "experts": primary().experts.name, "gate": primary().gate}
     for c in arm_cols:
         df[c] = df[c].fillna(defaults[c])
     dup = df.duplicated([*arm_cols, *CELL_KEYS, "k", "seed"], keep=False)

@@ -15,7 +15,9 @@ from typing import ClassVar, Protocol
 import pandas as pd
 import torch
 
-from simulations.moe import TopKMoE
+from simulations.moe import GATES, TopKMoE
+
+DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the gate families
 
 ROUTERS: dict[str, type[RouterKind]] = {}
 EXPERTS: dict[str, type[ExpertsKind]] = {}
@@ -188,23 +190,29 @@ def experts(name: str) -> type[ExpertsKind]:
 
 @dataclass(frozen=True)
 class Arm:
-    """One (router kind, expert kind) pair. Its name is the router's with the default experts, else the
-    expert kind's arm name (e.g. "teacher_experts")."""
+    """One (router kind, expert kind) pair and, for a router kind that uses the model's gates
+    (`RouterKind.uses_gate`), its gate family (`simulations.moe.GATES`). Its name is the router's with
+    the default experts, else the expert kind's arm name (e.g. "teacher_experts"), followed by
+    "-<gate>" for a gate family other than softmax (e.g. "learned-uniform")."""
 
     router: type[RouterKind]
     experts: type[ExpertsKind]
+    gate: str = DEFAULT_GATE
 
     @property
     def name(self) -> str:
-        return self.router.name if self.experts.default else self.experts.arm_name
+        base = self.router.name if self.experts.default else self.experts.arm_name
+        return base if self.gate == DEFAULT_GATE else f"{base}-{self.gate}"
 
     @property
     def label(self) -> str:
-        return self.router.label if self.experts.default else self.experts.label
+        base = self.router.label if self.experts.default else self.experts.label
+        return base if self.gate == DEFAULT_GATE else f"{base}, {self.gate} gates"
 
     @property
-    def order(self) -> int:
-        return self.router.order if self.experts.default else self.experts.order
+    def order(self) -> float:
+        base = self.router.order if self.experts.default else self.experts.order
+        return base + GATES.index(self.gate) / len(GATES)
 
     @property
     def routes(self) -> bool:
@@ -215,19 +223,26 @@ class Arm:
         return self.router.k_source
 
 
-def arm(router_name: str, experts_name: str) -> Arm:
-    """The arm of a (router, experts) pair; ValueError if the pair does not exist."""
+def arm(router_name: str, experts_name: str, gate: str = DEFAULT_GATE) -> Arm:
+    """The arm of a (router, experts, gate) triple; ValueError if it does not exist (a gate family other
+    than softmax exists only for router kinds that use the model's gates)."""
     r, e = router(router_name), experts(experts_name)
     if e.routers is not None and r.name not in e.routers:
         raise ValueError(f"experts: {e.name!r} pairs with the {', '.join(e.routers)} router only; "
                          f"got router {r.name!r}")
-    return Arm(r, e)
+    if gate not in _gates_of(r):
+        raise ValueError(f"gate: the {r.name} router takes {', '.join(_gates_of(r))}; got {gate!r}")
+    return Arm(r, e, gate)
+
+
+def _gates_of(r: type[RouterKind]) -> tuple[str, ...]:
+    return GATES if r.uses_gate else (DEFAULT_GATE,)
 
 
 def arms() -> list[Arm]:
     """Every arm that exists, in the order fits and figures show them."""
-    out = [Arm(r, e) for r in ROUTERS.values() for e in EXPERTS.values()
-           if e.routers is None or r.name in e.routers]
+    out = [Arm(r, e, g) for r in ROUTERS.values() for e in EXPERTS.values()
+           if e.routers is None or r.name in e.routers for g in _gates_of(r)]
     return sorted(out, key=lambda a: a.order)
 
 
@@ -239,21 +254,23 @@ def arm_named(name: str) -> Arm:
     return by_name[name]
 
 
-#: The columns of a results row that name its arm; a store without them is all primary arm.
-ARM_COLUMNS = ("router", "experts")
+#: The columns of a results row that name its arm; a store without them is all primary arm, a store
+#: without `gate` (written before the gate families) all softmax.
+ARM_COLUMNS = ("router", "experts", "gate")
 
 
 def arm_names(df: pd.DataFrame) -> pd.Series:
     """Each row's arm name (`Arm.name`), from its `router` and `experts` columns; the primary arm's for
     every row of a table without them. ValueError naming the allowed pairs for a pair that is no arm."""
-    if not set(ARM_COLUMNS) <= set(df.columns):
+    if not {"router", "experts"} <= set(df.columns):
         return pd.Series(primary().name, index=df.index)
-    names = {(a.router.name, a.experts.name): a.name for a in arms()}
-    pairs = list(zip(df["router"], df["experts"], strict=True))
-    unknown = sorted({f"{r}/{e}" for r, e in pairs if (r, e) not in names}, key=str)
+    names = {(a.router.name, a.experts.name, a.gate): a.name for a in arms()}
+    gates = df["gate"].fillna(DEFAULT_GATE) if "gate" in df.columns else [DEFAULT_GATE] * len(df)
+    pairs = list(zip(df["router"], df["experts"], gates, strict=True))
+    unknown = sorted({"/".join(p) for p in pairs if p not in names}, key=str)
     if unknown:
-        raise ValueError(f"router/experts: unknown arm(s) {', '.join(unknown)}: allowed values are "
-                         f"{', '.join(f'{r}/{e}' for r, e in names)}")
+        raise ValueError(f"router/experts/gate: unknown arm(s) {', '.join(unknown)}: allowed values are "
+                         f"{', '.join('/'.join(p) for p in names)}")
     return pd.Series([names[p] for p in pairs], index=df.index)
 
 
@@ -264,9 +281,9 @@ def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def primary() -> Arm:
     """The arm the toolkit's question is about: the learned router with learned experts."""
-    return next(a for a in arms() if a.router.primary and a.experts.default)
+    return next(a for a in arms() if a.router.primary and a.experts.default and a.gate == DEFAULT_GATE)
 
 
 def reference() -> Arm:
     """The arm whose routing is given (the theory's modular student), with learned experts."""
-    return next(a for a in arms() if a.router.reference and a.experts.default)
+    return next(a for a in arms() if a.router.reference and a.experts.default and a.gate == DEFAULT_GATE)

@@ -78,8 +78,10 @@ def test_arm_choices_come_from_the_registry():
     for name, kinds in (("router", arms.ROUTERS), ("experts", arms.EXPERTS)):
         with pytest.raises(ConfigError, match=f"^{name}: .*{', '.join(kinds)}; got"):
             validate({name: ["no-such-kind"]})
-    every = validate({"router": list(arms.ROUTERS), "experts": list(arms.EXPERTS), "n_experts": [16]})
-    assert {arms.arm(r, e).name for r, e in every.axes.arms()} == {a.name for a in arms.arms()}
+    every = validate({"router": list(arms.ROUTERS), "experts": list(arms.EXPERTS), "n_experts": [16],
+                      "gate": ["softmax", "sigmoid", "uniform"]})
+    assert {arms.arm(r, e, g).name for r, e in every.axes.arms()
+            for g in every.axes.gates_for(r)} == {a.name for a in arms.arms()}
 
 
 def test_trainer_settings_take_the_config_defaults():

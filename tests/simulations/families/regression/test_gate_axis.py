@@ -7,7 +7,7 @@ import pytest
 import torch
 from grid_fixtures import ARMS, TINY
 
-from fits.data import FitInputError, check_results
+from fits.data import check_results
 from simulations import arms, grid, results
 from simulations.config_schema import ConfigError
 from simulations.families.regression.config import validate
@@ -50,7 +50,7 @@ def test_only_router_kinds_that_use_the_gates_vary_by_it():
     # the axis is in the config hash once it leaves the default
     assert both.config_hash() != validate(raw).config_hash()
     # bundles never mix gates, and only the kinds that use the gates are told about it
-    assert [r.name for r in arms.ROUTERS.values() if r.uses_gate] == ["learned", "supervised"]
+    assert [r.name for r in arms.ROUTERS.values() if r.uses_gate] == ["learned", "supervised", "top_p"]
     for bundle in grid.make_bundles(both, "cpu"):
         assert len({m.cell["gate"] for m in bundle.models}) == 1
 
@@ -80,7 +80,7 @@ def test_the_grid_runs_a_gate_axis_and_stores_the_column(tmp_path):
     assert summary is not None and sorted(rows["gate"].unique()) == ["sigmoid", "softmax", "uniform"]
     by_gate = rows.set_index(["gate", "k"])["train_mse"]
     assert by_gate["sigmoid"].tolist() != by_gate["softmax"].tolist() != by_gate["uniform"].tolist()
-    # the fits take one gate at a time, and say which setting varies
-    with pytest.raises(FitInputError, match="gate vary"):
-        check_results(rows)
-    check_results(rows[rows["gate"] == "uniform"])
+    # a gate family is part of the arm: the fits split the rows by it
+    checked = check_results(rows)
+    assert set(arms.arm_names(checked)) == {"learned", "learned-sigmoid", "learned-uniform"}
+    assert arms.arm_named("learned-uniform") == arms.arm("learned", "learned", "uniform")
