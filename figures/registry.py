@@ -15,6 +15,7 @@ FIGURE_MODULES = (
     "figures.error_vs_k",
     "figures.controls",
     "figures.routing_gain",
+    "figures.gate_map",
     "figures.kstar_complexity",
     "figures.kstar_data_width",
     "figures.tradeoff",

@@ -18,7 +18,7 @@ from simulations.arms import arms as all_arms
 
 NAME = "routing_gain"
 TITLE = "Share of the routing gain realized per arm, ID and OOD, against k"
-INPUTS = ("fits",)
+INPUTS = ("results", "fits")
 TABLE = "routing_gain.parquet"
 REQUIRES = (("fits", "optimal_k.json"), ("fits", TABLE))
 COLUMNS = ("arm", "seed", "complexity", "n_train", "width", "n_experts", "k", "split", "share")

@@ -29,6 +29,7 @@ BLOCK_MODULES = (
     "fits.blocks.k_eval",
     "fits.blocks.routing_gain",
     "fits.blocks.adaptive_k",
+    "fits.blocks.gate_map",
 )
 
 BLOCKS = [importlib.import_module(path) for path in BLOCK_MODULES]

@@ -14,20 +14,25 @@ d_c = d_context.
    x ~ N(0, I_d): a held-out combination shifts only the context, never the skills' inputs, so the OOD
    error measures composition (new combinations of skills each seen on all of its inputs) and not
    extrapolation of a skill to unseen inputs.
-5. Determinism: U depends on (seed, S, d_c); the reference contexts on (seed, S, d, w, d_c, n_ref);
+5. Mixed complexity (`complexity_mix`): the context also sets each point's s, so the router can see how
+   many skills an input needs: with L levels sorted ascending and a unit vector v in context space
+   (its own generator), s is the level whose quantile bin of N(0, 1) holds v . c (each level has
+   probability 1 / L). The compositional task draws s independently of everything the student reads.
+6. Determinism: U depends on (seed, S, d_c); the reference contexts on (seed, S, d, w, d_c, n_ref);
    each split's stream on the compositional key plus d_c (x and c drawn together, chunk by chunk).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import norm
 
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec, _rng, unit_columns
 
 __all__ = ["ContextualTask", "make_task"]
 
 # The first entry of this module's generator keys (tasks.py uses 0..5 for its own streams).
-_ROUTER_KEY, _REFERENCE_KEY = 6, 7
+_ROUTER_KEY, _REFERENCE_KEY, _LEVEL_KEY = 6, 7, 8
 
 
 class ContextualTask(CompositionalTask):
@@ -56,6 +61,14 @@ class ContextualTask(CompositionalTask):
 
     def _stream_key(self, split: str) -> tuple[int, ...]:
         return (*super()._stream_key(split), self.spec.d_context)
+
+    def draw_levels(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each point's s [N] from its context (module docstring, 5.); `rng` is not used."""
+        sp = self.spec
+        mix = np.sort(np.asarray(sp.complexity_mix))
+        v = _rng(sp.seed, _LEVEL_KEY, sp.n_skills, sp.d_context).standard_normal(sp.d_context)
+        edges = norm.ppf(np.arange(1, len(mix)) / len(mix))
+        return mix[np.searchsorted(edges, self.contexts(x) @ (v / np.linalg.norm(v)))]
 
     def skill_inputs(self, u: np.ndarray) -> np.ndarray:
         """x = u[:, :d_in]."""

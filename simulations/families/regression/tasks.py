@@ -170,10 +170,11 @@ class CompositionalTask:
         self.sd = raw_skills.std(axis=0)
         # = self._composed(u_ref), with the raw skills computed once
         g = (raw_skills - self.mu) / self.sd
-        g_ref = np.take_along_axis(g, self.active_sets(self._reference_points(x_ref)), axis=1).sum(axis=1)
+        u_ref = self._reference_points(x_ref)
+        g_ref = np.take_along_axis(g, self.active_sets(u_ref), axis=1).sum(axis=1)
         self.mean_G = float(g_ref.mean())
         self.sd_G = float(g_ref.std())
-        self.level_moments = self._level_moments(x_ref, g) if spec.complexity_mix else {}
+        self.level_moments = self._level_moments(u_ref, g) if spec.complexity_mix else {}
 
     # -- what a subclass changes (simulations.families.regression.contextual) -------------------------
     @property
@@ -323,7 +324,7 @@ class CompositionalTask:
             x = rng.standard_normal((_CHUNK, self.input_width))
             eps = rng.standard_normal(_CHUNK)
             if sp.complexity_mix:
-                lv = np.asarray(sp.complexity_mix)[rng.integers(len(sp.complexity_mix), size=_CHUNK)]
+                lv = self.draw_levels(x, rng)
                 keep = self.is_heldout_at(x, lv) == want_heldout
                 ys.append(self.clean_target_at(x[keep], lv[keep]) + sp.noise * eps[keep])
             else:
@@ -339,6 +340,12 @@ class CompositionalTask:
         return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
     # -- mixed complexity: per-point levels (module docstring, 7.) ----------------------------------
+    def draw_levels(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each point's s [N]: uniform over the levels, from the split's stream (independent of x, so
+        nothing the student reads tells it an input's s)."""
+        mix = np.asarray(self.spec.complexity_mix)
+        return mix[rng.integers(len(mix), size=len(x))]
+
     def active_mask(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Bool [N, S]: the s_i largest teacher scores of each point (ties: lower index)."""
         z = self.scores(x)

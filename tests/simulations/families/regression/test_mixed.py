@@ -136,3 +136,21 @@ def test_an_unmixed_grid_writes_no_experts_table(tmp_path):
                   progress=False)
     assert not list(tmp_path.glob(results.EXPERTS_GLOB)) and results.load_experts_by_s(tmp_path).empty
     assert results.load(tmp_path)["mean_experts_id"].between(1, 2).all()
+
+
+def test_the_contextual_tasks_levels_are_set_by_the_context():
+    """On the contextual task the context sets each point's s (so the router can see it): the same
+    contexts give the same levels whatever else is drawn, and on the ID stream every level occurs."""
+    from simulations.families.regression.contextual import make_task
+
+    task = make_task(TaskSpec(n_skills=8, complexity=4, d_in=8, task="contextual", complexity_mix=(1, 2, 4),
+                              seed=3, n_ref=4000))
+    u, y, s = task.sample("train", 3000, levels=True)
+    again = u.copy()
+    again[:, : task.spec.d_in] = np.random.default_rng(0).standard_normal((len(u), task.spec.d_in))
+    rng = np.random.default_rng(1)
+    np.testing.assert_array_equal(task.draw_levels(u, rng), s)
+    np.testing.assert_array_equal(task.draw_levels(again, rng), s)  # x plays no part
+    assert set(np.unique(s)) == {1, 2, 4}
+    for level in (1, 2, 4):  # each level's target is normalised on its own
+        assert abs(y[s == level].var() - task.target_var) < 0.2

@@ -1,0 +1,60 @@
+"""Figure `gate_map`: where each arm composes (the fits' gate_map.parquet, `fits.gate_map`).
+
+One row per arm, one column per complexity s. Left: routing recall at k = s above its permuted-input
+chance level (0: no better than chance; 1 - chance: every active skill found). Middle: the best ID NMSE
+over k relative to the oracle's best (1: the oracle's error). Right: the same on OOD. Seed means; the
+numbers are printed in the cells. One slice: the largest m and h and the most common T.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from figures import style
+from figures.error_vs_k import select_slice
+from figures.inputs import InputError
+
+NAME = "gate_map"
+TITLE = "Gate map: recall above chance at k = s, and best error relative to the oracle's, ID and OOD"
+INPUTS = ("results", "fits")
+TABLE = "gate_map.parquet"
+REQUIRES = (("fits", "optimal_k.json"), ("fits", TABLE))
+PANELS = {"recall_above_chance": "recall - chance at k = s", "ratio_id": "best ID NMSE / oracle's",
+          "ratio_ood": "best OOD NMSE / oracle's"}
+COLUMNS = ("arm", "task", "complexity", "n_train", "width", "n_experts", "recall_at_s", "recall_chance_at_s",
+           "ratio_id", "ratio_ood")
+
+
+def data(inputs) -> pd.DataFrame:
+    table = inputs.table("fits", TABLE)
+    lacking = [c for c in COLUMNS if c not in table.columns]
+    if lacking:
+        raise InputError(f"figures: {inputs.path('fits') / TABLE} lacks column(s) {', '.join(lacking)} "
+                         "(rerun: python -m fits.optimal_k)")
+    rows = select_slice(table)
+    rows = rows.assign(recall_above_chance=rows["recall_at_s"] - rows["recall_chance_at_s"])
+    keep = ["arm", "task", "complexity", "n_train", "width", "n_experts", *PANELS]
+    return rows[keep].reset_index(drop=True)
+
+
+@style.styled
+def plot(df: pd.DataFrame):
+    arms = list(dict.fromkeys(df["arm"]))
+    levels = sorted(df["complexity"].unique())
+    fig, axes = style.new_figure(1, 3, height_in=0.35 * len(arms) + 1.2, columns=2, sharey=True)
+    for ax, (col, title) in zip(axes[0], PANELS.items(), strict=True):
+        grid = df.pivot_table(index="arm", columns="complexity", values=col).reindex(arms)[levels]
+        values = grid.to_numpy(dtype=float)
+        cmap, (lo, hi) = ("viridis", (0.0, 1.0)) if col == "recall_above_chance" else ("magma_r", (1.0, 6.0))
+        ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
+                        color="white" if (v - lo) / (hi - lo) < 0.5 else "black")
+        ax.set_xticks(range(len(levels)), [f"{s:g}" for s in levels])
+        ax.set_yticks(range(len(arms)), arms)
+        ax.set_title(title, loc="left", fontsize="small")
+        style.label(ax, x="complexity")
+        ax.grid(False)
+    return fig

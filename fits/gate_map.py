@@ -1,0 +1,101 @@
+"""The gate map (docs/tasks.md, "Where each gate family composes"): per arm and complexity s, does the
+learned arm find the teacher's skills, how close does it get to the oracle, and which part of its excess
+comes from the selection and which from the gate values.
+
+Per (task, n_experts, width, n_train, s) and routed arm, from the seed means of each k:
+- `recall_at_s`, `recall_chance_at_s`: routing recall at k = s and its permuted-input chance level;
+- `k_star_id`: the argmin over k of the seed-mean ID NMSE, with a seed-cluster bootstrap 95 % interval
+  (whole seeds resampled, the same draws for every arm, so the oracle and the arm stay paired);
+- `best_nmse_id`, `ratio_id` (best / the oracle's best, the oracle's from the same draws, with its
+  interval), and the same on OOD (`best_nmse_ood`, `ratio_ood`);
+- the error split at k_star_id (docs/tasks.md, "The error split"): the arm's own NMSE there, its NMSE
+  with the oracle's selection and its own gate values, with its own selection and equal gates, and the
+  share of ID inputs whose selection misses an active skill. own - oracle selection is what the
+  selection costs; own - equal gates what the gate values cost (either may be negative).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fits.cells import seed_resample_counts
+from fits.data import arm_names, routed_arms
+from simulations.arms import reference
+
+CELL = ["task", "n_experts", "width", "n_train", "complexity"]
+SPLIT_COLUMNS = ("nmse_oracle_selection_id", "nmse_equal_gates_id", "misrouted_share_id")
+
+
+def _seed_k(g: pd.DataFrame, col: str, seeds: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """(seeds, ks) values of `col` (NaN where a (seed, k) has no row)."""
+    y = np.full((len(seeds), len(ks)), np.nan)
+    y[np.searchsorted(seeds, g["seed"].to_numpy()), np.searchsorted(ks, g["k"].to_numpy())] = \
+        g[col].to_numpy(float)
+    return y
+
+
+def _weighted_means(y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(draws, ks) seed means of y (seeds, ks) under each row of seed counts (draws, seeds)."""
+    has = np.isfinite(y)
+    w = counts[:, :, None] * has[None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w * np.nan_to_num(y)[None]).sum(1) / w.sum(1)
+
+
+def _best(means: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, the minimum over k and its k (NaN where no k has a value)."""
+    finite = np.isfinite(means).any(1)
+    idx = np.where(finite[:, None], means, np.inf).argmin(1)
+    best = np.where(finite, means[np.arange(len(means)), idx], np.nan)
+    return best, np.where(finite, ks[idx].astype(float), np.nan)
+
+
+def _interval(draws: np.ndarray, discrete: bool = False) -> tuple[float, float]:
+    draws = draws[np.isfinite(draws)]
+    if len(draws) == 0:
+        return np.nan, np.nan
+    lo, hi = np.quantile(draws, [0.025, 0.975], method="inverted_cdf" if discrete else "linear")
+    return float(lo), float(hi)
+
+
+def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per (cell, routed arm) as the module docstring says; empty without routed rows."""
+    df = rows.assign(arm=arm_names(rows))
+    df = df[df["arm"].isin([a.name for a in routed_arms()]) & ~df["diverged"].astype(bool)]
+    df = df.assign(task=df["task"].fillna("compositional") if "task" in df.columns else "compositional")
+    if df.empty:
+        return pd.DataFrame()
+    seeds = np.sort(df["seed"].unique())
+    counts = np.vstack([np.ones((1, len(seeds))),
+                        seed_resample_counts(len(seeds), n_boot, np.random.default_rng(seed))])
+    order = {a.name: i for i, a in enumerate(routed_arms())}
+    out = []
+    for key, cell in df.groupby(CELL, sort=True):
+        ks = np.sort(cell["k"].unique())
+        s = int(key[-1])
+        best = {}
+        for split in ("id", "ood"):
+            oracle = cell[cell["arm"] == reference().name]
+            means = _weighted_means(_seed_k(oracle, f"test_nmse_{split}", seeds, ks), counts)
+            best[split] = _best(means, ks)[0] if len(oracle) else np.full(len(counts), np.nan)
+        for arm, g in sorted(cell.groupby("arm"), key=lambda item: order[item[0]]):
+            row = dict(zip(CELL, key, strict=True)) | {"arm": arm, "n_seeds": g["seed"].nunique()}
+            at_s = g[g["k"] == s]
+            row["recall_at_s"] = at_s["routing_recall"].mean() if len(at_s) else np.nan
+            row["recall_chance_at_s"] = at_s["routing_recall_baseline"].mean() if len(at_s) else np.nan
+            for split in ("id", "ood"):
+                b, k = _best(_weighted_means(_seed_k(g, f"test_nmse_{split}", seeds, ks), counts), ks)
+                ratio = b / best[split]
+                row[f"best_nmse_{split}"] = b[0]
+                row[f"ratio_{split}"], (row[f"ratio_{split}_lo"], row[f"ratio_{split}_hi"]) = \
+                    ratio[0], _interval(ratio[1:])
+                if split == "id":
+                    row["k_star_id"] = k[0]
+                    row["k_star_id_lo"], row["k_star_id_hi"] = _interval(k[1:], discrete=True)
+            at_k = g[g["k"] == row["k_star_id"]]
+            row["nmse_id_at_k_star"] = at_k["test_nmse_id"].mean() if len(at_k) else np.nan
+            for col in SPLIT_COLUMNS:
+                row[col] = at_k[col].mean() if col in at_k.columns and len(at_k) else np.nan
+            out.append(row)
+    return pd.DataFrame(out)
