@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench standard regime sraven clean
+.PHONY: run test test-fast bench standard regime composition adaptive sraven clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,20 @@ standard: $(STAMP)
 
 regime: $(STAMP)
 	$(BIN)/python -m simulations.families.regression.regime
+
+# Issue 20's comparison: every gate family on the contextual task beside the oracle (configs/composition.yaml,
+# ~20 min on 2 cores), the same on the compositional task, and the gate map of each; then adaptive k
+# (configs/adaptive.yaml, ~3 min): mean experts per input by the input's s.
+composition: $(STAMP)
+	$(BIN)/python -m simulations.grid --config configs/composition.yaml --resume
+	$(BIN)/python -m fits.optimal_k results/composition --out results/fits-composition
+	$(BIN)/python -m figures --results results/composition --fits results/fits-composition --only gate_map routing_gain --out figures/out/composition
+	$(BIN)/python -m simulations.grid --config configs/composition.yaml --resume --set task=compositional --out results/composition-compositional
+	$(BIN)/python -m fits.optimal_k results/composition-compositional --out results/fits-composition-compositional
+
+adaptive: $(STAMP)
+	$(BIN)/python -m simulations.grid --config configs/adaptive.yaml --resume
+	$(BIN)/python -m fits.optimal_k results/adaptive --out results/fits-adaptive
 
 # P1's SRAVEN task: the quick preset (~6 min on 2 cores), its fits on whole-problem and per-feature OOD
 # error, and the two SRAVEN figures. At this scale k* means nothing (docs/sraven.md); the GPU presets do.

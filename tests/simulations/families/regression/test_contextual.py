@@ -3,17 +3,22 @@ and the grid running every arm on it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from grid_fixtures import ARMS
 
+from simulations.config import load_config
 from simulations.config_schema import ConfigError
 from simulations.families.regression import family
 from simulations.families.regression.config import validate
 from simulations.families.regression.contextual import ContextualTask, make_task
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.grid import cells, make_bundles, run_bundle
+
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def spec(task: str = "contextual", s: int = 2, S: int = 6, d_context: int = 8, **kw) -> TaskSpec:
@@ -119,26 +124,17 @@ def test_every_arm_trains_on_the_contextual_task():
     assert family.estimate_seconds(bundles, n_steps=2) > 0
 
 
-def _ratios(task: str) -> pd.DataFrame:
-    """Best-over-k OOD / ID NMSE of the oracle router with learned experts, per (complexity, seed)."""
-    cfg = validate({"n_skills": 6, "d_in": 4, "teacher_width": 8, "task": task, "d_context": 8,
-                    "complexity": [2, 4], "n_experts": [12], "k": [2, 4, 8], "n_train": [2000],
-                    "width": [8], "seeds": [0, 1], "lr": 0.01, "max_steps": 400, "eval_every": 25,
-                    "patience": 100, "n_val": 300, "n_test": 2000, "device": "cpu",
-                    "router": ["oracle"], "experts": ["learned"]})
-    rows = pd.concat([run_bundle(b) for b in make_bundles(cfg, "cpu")])
-    best = rows.groupby(["complexity", "seed"])[["test_nmse_id", "test_nmse_ood"]].min()
-    return best.test_nmse_ood / best.test_nmse_id
-
-
 @pytest.mark.slow
 def test_the_contextual_oracle_generalises_to_held_out_combinations(one_thread):
-    """The oracle with learned experts: on the contextual task its OOD error stays near its ID error
-    (measured 0.97-1.45 over s in {2, 4} and two seeds: the experts' errors are negatively correlated
-    between skills trained together, so they cancel less on held-out combinations, while every expert's
-    own error is the same ID and OOD), far below the compositional task's (5.9-15.1), where the OOD
-    inputs are themselves new. The issue's bound of 1.2 at every s is NOT met at this scale (see
-    docs/tasks.md, "The contextual task"); this test holds the measured 1.5 and the contrast."""
-    contextual, compositional = _ratios("contextual"), _ratios("compositional")
-    assert (contextual <= 1.5).all(), contextual.to_dict()
-    assert (compositional >= 3 * contextual).all(), compositional.to_dict()
+    """The issue's criterion at the composition preset's task and student (configs/composition.yaml: S = 8,
+    d = d_c = 8, T = 16, h = 4, m = 2000, its training settings), oracle router with learned experts,
+    3 seeds: the best seed-mean OOD NMSE over k is within 1.2x the best ID NMSE at every s (measured
+    1.00, 1.17, 1.13 at s = 1, 2, 4; single seeds reach 1.24, docs/tasks.md). The oracle's curve is flat
+    from k = s r = 2s on, so k in {2, 4, 8} holds every s's minimum."""
+    cfg = validate({**load_config(ROOT / "configs/composition.yaml").to_dict(), "k": [2, 4, 8],
+                    "router": ["oracle"], "experts": ["learned"], "workers": 1, "device": "cpu"})
+    rows = pd.concat([run_bundle(b) for b in make_bundles(cfg, "cpu")])
+    means = rows.groupby(["complexity", "k"])[["test_nmse_id", "test_nmse_ood"]].mean()
+    best = means.groupby("complexity").min()
+    ratio = best.test_nmse_ood / best.test_nmse_id
+    assert list(ratio.index) == [1, 2, 4] and (ratio <= 1.2).all(), ratio.to_dict()
