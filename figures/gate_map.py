@@ -8,6 +8,7 @@ numbers are printed in the cells. One slice: the largest m and h and the most co
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -46,12 +47,14 @@ def plot(df: pd.DataFrame):
     for ax, (col, title) in zip(axes[0], PANELS.items(), strict=True):
         grid = df.pivot_table(index="arm", columns="complexity", values=col).reindex(arms)[levels]
         values = grid.to_numpy(dtype=float)
-        cmap, (lo, hi) = ("viridis", (0.0, 1.0)) if col == "recall_above_chance" else ("magma_r", (1.0, 6.0))
+        name, (lo, hi) = ("viridis", (0.0, 1.0)) if col == "recall_above_chance" else ("magma_r", (1.0, 10.0))
+        cmap = plt.get_cmap(name)
         ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
+                r, g, b, _ = cmap(float(np.clip((v - lo) / (hi - lo), 0, 1)))
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
-                        color="white" if (v - lo) / (hi - lo) < 0.5 else "black")
+                        color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
         ax.set_xticks(range(len(levels)), [f"{s:g}" for s in levels])
         ax.set_yticks(range(len(arms)), arms)
         ax.set_title(title, loc="left", fontsize="small")
