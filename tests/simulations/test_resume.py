@@ -34,6 +34,7 @@ def _files(out):
 @pytest.mark.parametrize("item, field", [
     ("router_temperature=2.0", "router_temperature"), ("lr=0.02", "lr"), ("n_skills=8", "n_skills"),
     ("training.max_steps=6", "max_steps"), ("seeds=[1]", "seeds"), ("k=[2]", "k"),
+    ("task=contextual", "task"), ("top_p=0.7", "top_p"), ("gate=[uniform]", "gate"),
 ])
 def test_resume_with_another_setting_is_refused_naming_it(store, capsys, item, field):
     path, out = store
@@ -45,7 +46,8 @@ def test_resume_with_another_setting_is_refused_naming_it(store, capsys, item, f
 
 
 @pytest.mark.parametrize("item, new_rows", [("seeds=[0, 1]", 2), ("k=[1, 2, 3]", 1), ("k=all", 2),
-                                            ("complexity=[1, 2]", 2)])
+                                            ("complexity=[1, 2]", 2),
+                                            ("gate=[softmax, sigmoid]", 2)])
 def test_resume_extends_along_an_axis_training_only_the_new_rows(store, capsys, item, new_rows):
     path, out = store
     stored = results.load(out)
