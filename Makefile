@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench standard regime composition adaptive sraven clean
+.PHONY: run test test-fast bench standard regime composition adaptive law active-compute sraven clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,23 @@ composition: $(STAMP)
 adaptive: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/adaptive.yaml --resume
 	$(BIN)/python -m fits.optimal_k results/adaptive --out results/fits-adaptive
+
+# Issue 21's law of k* over s, m and h (configs/law.yaml: the learned arm over s x m x h, the teacher-experts
+# arm over s x m; wall time on 2 cores in the README), each fitted on ID and on OOD error (the OOD fits
+# leave out s = 1, which has no held-out combinations).
+law: $(STAMP)
+	$(BIN)/python -m simulations.grid --config configs/law.yaml --resume
+	$(BIN)/python -m simulations.grid --config configs/law.yaml --resume --set experts=teacher --set width=4 \
+		--out results/law-teacher
+	$(BIN)/python -m fits.optimal_k results/law --out results/fits-law --metric id
+	$(BIN)/python -m fits.optimal_k results/law --out results/fits-law-ood
+	$(BIN)/python -m fits.optimal_k results/law-teacher --out results/fits-law-teacher --metric id
+	$(BIN)/python -m fits.optimal_k results/law-teacher --out results/fits-law-teacher-ood
+
+# k* at fixed active compute k h (configs/active_compute.yaml) beside k* at fixed h (the law preset).
+active-compute: $(STAMP)
+	$(BIN)/python -m simulations.grid --config configs/active_compute.yaml --resume
+	$(BIN)/python -m fits.optimal_k results/active_compute --out results/fits-active-compute --metric id
 
 # P1's SRAVEN task: the quick preset (~6 min on 2 cores), its fits on whole-problem and per-feature OOD
 # error, and the two SRAVEN figures. At this scale k* means nothing (docs/sraven.md); the GPU presets do.

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from fits.cells import CellFits, cell_optimal_k
-from fits.data import FitInputError
-from fits.law import LawFit, LawNotIdentified, fit_law, wald_tests
+from fits.data import FitInputError, law_rows, metric_column
+from fits.families import family_of
+from fits.law import ESTIMAND_OF, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.options import FitOptions
 from fits.summary import law_summary
 from fits.theory_compare import predicted_exponents, theory_kwargs
@@ -24,23 +25,61 @@ class ArmFit(NamedTuple):
 
 
 def fit_arm(df: pd.DataFrame, options: FitOptions, k_source: str | None = None) -> ArmFit:
-    """Per-cell k* and the law of one arm's rows (k* from `k_source`, default options.k_source)."""
+    """Per-cell k* and the law of one arm's rows (k* from `k_source`, default options.k_source), on the
+    rows `fits.data.law_rows` keeps."""
+    rows, notes = law_rows(df, metric_column(options.metric, family_of(df)))
     try:
-        cf = cell_optimal_k(df, options.metric, n_boot=options.bootstrap, seed=options.seed,
+        cf = cell_optimal_k(rows, options.metric, n_boot=options.bootstrap, seed=options.seed,
                             shape=options.shape)
     except ValueError as exc:
         raise FitInputError(str(exc)) from exc
+    cf.notes[:0] = notes
     try:
         return ArmFit(cf, fit_law(cf, method=options.method, k_source=k_source or options.k_source), None)
     except LawNotIdentified as exc:
         return ArmFit(cf, None, str(exc))
 
 
-def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | None, metric: str) -> dict:
+# The estimands the law is fitted on for every arm (k_source names, fits.law.ESTIMAND_OF), primary first.
+ESTIMAND_LAWS = ("enough", "discrete", "one_se", "enough_2")
+
+
+def tight(ci: tuple[float, float]) -> bool:
+    """A discrete estimand's CI spans less than a factor of 2 (the cell pins it down)."""
+    lo, hi = ci
+    return bool(np.isfinite(lo) and np.isfinite(hi) and hi < 2 * lo)
+
+
+def estimand_laws(cf: CellFits, method: str) -> dict:
+    """The law of k* fitted on each estimand of ESTIMAND_LAWS: exponents with their (HC3 or the
+    method's) and seed-cluster bootstrap CIs, cells used, leave-one-level-out errors; or why not."""
+    out = {}
+    for src in ESTIMAND_LAWS:
+        name = ESTIMAND_OF[src]
+        share = float(np.mean([tight(ci) for ci in cf.cells[f"{name}_ci"]])) if len(cf.cells) else np.nan
+        try:
+            law = fit_law(cf, method=method, k_source=src)
+        except LawNotIdentified as exc:
+            out[src] = {"estimand": name, "share_cells_tight": share, "law": None, "reason": str(exc)}
+            continue
+        exps = {r.factor: {"estimate": r.estimate, "ci95": [r.ci_low, r.ci_high],
+                           "ci95_bootstrap": [r.boot_ci_low, r.boot_ci_high], "n_levels": r.n_levels}
+                for r in law.exponents.itertuples() if r.factor in law.factors}
+        out[src] = {"estimand": name, "share_cells_tight": share,
+                    "law": {"exponents": exps, "intercept": law.intercept, "n_cells": law.n_cells,
+                            "r2": law.r2, "leave_one_level_out": law.lolo.to_dict(orient="records"),
+                            "notes": law.notes}}
+    return out
+
+
+def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | None, metric: str,
+              method: str = "hc3") -> dict:
     """One arm's answer for `by_router`: the law (shaped like the top-level `law`), tests of the
-    complexity exponent against 0 and 1, and per cell k* beside the theory's k* and the routing recall
-    at k* (censored cells say so: their k* is only a bound)."""
-    block: dict = {"law": law_summary(law) if law is not None else None, "law_not_fitted_reason": reason}
+    complexity exponent against 0 and 1, the law on each estimand (`estimand_laws`), and per cell every
+    estimand with its CI beside the theory's k* and the routing recall at k* (censored cells say so:
+    their k* is only a bound)."""
+    block: dict = {"law": law_summary(law) if law is not None else None, "law_not_fitted_reason": reason,
+                   "laws_by_estimand": estimand_laws(cf, method)}
     if law is not None and "complexity" in law.factors:
         block["complexity_tests"] = {
             f"b_s={v}": wald_tests(law, {"complexity": float(v)}).iloc[0].to_dict() for v in (0, 1)}
@@ -48,7 +87,9 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
         if "affine in s" in aic.index:
             block["affine_vs_power_law_delta_aic"] = float(aic["affine in s"] - aic["power law"])
     cells = cf.cells[["complexity", "n_train", "width", "n_experts", "k_star", "k_star_ci", "censored",
-                      "k_flat_low", "k_flat_high", "k_star_cont", "n_seeds"]].copy()
+                      "k_enough", "k_enough_ci", "k_enough_censored", "k_enough_2", "k_enough_2_ci",
+                      "k_one_se", "k_one_se_ci", "k_flat_low", "k_flat_high", "k_star_cont",
+                      "n_seeds"]].copy()
     try:
         theory = predicted_exponents(cells, **theory_kwargs(df, metric))
         cells["k_star_theory"] = theory["k_star_theory"].to_numpy()
@@ -62,6 +103,6 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
             for r in cells.itertuples()]
     block["cells"] = cells.to_dict(orient="records")
     block["n_censored"] = int((cf.cells["censored"] != "").sum())
-    # Curves flat past the knee: k within one SE of the minimum spans a factor of 2 or more.
+    # Curves flat past the knee: k within one paired SE of the minimum spans a factor of 2 or more.
     block["n_flat"] = int((cf.cells["k_flat_high"] >= 2 * cf.cells["k_flat_low"]).sum())
     return block

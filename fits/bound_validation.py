@@ -29,7 +29,8 @@ def heldout(d: Design, n_starts: int = 12) -> pd.DataFrame:
     """Leave one level of s, m and h out in turn: refit on the rest, predict the held-out cells.
 
     One row per held-out cell and fold: `rmse_log` of the predicted log-loss curve, measured and predicted
-    k*, and the constant-k* baseline (median measured k* of the training cells, rounded)."""
+    k*, and two baselines: a constant k* (median measured k* of the training cells, rounded) and the
+    rule k* = s r (r = T / S replicas per skill: the oracle's cap, which needs no fit)."""
     pts = d.points
     meas = _argmin_k(pts, pts["y"].to_numpy())
     rows = []
@@ -49,12 +50,15 @@ def heldout(d: Design, n_starts: int = 12) -> pd.DataFrame:
             for key, g in hp.assign(pred=pred).groupby(CELL, sort=True):
                 err = np.log(g["y"].to_numpy()) - np.log(g["pred"].to_numpy())
                 km = float(meas.loc[key])
-                rows.append(dict(zip(CELL, key, strict=True)) | {
+                cell = dict(zip(CELL, key, strict=True))
+                rule = cell["complexity"] * cell["n_experts"] / d.task["n_skills"]
+                rows.append(cell | {
                     "factor": factor, "level": level, "kind": kind,
                     "rmse_log": float(np.sqrt(np.mean(err**2))),
                     "k_star_measured": km, "k_star_pred": float(kpred.loc[key]), "k_star_constant": const,
                     "within_1": abs(float(kpred.loc[key]) - km) <= 1,
                     "within_1_constant": abs(const - km) <= 1,
+                    "k_star_rule": rule, "within_1_rule": abs(rule - km) <= 1,
                 })
     return pd.DataFrame(rows)
 
@@ -65,11 +69,13 @@ def heldout_summary(h: pd.DataFrame) -> dict:
         return {"available": False, "reason": "no factor has 2 or more levels"}
     by = {f: {"rmse_log": float(np.sqrt(np.mean(g["rmse_log"] ** 2))),
               "share_within_1": float(g["within_1"].mean()),
-              "share_within_1_constant": float(g["within_1_constant"].mean()), "n_cells": len(g)}
+              "share_within_1_constant": float(g["within_1_constant"].mean()),
+              "share_within_1_rule": float(g["within_1_rule"].mean()), "n_cells": len(g)}
           for f, g in h.groupby("factor", sort=False)}
     return {"available": True, "rmse_log": float(np.sqrt(np.mean(h["rmse_log"] ** 2))),
             "share_within_1": float(h["within_1"].mean()),
             "share_within_1_constant": float(h["within_1_constant"].mean()),
+            "share_within_1_rule": float(h["within_1_rule"].mean()),
             "n_predictions": len(h), "by_factor": by}
 
 

@@ -8,9 +8,13 @@ A cell is one (complexity, n_train, width, n_experts); its runs span k and seeds
 - their uncertainty from a bootstrap that resamples seeds as clusters: a seed's runs share training data
   across k (and its task across cells), so a resample draws whole seeds, the same draw for every cell;
 - the probability, over resamples, that each k is the argmin;
-- the flat range: the lowest and highest tested k whose seed-mean loss is within one standard error
-  (of the argmin's mean) of the minimum. Where it spans a factor of 2 or more, the curve is flat past
-  its knee and no estimator of the argmin can pin k* down much better than that range.
+- the estimands fixed in advance (docs/fits.md, "Estimands"), each with its seed-cluster CI and censoring:
+  `k_star` (the argmin), `k_enough` (the smallest k whose seed-mean loss is within 5 % of the minimum;
+  `k_enough_2`: 2 %) and `k_one_se` (the smallest k within one standard error of the minimum, the SE
+  being that of the seed-paired difference to the argmin: seeds share data and initial weights across k);
+- the flat range: the lowest and highest tested k within that paired SE of the minimum. Where it spans
+  a factor of 2 or more, the curve is flat past its knee and no estimator of the argmin can pin k* down
+  much better than that range.
 
 Resamples are drawn once as a (B, n_seeds) count matrix; each cell's resampled means are one matrix
 product, and the smooth fits of all resamples of a cell are one batched solve (no Python loop over B).
@@ -27,20 +31,30 @@ from fits.curve import fit_curves
 from fits.data import CELL_KEYS, metric_column
 from fits.families import family_of
 
+# The relative tolerances of the "k enough" estimands: the smallest k within 5 % (primary) or 2 %
+# (sensitivity) of the minimum seed-mean loss.
+ENOUGH = {"k_enough": 0.05, "k_enough_2": 0.02}
+# Every discrete estimand a cell reports beside the continuous k*, in the order reports list them.
+ESTIMANDS = ("k_star", *ENOUGH, "k_one_se")
+
 
 @dataclass
 class CellFits:
     """Per-cell results: `cells` (one row per cell), `curves` (one row per cell and k), and the bootstrap
-    draws of the continuous and discrete k* (`boot_k_cont`, `boot_k_star`, shape (n_cells, B); empty when
-    no bootstrap ran)."""
+    draws of the continuous k* (`boot_k_cont`) and of each discrete estimand (`boot[name]`, name in
+    ESTIMANDS; `boot_k_star` is the argmin's), shape (n_cells, B), empty when no bootstrap ran."""
 
     cells: pd.DataFrame
     curves: pd.DataFrame
     boot_k_cont: np.ndarray
-    boot_k_star: np.ndarray
+    boot: dict[str, np.ndarray]
     n_boot: int
     metric: str
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def boot_k_star(self) -> np.ndarray:
+        return self.boot["k_star"]
 
 
 def seed_resample_counts(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -63,6 +77,38 @@ def _seed_sd(y: np.ndarray, has: np.ndarray) -> np.ndarray:
     mean = np.where(has, y, 0.0).sum(axis=0) / np.maximum(n, 1)
     ss = (np.where(has, y - mean, 0.0) ** 2).sum(axis=0)
     return np.where(n > 1, np.sqrt(ss / np.maximum(n - 1, 1)), np.nan)
+
+
+def _paired_se(y: np.ndarray, has: np.ndarray, counts: np.ndarray, disc: np.ndarray) -> np.ndarray:
+    """(B, n_k) standard error of the seed-paired difference y[:, k] - y[:, argmin] per resample
+    (`counts` weighs the seeds, `disc` is each resample's argmin index); 0 where fewer than two pairs."""
+    j = np.maximum(disc, 0)
+    d = y[None, :, :] - y[:, j].T[:, :, None]  # (B, seeds, k)
+    w = counts[:, :, None] * (has[None, :, :] & has[:, j].T[:, :, None])
+    d = np.where(w > 0, d, 0.0)
+    n = w.sum(axis=1)
+    mean = (w * d).sum(axis=1) / np.maximum(n, 1)
+    var = (w * (d - mean[:, None, :]) ** 2).sum(axis=1) / np.maximum(n - 1, 1)
+    return np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), 0.0)
+
+
+def _smallest_within(ks: np.ndarray, means: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Per row of `means` (B, n_k), the smallest k whose mean is at most that row's `bound` (NaN where
+    the row has no finite mean)."""
+    ok = np.isfinite(means) & (means <= bound)
+    return np.where(ok.any(axis=1), ks[np.argmax(ok, axis=1)].astype(float), np.nan)
+
+
+def censored_column(estimand: str) -> str:
+    """The cells column saying whether an estimand is censored (the argmin's is `censored`)."""
+    return "censored" if estimand == "k_star" else f"{estimand}_censored"
+
+
+def _censoring(value: float, tested: np.ndarray) -> str:
+    """"low" or "high" when an estimand sits at the smallest or largest tested k (only a bound there)."""
+    if not np.isfinite(value) or len(tested) < 2:
+        return ""
+    return "low" if value == tested.min() else "high" if value == tested.max() else ""
 
 
 def cell_optimal_k(
@@ -91,7 +137,8 @@ def cell_optimal_k(
     rng = np.random.default_rng(seed)
     counts = np.vstack([np.ones((1, len(seeds))), seed_resample_counts(len(seeds), n_boot, rng)])
 
-    cell_rows, curve_rows, boot_cont, boot_star, constant = [], [], [], [], []
+    cell_rows, curve_rows, boot_cont, constant = [], [], [], []
+    boot_est: dict[str, list[np.ndarray]] = {}
     work = df.assign(_valid=valid, _y=df[col].astype(float))
     for key, g in work.groupby(list(CELL_KEYS), sort=True):
         n_experts = int(key[3])
@@ -111,13 +158,16 @@ def cell_optimal_k(
         k_disc = np.where(disc >= 0, ks[np.maximum(disc, 0)], np.nan)
         cont = fit_curves(ks, n_experts, means, n, shape=shape)
 
+        best = np.min(np.where(finite, means, np.inf), axis=1)
+        pse = _paired_se(y, has, counts, disc)
+        draws = {"k_star": k_disc}
+        draws |= {name: _smallest_within(ks, means, (best + tol * np.abs(best))[:, None])
+                  for name, tol in ENOUGH.items()}
+        draws["k_one_se"] = _smallest_within(ks, means, best[:, None] + pse)
         tested = ks[has.any(axis=0)]
         if len(tested) > 1 and np.nanmax(means[0]) == np.nanmin(means[0]):
             constant.append(key)  # e.g. an accuracy at 0 for every k: the argmin is a tie-break
         k_star = k_disc[0]
-        censored = ""
-        if np.isfinite(k_star) and len(tested) > 1:
-            censored = "low" if k_star == tested.min() else "high" if k_star == tested.max() else ""
         boot_disc, boot_c = k_disc[1:], cont["k_star"][1:]
         p_argmin = {int(k): float(np.mean(boot_disc == k)) for k in ks} if n_boot else {}
         se = _seed_sd(y, has) / np.sqrt(np.maximum(has.sum(axis=0), 1))
@@ -128,21 +178,31 @@ def cell_optimal_k(
                     "k": int(k),
                     "mean": means[0, j],
                     "se": se[j],
+                    "se_paired": pse[0, j],
                     "n_seeds": int(has[:, j].sum()),
                     "p_argmin": p_argmin.get(int(k), np.nan),
                 }
             )
-        plateau = np.zeros(len(ks), bool)  # the k within one standard error (0 with one seed) of the minimum
+        plateau = np.zeros(len(ks), bool)  # the k within one paired SE (0 with one seed) of the minimum
         if disc[0] >= 0:
-            plateau = means[0] <= means[0, disc[0]] + np.nan_to_num(se[disc[0]])
+            plateau = np.isfinite(means[0]) & (means[0] <= means[0, disc[0]] + pse[0])
         log_b = np.log(boot_c[np.isfinite(boot_c)])
-        log_d = np.log(boot_disc[np.isfinite(boot_disc)])
+        per_estimand = {}
+        for name, v in draws.items():
+            b = v[1:]
+            log_v = np.log(b[np.isfinite(b)])
+            per_estimand |= {
+                f"{name}_ci": _quantiles(b, discrete=True) if n_boot else (np.nan, np.nan),
+                censored_column(name): _censoring(v[0], tested),
+                f"log_{name}_var": float(np.var(log_v, ddof=1)) if len(log_v) > 1 else np.nan,
+            }
+            if name != "k_star":
+                per_estimand[name] = v[0]
+            boot_est.setdefault(name, []).append(b)
         cell_rows.append(
             dict(zip(CELL_KEYS, key, strict=True))
             | {
                 "k_star": k_star,
-                "k_star_ci": _quantiles(boot_disc, discrete=True) if n_boot else (np.nan, np.nan),
-                "censored": censored,
                 "p_k_star": p_argmin.get(int(k_star), np.nan) if np.isfinite(k_star) else np.nan,
                 "k_flat_low": float(ks[plateau].min()) if plateau.any() else np.nan,
                 "k_flat_high": float(ks[plateau].max()) if plateau.any() else np.nan,
@@ -150,7 +210,6 @@ def cell_optimal_k(
                 "k_star_cont_ci": _quantiles(boot_c, discrete=False) if n_boot else (np.nan, np.nan),
                 "cont_at_edge": bool(cont["at_edge"][0]),
                 "log_k_cont_var": float(np.var(log_b, ddof=1)) if len(log_b) > 1 else np.nan,
-                "log_k_star_var": float(np.var(log_d, ddof=1)) if len(log_d) > 1 else np.nan,
                 "fit_r2": cont["r2"][0],
                 "fit_p": cont["p"][0],
                 "k_min": float(tested.min()) if len(tested) else np.nan,
@@ -159,9 +218,9 @@ def cell_optimal_k(
                 "n_seeds": int(has.any(axis=1).sum()),
                 "n_diverged": int(g["diverged"].sum()),
             }
+            | per_estimand
         )
         boot_cont.append(boot_c)
-        boot_star.append(boot_disc)
     cells = pd.DataFrame(cell_rows)
     n_cens = int((cells["censored"] != "").sum())
     if n_cens:
@@ -175,7 +234,7 @@ def cell_optimal_k(
         cells=cells,
         curves=pd.DataFrame(curve_rows),
         boot_k_cont=np.array(boot_cont).reshape(len(cells), n_boot),
-        boot_k_star=np.array(boot_star).reshape(len(cells), n_boot),
+        boot={name: np.array(boot_est[name]).reshape(len(cells), n_boot) for name in ESTIMANDS},
         n_boot=n_boot,
         metric=metric,
         notes=notes,

@@ -60,6 +60,32 @@ def split_arms(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {a.name: df[arm == a.name].reset_index(drop=True) for a in routed_arms() if (arm == a.name).any()}
 
 
+def law_rows(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of one arm that its k* and law are fitted on, and notes on what was left out:
+    - under an OOD metric, cells without held-out combinations (`n_heldout_combos` 0: their "OOD" test
+      set is a fresh ID sample, e.g. s = 1), so the OOD law reads composition only;
+    - k = 1 rows whose router gets no gradient there (`RouterKind.frozen_at`): an untrained router."""
+    notes = []
+    keep = pd.Series(True, index=df.index)
+    if column.endswith("_ood") and "n_heldout_combos" in df.columns:
+        none = df["n_heldout_combos"] == 0
+        if none.any():
+            levels = ", ".join(str(v) for v in sorted(df.loc[none, "complexity"].unique()))
+            notes.append(f"OOD fits leave out the {int(none.sum())} row(s) without held-out combinations "
+                         f"(complexity {levels}: their OOD test set is an ID sample)")
+            keep &= ~none
+    if "router" in df.columns and "renormalize" in df.columns:
+        gate = df["gate"].fillna(arm_registry.DEFAULT_GATE) if "gate" in df.columns else \
+            pd.Series(arm_registry.DEFAULT_GATE, index=df.index)
+        frozen = pd.Series([arm_registry.router(r).frozen_at(k, g, n) for r, k, g, n in
+                            zip(df["router"], df["k"], gate, df["renormalize"], strict=True)], index=df.index)
+        if frozen.any():
+            notes.append(f"{int(frozen.sum())} k = 1 row(s) left out: the router gets no gradient there "
+                         "(a gate renormalized to the constant 1)")
+            keep &= ~frozen
+    return df[keep].reset_index(drop=True), notes
+
+
 class FitInputError(ValueError):
     """Bad input to the fits: the message is one line naming the problem."""
 
@@ -131,6 +157,12 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
     if len(df) == 0:
         raise FitInputError("results table is empty: no rows to fit")
     df = df.copy()
+    if "active_width" in df.columns and df["active_width"].notna().any():
+        # Fixed active compute (`width_rule: active`): a cell holds k h fixed, so its width factor is the
+        # active width; each row's own expert width stays as `expert_width`.
+        active = df["active_width"].notna()
+        df["expert_width"] = df["width"]
+        df.loc[active, "width"] = df.loc[active, "active_width"].astype(df["width"].dtype)
     df["diverged"] = df["diverged"].fillna(False).astype(bool)
     for col in ("k", "n_experts", "seed"):
         if df[col].isna().any():

@@ -1,9 +1,11 @@
 """The scaling law of k*: log k* = b0 + b_s log s + b_m log m + b_h log h, fitted with statsmodels.
 
-Which k* feeds the law: by default the continuous k* of each cell's smooth fit (`fits.curve`), because the
-discrete argmin only takes the tested values of k, so its log is a step function of the factors and a
-log-log regression on it is biased towards the grid and has lumpy residuals. `k_source="discrete"` uses
-the argmin instead.
+Which k* feeds the law (`k_source`): by default the continuous k* of each cell's smooth fit (`fits.curve`),
+because the discrete argmin only takes the tested values of k, so its log is a step function of the
+factors and a log-log regression on it is biased towards the grid and has lumpy residuals. The other
+sources are the cells' discrete estimands (`fits.cells.ESTIMANDS`, docs/fits.md "Estimands"):
+`discrete` (the argmin), `enough` (k within 5 % of the minimum), `enough_2` (2 %) and `one_se` (one
+paired SE); each is fitted the same way, censored cells left out.
 
 Censored cells (discrete k* at the smallest or largest tested k) and cells whose smooth fit puts k* on
 the edge of the tested range are excluded, and counted: their k* is only a bound, never an exact value.
@@ -29,11 +31,14 @@ import statsmodels.api as sm
 from scipy import optimize, stats
 from statsmodels.stats.diagnostic import het_breuschpagan
 
-from fits.cells import CellFits
+from fits.cells import CellFits, censored_column
 from fits.data import LAW_FACTORS
 
 METHODS = ("wls", "ols", "hc3")
-K_SOURCES = ("continuous", "discrete")
+# k_source -> the cells' estimand column it fits (continuous: the smooth fit's k*)
+ESTIMAND_OF = {"continuous": "k_star_cont", "discrete": "k_star", "enough": "k_enough",
+               "enough_2": "k_enough_2", "one_se": "k_one_se"}
+K_SOURCES = tuple(ESTIMAND_OF)
 
 
 class LawNotIdentified(ValueError):
@@ -72,10 +77,11 @@ def law_data(cf: CellFits, k_source: str = "continuous") -> tuple[pd.DataFrame, 
         raise ValueError(f"unknown k_source {k_source!r}: allowed values are {', '.join(K_SOURCES)}")
     c = cf.cells
     cont = k_source == "continuous"
-    k = c["k_star_cont"] if cont else c["k_star"]
-    var = c["log_k_cont_var"] if cont else c["log_k_star_var"]
-    boot = cf.boot_k_cont if cont else cf.boot_k_star
-    censored = c["censored"] != ""
+    name = ESTIMAND_OF[k_source]
+    k = c[name]
+    var = c["log_k_cont_var"] if cont else c[f"log_{name}_var"]
+    boot = cf.boot_k_cont if cont else cf.boot[name]
+    censored = c["censored" if cont else censored_column(name)] != ""
     edge = c["cont_at_edge"] & ~censored if cont else pd.Series(False, index=c.index)
     missing = ~np.isfinite(k) & ~censored & ~edge
     keep = ~censored & ~edge & ~missing

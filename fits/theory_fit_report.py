@@ -42,7 +42,8 @@ def markdown(block: dict) -> str:
         if ho.get("available"):
             parts.append(f"- Leave one level out: RMSE of log loss {_fmt(ho['rmse_log'])}; held-out k*"
                          f" within +-1 in {_fmt(100 * ho['share_within_1'], 3)} % of {ho['n_predictions']}"
-                         f" predictions (constant k*: {_fmt(100 * ho['share_within_1_constant'], 3)} %)")
+                         f" predictions (constant k*: {_fmt(100 * ho['share_within_1_constant'], 3)} %;"
+                         f" the rule k* = s r: {_fmt(100 * ho['share_within_1_rule'], 3)} %)")
         parts.append(f"- Outside what the bound can produce (paired t tests over seeds, Holm over cells):"
                      f" loss lower above its largest possible k* in {ob['n_above_max']} of {ob['n_cells']}"
                      f" cells ({ob['n_above_max_uncorrected']} uncorrected); inside (1, s) in"

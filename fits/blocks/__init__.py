@@ -25,6 +25,7 @@ BLOCK_MODULES = (
     "fits.blocks.theory_comparison",
     "fits.blocks.joint_surface",
     "fits.blocks.by_router",
+    "fits.blocks.paired_arms",
     "fits.blocks.theory_fit",
     "fits.blocks.k_eval",
     "fits.blocks.routing_gain",

@@ -8,7 +8,8 @@ no arm name themselves.
 
 Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `router(name)`,
 `experts(name)`, `Arm`, `arm(router, experts)`, `arms()` (every arm, in figure and fit order),
-`arm_named(name)`, `arm_names(rows)` (each results row's arm name; `ARM_COLUMNS` name it),
+`arm_named(name)`, `arm_names(rows)` (each results row's arm name; `ARM_COLUMNS` name it; `DEFAULT_GATE`
+the gate family of rows without a `gate` column),
 `primary()` (the arm the toolkit's question is about) and `primary_rows(rows)`, `reference()` (the arm whose
 routing is given: the theory's modular student); for writing a kind: `RouterKind`, `ExpertsKind`,
 `Gating` (what a router's gating returns), `Points`, and the protocols `BundleView` and
@@ -23,6 +24,7 @@ from importlib import import_module
 
 from simulations.arms.base import (
     ARM_COLUMNS,
+    DEFAULT_GATE,
     EXPERTS,
     ROUTERS,
     Arm,
@@ -49,6 +51,6 @@ for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _mod.name != "base":
         import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["ARM_COLUMNS", "EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating", "Points",
-           "RouterKind", "RouterSettings", "arm", "arm_named", "arm_names", "arms", "experts", "primary",
-           "primary_rows", "reference", "register_experts", "register_router", "router"]
+__all__ = ["ARM_COLUMNS", "DEFAULT_GATE", "EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating",
+           "Points", "RouterKind", "RouterSettings", "arm", "arm_named", "arm_names", "arms", "experts",
+           "primary", "primary_rows", "reference", "register_experts", "register_router", "router"]

@@ -75,6 +75,8 @@ class RouterKind:
     trains: the TopKMoE parameters it trains.
     uses_gate: its gates are the model's own gate family's (TopKMoE `gate`), so the grid's `gate` axis
         varies it; a kind with other gates (fixed ones) has its cells once, at gate "softmax".
+    learns_through_gates: its router learns only through the gates' effect on the task loss (no loss of
+        its own), so where a gate is the constant 1 it gets no gradient (`frozen_at`).
 
     An instance is one bundle's router: `route` gates (in training, with its jitter), `aux_loss` is
     its term of the training loss, `gates_by_k` gates at every k = 1..T (inference-time k), `lr_mult`
@@ -91,6 +93,14 @@ class RouterKind:
     reference: ClassVar[bool] = False  # routing given, not learned: the theory's modular student
     trains: ClassVar[tuple[str, ...]] = ()
     uses_gate: ClassVar[bool] = False
+    learns_through_gates: ClassVar[bool] = False
+
+    @classmethod
+    def frozen_at(cls, k: int, gate: str, renormalize: str) -> bool:
+        """Whether a model of this kind at `k` gets no router gradient: one selected expert whose
+        softmax or sigmoid gate is renormalized to the constant 1 (`renormalize: always`; the default
+        "k>1" keeps the raw probability at k = 1, and `uniform` passes a straight-through gradient)."""
+        return cls.learns_through_gates and k == 1 and gate != "uniform" and renormalize == "always"
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
         self.model, self.data, self.settings = model, data, settings

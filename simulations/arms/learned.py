@@ -20,6 +20,7 @@ class Learned(RouterKind):
     primary = True
     trains = ("router",)
     uses_gate = True
+    learns_through_gates = True
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         x = self.data.split(split)[0][:, points]

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_block_has_the_protocol_and_a_unique_name():
     names = [b.NAME for b in blocks.BLOCKS]
     assert names == list(blocks.by_name()) and len(set(names)) == len(names)
-    assert names == ["theory_comparison", "joint_surface", "by_router", "theory_fit", "k_eval",
+    assert names == ["theory_comparison", "joint_surface", "by_router", "paired_arms", "theory_fit", "k_eval",
                      "routing_gain", "adaptive_k", "gate_map"]
     for b in blocks.BLOCKS:
         assert callable(b.applies) and callable(b.run) and callable(b.skipped)

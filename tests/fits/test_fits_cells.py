@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from fits.cells import cell_optimal_k, seed_resample_counts
 from fits.curve import coefficient_a_for_minimum, fit_curves, loss_curve
@@ -101,24 +102,67 @@ def test_all_rows_diverged_is_an_error():
         cell_optimal_k(df)
 
 
-def test_flat_range_is_the_k_within_one_standard_error_of_the_minimum():
-    """A V-shaped curve pins the flat range to k* itself; a curve flat past its knee (seed noise larger
-    than the differences) spans the plateau, computed here by hand from the seed means and SEs."""
+def _two_curves():
+    """A V-shaped curve (s = 1) and one flat past its knee (s = 2), each with a per-seed offset shared
+    by every k (as seeds share data and initial weights) and a small jitter that varies within a k."""
     ks, seeds = np.array([1, 2, 4, 8, 16]), np.arange(4)
-    noise = np.array([0.03, -0.01, 0.02, -0.04])  # per seed, the same at every k (a shared offset)
+    noise = np.array([0.03, -0.01, 0.02, -0.04])
     rows = []
     for shape, curve in (("v", [1.0, 0.5, 0.2, 0.5, 1.0]), ("flat", [1.0, 0.5, 0.3, 0.301, 0.299])):
         for s in seeds:
             for j, k in enumerate(ks):
-                jitter = 0.02 * noise[(s + j) % 4]  # varies over seeds within a k: the SE is not zero
+                jitter = 0.02 * noise[(s + j) % 4]
                 rows.append({"complexity": 1 if shape == "v" else 2, "n_train": 100, "width": 4,
                              "n_experts": 16, "k": k, "seed": s, "diverged": False,
                              "test_mse_ood": curve[j] + noise[s] + jitter})
-    cf = cell_optimal_k(pd.DataFrame(rows), n_boot=0)
+    return pd.DataFrame(rows)
+
+
+def test_flat_range_is_the_k_within_one_paired_standard_error_of_the_minimum():
+    """A V-shaped curve pins the flat range to k* itself. On the flat curve the flat range is computed
+    here by hand with the SE of the seed-paired difference to the argmin; the unpaired SE of the mean,
+    inflated by the shared per-seed offset, would call a plateau from 4 to 16."""
+    df = _two_curves()
+    cf = cell_optimal_k(df, n_boot=0)
     v, flat = cf.cells.iloc[0], cf.cells.iloc[1]
     assert v.k_star == v.k_flat_low == v.k_flat_high == 4
-    c = cf.curves[cf.curves["complexity"] == 2].set_index("k")
-    best = c["mean"].idxmin()
-    inside = c.index[c["mean"] <= c.loc[best, "mean"] + c.loc[best, "se"]]
+    y = df[df["complexity"] == 2].pivot(index="seed", columns="k", values="test_mse_ood")
+    best = y.mean().idxmin()
+    d = y.sub(y[best], axis=0)
+    paired_se = d.std(ddof=1) / np.sqrt(len(d))
+    inside = y.columns[y.mean() <= y[best].mean() + paired_se]
     assert (flat.k_flat_low, flat.k_flat_high) == (inside.min(), inside.max())
-    assert flat.k_flat_high >= 2 * flat.k_flat_low  # the plateau really is wide here
+    assert flat.k_one_se == inside.min()
+    c = cf.curves[cf.curves["complexity"] == 2].set_index("k")
+    np.testing.assert_allclose(c["se_paired"], paired_se.to_numpy(), rtol=1e-12, atol=1e-15)
+    unpaired = y.columns[y.mean() <= y[best].mean() + c.loc[best, "se"]]
+    assert (unpaired.min(), unpaired.max()) == (4, 16) and flat.k_flat_low > 4
+
+
+def test_paired_se_matches_scipys_paired_t_test():
+    """The paired SE is the one of scipy's paired t-test: t = mean difference / SE."""
+    df = _two_curves()
+    cf = cell_optimal_k(df, n_boot=0)
+    y = df[df["complexity"] == 1].pivot(index="seed", columns="k", values="test_mse_ood")
+    c = cf.curves[cf.curves["complexity"] == 1].set_index("k")
+    for k in (1, 2, 8, 16):
+        t = stats.ttest_rel(y[k], y[4]).statistic
+        assert c.loc[k, "se_paired"] == pytest.approx((y[k] - y[4]).mean() / t, rel=1e-10)
+
+
+def test_enough_estimands_by_hand():
+    """k_enough is the smallest k within 5 % of the minimum seed mean (k_enough_2: 2 %), computed by
+    hand, and every estimand's CI contains its point value."""
+    df = _two_curves()
+    cf = cell_optimal_k(df, n_boot=200)
+    for s, cell in cf.cells.set_index("complexity").iterrows():
+        means = df[df["complexity"] == s].groupby("k")["test_mse_ood"].mean()
+        for name, tol in (("k_enough", 0.05), ("k_enough_2", 0.02)):
+            assert cell[name] == means.index[means <= means.min() * (1 + tol)].min()
+        for name in ("k_star", "k_enough", "k_enough_2", "k_one_se"):
+            lo, hi = cell[f"{name}_ci"]
+            assert lo <= cell[name] <= hi
+            assert cf.boot[name].shape == (len(cf.cells), 200)
+    # the flat curve: the minimum (k = 16) is 0.3 % below k = 4, so 4 is "enough" at 5 % and at 2 %
+    flat = cf.cells.set_index("complexity").loc[2]
+    assert [flat.k_star, flat.k_enough, flat.k_enough_2] == [16, 4, 4]

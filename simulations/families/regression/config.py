@@ -141,6 +141,9 @@ class StudentConfig:
     router_temperature: float = setting(1.0, Number(positive=True), since=1.0)
     router_init_scale: float = setting(1.0, Number(), since=1.0)
     renormalize: str = setting("k>1", Choice(("k>1", "always", "never")))
+    # What a `width` value is: each expert's width h ("expert"), or the active width k h held fixed
+    # across k ("active": a cell's experts get width / k; docs/tasks.md "Fixed active compute").
+    width_rule: str = setting("expert", Choice(("expert", "active")), since="expert")
     impl: str = setting("auto", Choice(IMPL_CHOICES))
     dtype: str = setting("float32", Choice(("float32", "float64")))
 
@@ -187,6 +190,12 @@ def validate(raw: dict[str, Any]) -> GridConfig:
         raise ConfigError(f"complexity: every value must be in 1..n_skills (1..{vals['n_skills']}), "
                           f"got {bad[0]}")
     _check_mix(vals)
+    if vals["width_rule"] == "active":
+        ks = {k for T in vals["n_experts"] for k in IntListOrAll.values(vals["k"], T)}
+        bad = [(w, k) for w in vals["width"] for k in sorted(ks) if w % k]
+        if bad:
+            raise ConfigError(f"width: with width_rule active each width is the active width k h and must "
+                              f"be a multiple of every k; {bad[0][0]} is not a multiple of {bad[0][1]}")
     return build(GridConfig, vals)
 
 

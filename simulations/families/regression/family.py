@@ -35,10 +35,12 @@ def cells(config: GridConfig) -> list[dict[str, Any]]:
     names of the task, training and student settings and one value per axis. Settings added later hash
     only when they leave the value older stores implied (their `since`), so those stores keep their ids.
     A router kind that does not use the model's gates gets its cells once, at gate "softmax"
-    (AxesConfig.gates_for)."""
+    (AxesConfig.gates_for). Under `width_rule: active` a width value is the active width k h: the cell's
+    `width` is its experts' (width / k) and `active_width` the value (a key only such cells have)."""
     values = flat(config)
     shared = {f: values[f] for f in cell_fields(GridConfig)}
     axes = config.axes
+    active = config.student.width_rule == "active"
     out = []
     for router, experts, gate in ((r, e, g) for r, e in axes.arms() for g in axes.gates_for(r)):
         for T in axes.n_experts:
@@ -48,6 +50,8 @@ def cells(config: GridConfig) -> list[dict[str, Any]]:
                         for k in axes.ks_for(T):
                             cell = {**shared, "router": router, "experts": experts, "n_experts": T,
                                     "width": h, "complexity": s, "n_train": m, "k": k, "gate": gate}
+                            if active:  # h is the active width k h: each expert gets h / k
+                                cell |= {"width": h // k, "active_width": h}
                             out.append({"cell_id": stable_hash(without_since(GridConfig, cell)), **cell})
     return out
 

@@ -103,7 +103,7 @@ def test_digits_are_deterministic_and_separable():
     [
         (["single-expert", "--preset", "huge"], "--preset"),
         (["expert-sort"], "experiment"),
-        (["expert-drop", "--threads", "0"], "--threads"),
+        (["expert-drop", "--threads", "-1"], "--threads"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(argv, field, tmp_path, capsys):
