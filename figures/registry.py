@@ -18,6 +18,7 @@ FIGURE_MODULES = (
     "figures.gate_map",
     "figures.kstar_complexity",
     "figures.kstar_data_width",
+    "figures.kstar_estimands",
     "figures.tradeoff",
     "figures.p2_bound",
     "figures.theory_fit", "figures.theory_terms",

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from fits.cells import CellFits, cell_optimal_k
+from fits.cells import ESTIMANDS, CellFits, cell_optimal_k, censored_column
 from fits.data import FitInputError, law_rows, metric_column
 from fits.families import family_of
 from fits.law import ESTIMAND_OF, LawFit, LawNotIdentified, fit_law, wald_tests
@@ -86,10 +86,9 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
         aic = law.alternatives.set_index("model")["aic"]
         if "affine in s" in aic.index:
             block["affine_vs_power_law_delta_aic"] = float(aic["affine in s"] - aic["power law"])
-    cells = cf.cells[["complexity", "n_train", "width", "n_experts", "k_star", "k_star_ci", "censored",
-                      "k_enough", "k_enough_ci", "k_enough_censored", "k_enough_2", "k_enough_2_ci",
-                      "k_one_se", "k_one_se_ci", "k_flat_low", "k_flat_high", "k_star_cont",
-                      "n_seeds"]].copy()
+    estimands = [col for name in ESTIMANDS for col in (name, f"{name}_ci", censored_column(name))]
+    cells = cf.cells[["complexity", "n_train", "width", "n_experts", *estimands, "k_flat_low", "k_flat_high",
+                      "k_star_cont", "n_seeds"]].copy()
     try:
         theory = predicted_exponents(cells, **theory_kwargs(df, metric))
         cells["k_star_theory"] = theory["k_star_theory"].to_numpy()

@@ -8,12 +8,15 @@ import pandas as pd
 
 from fits.arm_fit import ESTIMAND_LAWS, arm_block, fit_arm
 from fits.blocks.context import FitContext
+from fits.cells import censored_column
 from fits.summary import ci_text, fmt, markdown_table
 from simulations.arms import arm_named
 
 NAME = "by_router"
 TITLE = "Per arm: the estimands and the law on each"
 FACTORS = {"complexity": "b_s", "n_train": "b_m", "width": "b_h"}
+TABLE = "estimands.parquet"
+SHOWN = ("k_enough", "k_star", "k_one_se", "k_enough_2")
 
 
 def skipped(reason: str) -> None:
@@ -73,7 +76,7 @@ def report(value: dict) -> str:
             "s": cells["complexity"], "m": cells["n_train"], "h": cells["width"],
             **{name: [f"{fmt(v, 0)} {ci_text(ci, 0)}" for v, ci in zip(cells[name], cells[f"{name}_ci"],
                                                                         strict=True)]
-               for name in ("k_enough", "k_star", "k_one_se", "k_enough_2")}})
+               for name in SHOWN}})
         parts += [f"**{arm}**", "", markdown_table(table), ""]
     return "\n".join(parts)
 
@@ -88,3 +91,23 @@ def summary(value: dict) -> str | None:
                           for f, e in fit["law"]["exponents"].items())
         lines.append(f"  {arm}: {terms}")
     return "Law of k_enough per arm (bootstrap CI):\n" + "\n".join(lines) if lines else None
+
+
+def estimand_table(value: dict) -> pd.DataFrame:
+    """One row per arm, cell and estimand: its value, seed-cluster 95 % CI and censoring (tidy; what
+    the figure `kstar_estimands` draws)."""
+    rows = []
+    for arm, block in value.items():
+        for c in block["cells"]:
+            for name in SHOWN:
+                lo, hi = c[f"{name}_ci"]
+                rows.append({"arm": arm, "complexity": c["complexity"], "n_train": c["n_train"],
+                             "width": c["width"], "n_experts": c["n_experts"], "estimand": name,
+                             "k": c[name], "ci_low": lo, "ci_high": hi,
+                             "censored": c[censored_column(name)] or ""})
+    return pd.DataFrame(rows, columns=["arm", "complexity", "n_train", "width", "n_experts", "estimand", "k",
+                                       "ci_low", "ci_high", "censored"])
+
+
+def tables(ctx: FitContext, value: dict) -> dict[str, pd.DataFrame]:
+    return {TABLE: estimand_table(value)}

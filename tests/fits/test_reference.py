@@ -1,0 +1,59 @@
+"""The reference results in docs/reference/ (fits.snapshot): each parses, its provenance names the preset
+that made it (same config hash), and its cells and arms match that preset's design."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulations import grid
+from simulations.arms import arm
+from simulations.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "docs" / "reference"
+TEACHER = {"experts": ["teacher"], "width": [4]}
+# directory -> (preset file, --set overrides, metric): how `make law` / `make standard` made it
+DESIGNS = {
+    "law": ("configs/law.yaml", {}, "id"),
+    "law-ood": ("configs/law.yaml", {}, "ood"),
+    "law-teacher": ("configs/law.yaml", TEACHER, "id"),
+    "law-teacher-ood": ("configs/law.yaml", TEACHER, "ood"),
+    "standard": ("configs/standard.yaml", {}, "ood"),
+    "active-compute": ("configs/active_compute.yaml", {}, "id"),
+}
+
+
+def test_every_reference_directory_is_a_known_design():
+    assert sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()) == sorted(DESIGNS)
+
+
+@pytest.mark.parametrize("name", sorted(DESIGNS))
+def test_a_reference_result_matches_its_preset(name):
+    path, overrides, metric = DESIGNS[name]
+    ref = REFERENCE / name
+    prov = json.loads((ref / "provenance.json").read_text())
+    doc = json.loads((ref / "optimal_k.json").read_text())
+    cells = pd.read_csv(ref / "cells.csv")
+    assert (ref / "report.md").read_text().startswith("# Optimal k per cell and the law of k*")
+    config = load_config(ROOT / path, overrides)
+    manifest = prov["manifest"]
+    assert manifest["config_hash"] == config.config_hash()
+    assert prov["wall_s"] > 0 and prov["machine"]["cpu_count"] >= 1 and len(manifest["git_commit"]) == 40
+    assert doc["metric"] == f"test_mse_{metric}"
+    n_models = len(grid.cells(config)) * len(config.axes.seeds)
+    assert doc["n_rows"] == n_models
+    # the top-level cells: the primary arm's, over the preset's levels (an OOD fit leaves out the
+    # levels without held-out combinations: s = 1 here)
+    axes = config.axes
+    levels = [s for s in axes.complexity if metric == "id" or s > 1]
+    assert sorted(cells["complexity"].unique()) == levels
+    assert sorted(cells["n_train"].unique()) == sorted(axes.n_train)
+    assert sorted(cells["width"].unique()) == sorted(axes.width)  # the active width under width_rule: active
+    assert len(cells) == len(levels) * len(axes.n_train) * len(axes.width) * len(axes.n_experts)
+    assert set(doc["by_router"]) == {arm(r, e, g).name for r, e in axes.arms() for g in axes.gates_for(r)}
+    for block in doc["by_router"].values():
+        assert set(block["laws_by_estimand"]) == {"enough", "discrete", "one_se", "enough_2"}
