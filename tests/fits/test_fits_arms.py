@@ -33,7 +33,8 @@ def test_one_block_per_top_k_arm_and_the_top_level_is_the_learned_arm(fitted):
         exp = block["law"]["exponents"]["complexity"]
         assert exp["ci95"][0] < exp["estimate"] < exp["ci95"][1]
         assert exp["ci95_bootstrap"][0] <= exp["ci95_bootstrap"][1]
-        assert {c["complexity"] for c in block["cells"]} == {1, 2, 4, 8}
+        # OOD fits leave out s = 1, which has no held-out combinations (fits.data.law_rows)
+        assert {c["complexity"] for c in block["cells"]} == {2, 4, 8}
         assert all("k_star_theory" in c and "routing_recall_at_k_star" in c for c in block["cells"])
 
 
