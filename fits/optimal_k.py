@@ -6,7 +6,7 @@ figures draw (`law_band.parquet`, and the blocks' tables, e.g. `bound_curves.par
 `theory_terms.parquet`) to DIR, all at the end and atomically (nothing is written when the input is bad).
 The analyses beyond the primary arm's cells and law are blocks (`fits.blocks`). A SRAVEN store is mapped
 onto the same cells (`fits.families`: complexity = R, error = 1 - accuracy); the blocks that model the
-regression task (theory, surface, inference-time k, routing arms) are skipped for it, each with its reason.
+regression task (theory, surface, routing arms) are skipped for it, each with its reason.
 """
 
 from __future__ import annotations

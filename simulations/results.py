@@ -1,9 +1,10 @@
 """The results store: one Parquet file per bundle plus `manifest.json` (schema in docs/results.md).
 
 Beside each bundle file, `keval-<bundle_id>.parquet` holds the inference-time-k table: one row per
-(cell, seed, k_eval) with the ID and OOD test MSE of the trained model evaluated at k_eval experts
-(`load_k_eval`). Both files of a bundle are staged and renamed into place together (os.replace is
-atomic), so a killed run leaves whole bundles or none; the loaders ignore temporary files.
+(cell, seed, k_eval) with the ID and OOD test MSE (regression) or accuracies (SRAVEN: `acc_*`,
+`feat_acc_*`) of the trained model evaluated at k_eval experts (`load_k_eval`). Both files of a
+bundle are staged and renamed into place together (os.replace is atomic), so a killed run leaves whole
+bundles or none; the loaders ignore temporary files.
 
 For mixed-complexity grids, `experts-<bundle_id>.parquet` likewise holds the experts-by-s table: one row
 per (cell, seed, s) with the mean number of experts the router selected per ID test input of level s
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from simulations.atomic import atomic_write_text, staged_files
-from simulations.families import DEFAULT, get_schema
+from simulations.families import DEFAULT, GRID_FAMILIES, get_schema
 
 REQUIRED_COLUMNS = get_schema(DEFAULT).required_columns  # the regression grid's (docs/results.md)
 # Written by every grid since the routing controls (docs/results.md); stores from before lack them.
@@ -27,22 +28,30 @@ ROUTING_COLUMNS = ("routing_recall", "routing_gate_mass", "routing_recall_baseli
                    "routing_gate_mass_baseline")
 BUNDLE_GLOB = "bundle-*.parquet"
 K_EVAL_GLOB = "keval-*.parquet"
-K_EVAL_LISTS = {"k_eval_mse_id": "test_mse_id", "k_eval_mse_ood": "test_mse_ood"}  # rows' list columns
+
 MANIFEST = "manifest.json"
 EXPERTS_GLOB = "experts-*.parquet"
 EXPERTS_LIST = "mean_experts_by_s"  # rows' list column: per level s = 1..S, NaN where absent
 
 
+def k_eval_lists() -> dict[str, str]:
+    """The rows' list columns (one value per k_eval = 1..T) -> the k_eval table's columns, of every grid
+    family (each family's schema: `k_eval_lists`); read when called, so importing this module stays
+    free of the families' packages."""
+    return {k: v for name in GRID_FAMILIES for k, v in get_schema(name).k_eval_lists.items()}
+
+
 def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
                  required: tuple[str, ...] = REQUIRED_COLUMNS) -> Path:
     """Write one bundle's rows atomically as `bundle-<bundle_id>.parquet`; per-model arrays of the
-    inference-time-k MSEs (K_EVAL_LISTS columns), when present, go to `keval-<bundle_id>.parquet` as a
+    inference-time-k errors (`k_eval_lists()` columns), when present, go to `keval-<bundle_id>.parquet` as a
     long table, landing together with the rows. `required`: the columns every row of the store's
     family must have (the regression grid's by default)."""
     missing = [c for c in required if c not in rows.columns]
     if missing:
         raise ValueError(f"bundle {bundle_id}: rows lack required columns {missing}")
-    lists = [c for c in K_EVAL_LISTS if c in rows.columns]
+    names = k_eval_lists()
+    lists = [c for c in names if c in rows.columns]
     by_s = _experts_by_s(rows)
     with staged_files(out) as stage:
         if by_s is not None:
@@ -50,7 +59,7 @@ def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
         if lists:
             long = rows[["cell_id", "seed", *lists]].explode(lists, ignore_index=True)
             long.insert(2, "k_eval", long.groupby(["cell_id", "seed"]).cumcount() + 1)
-            long = long.rename(columns=K_EVAL_LISTS).astype({v: float for v in K_EVAL_LISTS.values()})
+            long = long.rename(columns=names).astype({names[c]: float for c in lists})
             stage(f"keval-{bundle_id}.parquet", lambda tmp: long.to_parquet(tmp, index=False))
         main = rows.drop(columns=lists + ([EXPERTS_LIST] if by_s is not None else []))
         return stage(f"bundle-{bundle_id}.parquet", lambda tmp: main.to_parquet(tmp, index=False))
@@ -120,13 +129,17 @@ def required_columns(out: str | Path) -> tuple[str, ...]:
 
 
 def load_k_eval(path: str | Path) -> pd.DataFrame:
-    """The inference-time-k table of a results directory: one row per (cell, seed, k_eval) with
-    `test_mse_id` and `test_mse_ood`, joined with the cell's fields (k is the training k) and the
-    row's `target_var`, `diverged` and arm; empty for stores written before it existed."""
+    """The inference-time-k table of a results directory: one row per (cell, seed, k_eval) with the
+    family's k_eval columns (regression: `test_mse_id`, `test_mse_ood`; SRAVEN: `acc_id`, `acc_ood`,
+    `feat_acc_id`, `feat_acc_ood`, replacing the row's values at the training k), joined with the
+    cell's fields (k is the training k) and the rest of the row (`diverged`, arm, ...); empty for stores
+    written before it existed."""
     path = Path(path)
     files = sorted(path.glob(K_EVAL_GLOB))
     if not files:
-        return pd.DataFrame(columns=["cell_id", "seed", "k_eval", *K_EVAL_LISTS.values()])
+        family = (read_manifest(path) or {}).get("family", DEFAULT) if path.is_dir() else DEFAULT
+        lists = get_schema(family).k_eval_lists if family in GRID_FAMILIES else {}
+        return pd.DataFrame(columns=["cell_id", "seed", "k_eval", *lists.values()])
     long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
     out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")

@@ -19,13 +19,20 @@ def skipped(reason: str) -> dict:
 
 
 def applies(ctx: FitContext) -> str | None:
+    if ctx.options.metric not in ctx.family.k_eval_metrics:
+        return (f"inference-time k has no {ctx.options.metric!r} metric for {ctx.family.name} stores "
+                f"(one of {', '.join(ctx.family.k_eval_metrics)})")
     return None
 
 
 def run(ctx: FitContext) -> dict:
-    opts = ctx.options
-    metric = "test_mse_ood" if opts.metric == "ood" else "test_mse_id"
+    """The family's k_eval table (mapped onto the generic table as the rows are: SRAVEN error = 1 -
+    accuracy at k_eval) and its error column for the run's --metric."""
+    opts, fam = ctx.options, ctx.family
+    metric = fam.k_eval_metrics[opts.metric]
     long = load_k_eval(opts.results) if Path(opts.results).is_dir() else pd.DataFrame()
+    if fam.to_generic is not None and not long.empty:
+        long = fam.to_generic(long)
     return k_eval_block(long, metric, opts.bootstrap, opts.seed)
 
 

@@ -40,8 +40,11 @@ class Schema:
     """A family's record (`columns`, in row order) and the fits' view of its rows: its `--metric`
     choices (-> error column of the generic table; empty: the fits do not read this family), the
     mapping onto the generic table (None: the rows are the generic table), what each error column is,
-    how the report names the factors and what each generic factor is made of, and the parts of the
-    fits skipped for it (part -> why)."""
+    how the report names the factors and what each generic factor is made of, the parts of the
+    fits skipped for it (part -> why), and `k_eval_metrics`: the `--metric` choices -> the error column
+    the inference-time-k fit reads in the store's k_eval table (after the mapping); a metric not listed
+    has no inference-time-k answer; `k_eval_lists`: the rows' list columns (one value per k_eval =
+    1..T) -> the columns of the store's k_eval table they become (simulations.results)."""
 
     name: str
     columns: tuple[Column, ...]
@@ -51,6 +54,8 @@ class Schema:
     factor_names: dict[str, str] = field(default_factory=dict)
     mapping: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    k_eval_metrics: dict[str, str] = field(default_factory=dict)
+    k_eval_lists: dict[str, str] = field(default_factory=dict)
 
     @property
     def required_columns(self) -> tuple[str, ...]:

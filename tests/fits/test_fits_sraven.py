@@ -48,11 +48,12 @@ def test_records_the_family_the_error_and_what_was_skipped(planted):
     _, doc = planted
     assert doc["family"] == "sraven" and doc["metric"] == "error_ood" and doc["error"] == "1 - acc_ood"
     assert doc["mapping"]["complexity"].startswith("n_rules")
-    assert set(doc["skipped"]) == {"theory_comparison", "theory_fit", "joint_surface", "k_eval", "by_router"}
+    assert set(doc["skipped"]) == {"theory_comparison", "theory_fit", "joint_surface", "by_router"}
     assert doc["by_router"] is None
     assert doc["theory_comparison"] == {"available": False, "reason": doc["skipped"]["theory_comparison"]}
     assert not doc["joint_surface"]["fitted"] and not doc["theory_fit"]["fitted"]
-    assert not doc["k_eval"]["available"]
+    assert not doc["k_eval"]["available"]  # the planted store has no k_eval table
+    assert "no k_eval table" in doc["k_eval"]["reason"]
 
 
 def test_a_flat_law_gives_an_exponent_near_zero(tmp_path):

@@ -27,4 +27,7 @@ SCHEMA = Schema(
     name="regression",
     columns=COLUMNS,
     metrics={"ood": "test_mse_ood", "id": "test_mse_id", "train": "train_mse"},
+    # inference-time k has test errors only: the train metric reads the ID test MSE
+    k_eval_metrics={"ood": "test_mse_ood", "id": "test_mse_id", "train": "test_mse_id"},
+    k_eval_lists={"k_eval_mse_id": "test_mse_id", "k_eval_mse_ood": "test_mse_ood"},
 )

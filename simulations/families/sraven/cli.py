@@ -1,6 +1,7 @@
 """`python -m simulations.families.sraven`: train a grid of SRAVEN transformers (k x R x seed) into a store.
 
-    python -m simulations.families.sraven [--preset quick|paper|gpu-slice] [--config FILE] [--out DIR]
+    python -m simulations.families.sraven [--preset quick|learnable|paper|gpu-slice] [--config FILE]
+        [--out DIR]
         [--resume] [--overwrite] [--device auto|cpu|cuda] [--dry-run] [--seeds N|A:B|A,B,C]
         [--set FIELD=VALUE] [--executor local|ray] [--workers N]
 

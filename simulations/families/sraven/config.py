@@ -36,9 +36,11 @@ from simulations.config_schema import (
     stable_hash,
 )
 
+from .model import TOKENS
 from .tasks import N_FEATURES, N_RULES
 
 MAX_EXPERTS = 8  # ModelSpec's k range (P1's 8 experts)
+SCHEDULES = ("constant", "cosine")  # the learning rate after warmup: constant, or cosine decay to 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class SravenTraining:
     n_eval: int = setting(512, IntAtLeast())
     clip_norm: float = setting(1.0, Number(positive=True))
     balance: float = setting(0.01, Number())
+    # The learning-rate schedule (docs/sraven.md, "Settings"): `warmup` steps of linear warmup, then
+    # `schedule` constant or cosine decay to 0 at the last step. The defaults are the original
+    # constant-rate Adam, and stay out of the hashes there (`since`), so older ids do not move.
+    schedule: str = setting("constant", Choice(SCHEDULES), since="constant")
+    warmup: int = setting(0, IntAtLeast(0), since=0)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,11 @@ class SravenModel:
     n_experts: int = setting(8, IntAtLeast())
     d_expert: int = setting(32, IntAtLeast())
     impl: str = setting("auto", Choice(IMPL_CHOICES))
+    # How the 8 visible panels become tokens (simulations.families.sraven.model): "value", one token per
+    # feature value (36 tokens, the original); "column", one token per (column, slot) holding that
+    # slot's values in the 3 rows (12 tokens). Same information; "column" spares the model the hop that
+    # gathers a slot's rows. Out of the hashes at its default (`since`).
+    tokens: str = setting("value", Choice(TOKENS), since="value")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash
+from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
 from simulations.families import SRAVEN, Family
 from simulations.provenance import device_name
 
@@ -33,7 +33,8 @@ def cells(config: SravenConfig) -> list[dict[str, Any]]:
         for n_rules in config.axes.n_rules:
             for k in config.ks():
                 cell = {**shared, "n_rules": n_rules, "distinct": distinct, "k": k}
-                out.append({"cell_id": stable_hash(cell), **cell})
+                # settings at the value older stores implied stay out of the id (config_schema `since`)
+                out.append({"cell_id": stable_hash(without_since(SravenConfig, cell)), **cell})
     return out
 
 
@@ -65,7 +66,7 @@ def train(bundle) -> pd.DataFrame:
     """Train one bundle on its device and return its rows (the store contract's columns)."""
     device = torch.device(bundle.device)
     rows = train_bundle(_specs(bundle), _settings(bundle), device=device)
-    rows = rows.drop(columns=["eval_every"])  # no learning curve is stored
+    rows = rows.drop(columns=["eval_every", "k_eval"])  # trainer switches; the k_eval arrays are kept
     rows.insert(0, "cell_id", [m.cell["cell_id"] for m in bundle.models])
     rows.insert(0, "family", "sraven")
     rows["impl"] = bundle.models[0].cell["impl"]

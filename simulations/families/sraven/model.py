@@ -8,9 +8,15 @@ independent models, each with its own k. Layout of one model:
     for each block:  x = x + Attn(LN(x));  x = x + TopKMoE(LN(x))   (T experts, each a 2-layer MLP)
     logits = LN(x)[query positions] @ head + head_bias     (4 query tokens x 8 values)
 
-Inputs: the 8 visible panels as 32 tokens (panel-major, slot-minor), each the one-hot of its value,
-then 4 query tokens whose input is zero plus a learned query vector, at the 9th panel's position
-(row 3, column 3, slots 0..3). Attention is bidirectional softmax attention over all 36 tokens.
+Inputs (`tokens="value"`, the default): the 8 visible panels as 32 tokens (panel-major, slot-minor),
+each the one-hot of its value, then 4 query tokens whose input is zero plus a learned query vector, at
+the 9th panel's position (row 3, column 3, slots 0..3). Attention is bidirectional softmax attention
+over all 36 tokens. `tokens="column"` (a variant): one token per (column c, slot s), 12 in all, the sum
+over rows r of a per-row embedding of the value at (r, c, s) (row 3 of column 3, the unknown, has its
+own learned embedding) plus column and slot embeddings; the 4 tokens of column 3 are the queries.
+
+`forward(..., k=j)` runs every MoE at k = j instead of each model's own k (inference-time k), through
+`TopKMoE.route(k=...)`, never changing the models' k.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from simulations.moe import RouterStats, TopKMoE
 from .tasks import N_FEATURES, N_VALUES
 
 N_CONTEXT = 8 * N_FEATURES  # tokens of the 8 visible panels
+TOKENS = ("value", "column")  # tokenisations of the panels (see the module docstring)
 
 
 def _seed(*parts: int) -> int:
@@ -92,13 +99,20 @@ class Block(nn.Module):
         self.ln2_b = nn.Parameter(torch.zeros(M, d, dtype=dtype))
         self.moe = moe
 
-    def forward(self, x: torch.Tensor, reference: bool = False) -> tuple[torch.Tensor, RouterStats]:
+    def forward(self, x: torch.Tensor, reference: bool = False, k: int | None = None
+                ) -> tuple[torch.Tensor, RouterStats]:
+        """k: gate the MoE at k experts (every model) instead of each model's own k."""
         M, B, L, d = x.shape
         attn = reference_attention if reference else batched_attention
         x = x + attn(layer_norm(x, self.ln1_w, self.ln1_b), self.wqkv, self.bqkv, self.wo, self.bo,
                      self.n_heads)
         h = layer_norm(x, self.ln2_w, self.ln2_b).reshape(M, B * L, d)
-        if reference:
+        if k is not None:
+            if reference:
+                raise ValueError("k (inference-time k) is not available with reference=True")
+            p, mask, gates = self.moe.route(h, k=k)
+            y, stats = self.moe.mix(h, gates, mask), self.moe._stats(p, mask)
+        elif reference:
             impl, self.moe.impl = self.moe.impl, "reference"
             try:
                 y, stats = self.moe(h, return_stats=True)
@@ -121,9 +135,12 @@ class SravenTransformer(nn.Module):
 
     def __init__(self, ks: list[int], init_seeds: list[int], d_model: int = 32, n_heads: int = 4,
                  n_blocks: int = 2, n_experts: int = 8, d_expert: int = 64, impl: str = "auto",
-                 renormalize: str = "k>1", dtype: torch.dtype = torch.float32) -> None:
+                 renormalize: str = "k>1", dtype: torch.dtype = torch.float32, tokens: str = "value") -> None:
         super().__init__()
         M = len(ks)
+        if tokens not in TOKENS:
+            raise ValueError(f"tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
+        self.tokens = tokens
         if M < 1 or len(init_seeds) != M:
             raise ValueError(f"ks and init_seeds must be non-empty and of equal length, got {M} and "
                              f"{len(init_seeds)}")
@@ -144,9 +161,14 @@ class SravenTransformer(nn.Module):
         self.lnf_b = nn.Parameter(torch.zeros(M, d, dtype=dtype))
         self.head = nn.Parameter(torch.empty(M, d, N_VALUES, dtype=dtype))
         self.head_b = nn.Parameter(torch.empty(M, N_VALUES, dtype=dtype))
+        if tokens == "column":  # per-row value embeddings; index N_VALUES: the unknown 9th panel
+            self.embed_rows = nn.Parameter(torch.empty(M, 3, N_VALUES + 1, d, dtype=dtype))
         with torch.no_grad():
             for i, s in enumerate(init_seeds):
                 self._init_model(i, int(s), n_experts, d_expert, dtype)
+                if tokens == "column":  # its own stream: the shared weights equal the default's
+                    gen = torch.Generator().manual_seed(_seed(int(s), 3))
+                    self.embed_rows[i] = torch.randn(self.embed_rows.shape[1:], generator=gen, dtype=dtype)
 
     def _init_model(self, i: int, seed: int, n_experts: int, d_expert: int, dtype) -> None:
         d = self.d_model
@@ -176,24 +198,40 @@ class SravenTransformer(nn.Module):
     def moes(self) -> list[TopKMoE]:
         return [b.moe for b in self.blocks]
 
-    def forward(self, tokens: torch.Tensor, return_stats: bool = False, reference: bool = False):
+    def embed_values(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[M, B, 36, d]: the 32 value tokens then the 4 queries, with their positions (tokens="value")."""
+        M, B, L = tokens.shape
+        onehot = F.one_hot(tokens, N_VALUES).to(self.embed.dtype).view(M, B * L, N_VALUES)
+        x = torch.bmm(onehot, self.embed).view(M, B, L, -1)
+        x = torch.cat([x, self.query[:, None, None, :].expand(M, B, N_FEATURES, -1)], dim=2)
+        return x + self.positions().unsqueeze(1)
+
+    def embed_columns(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[M, B, 12, d]: one token per (column, slot), column-major, column 3's last (tokens="column")."""
+        M, B, _ = tokens.shape
+        unknown = tokens.new_full((M, B, N_FEATURES), N_VALUES)  # the 9th panel
+        grid = torch.cat([tokens, unknown], dim=2).view(M, B, 3, 3, N_FEATURES)  # [M, B, r, c, s]
+        onehot = F.one_hot(grid, N_VALUES + 1).to(self.embed_rows.dtype)
+        x = torch.einsum("mbrcsv,mrvd->mbcsd", onehot, self.embed_rows)
+        x = x + self.pos_col[:, None, :, None] + self.pos_slot[:, None, None]
+        return x.flatten(2, 3)
+
+    def forward(self, tokens: torch.Tensor, return_stats: bool = False, reference: bool = False,
+                k: int | None = None):
         """tokens: LongTensor [M, B, 32] (values 0..7 of the 8 visible panels, panel-major) ->
         logits [M, B, 4, 8] at the query positions; with return_stats also one RouterStats per block.
-        reference=True runs the per-model loop reference of attention and of the MoE (for tests)."""
+        reference=True runs the per-model loop reference of attention and of the MoE (for tests);
+        k runs every MoE at k experts instead of each model's own (inference-time k)."""
         M, B, L = tokens.shape
         if M != self.n_models or L != N_CONTEXT:
             raise ValueError(f"tokens must have shape [n_models={self.n_models}, B, {N_CONTEXT}], "
                              f"got {tuple(tokens.shape)}")
-        dt = self.embed.dtype
-        onehot = F.one_hot(tokens, N_VALUES).to(dt).view(M, B * L, N_VALUES)
-        x = torch.bmm(onehot, self.embed).view(M, B, L, -1)
-        x = torch.cat([x, self.query[:, None, None, :].expand(M, B, N_FEATURES, -1)], dim=2)
-        x = x + self.positions().unsqueeze(1)
+        x = self.embed_columns(tokens) if self.tokens == "column" else self.embed_values(tokens)
         stats = []
         for block in self.blocks:
-            x, s = block(x, reference=reference)
+            x, s = block(x, reference=reference, k=k)
             stats.append(s)
-        q = layer_norm(x[:, :, N_CONTEXT:], self.lnf_w, self.lnf_b)  # [M, B, 4, d]
+        q = layer_norm(x[:, :, -N_FEATURES:], self.lnf_w, self.lnf_b)  # [M, B, 4, d]
         logits = torch.baddbmm(self.head_b.unsqueeze(1), q.reshape(M, B * N_FEATURES, -1), self.head)
         logits = logits.view(M, B, N_FEATURES, N_VALUES)
         return (logits, stats) if return_stats else logits

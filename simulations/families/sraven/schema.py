@@ -33,6 +33,7 @@ COLUMNS = (
     *columns("setting", "d_model"),
     *columns("axis", "d_expert", fits=True),
     *columns("setting", "n_heads", "n_blocks", "lr", "balance", "clip_norm", "n_eval"),
+    *columns("setting", "schedule", "warmup", "tokens", required=False),  # absent from older stores
     *columns("metric", "acc_train", "acc_id", "acc_ood", fits=True),
     *columns("metric", "feat_acc_train"),
     *columns("metric", "feat_acc_id", "feat_acc_ood", fits=True),
@@ -79,12 +80,14 @@ SCHEMA = Schema(
     mapping={"complexity": "n_rules (R, the rule pool size)",
              "n_train": "n_train (the fixed training set) where set, else steps * batch (problems seen)",
              "width": "d_expert", "n_experts": "n_experts"},
+    # inference-time k: the k_eval table's accuracies mapped to errors (1 - accuracy); no train split
+    k_eval_metrics={m: col for m, col in SRAVEN_METRICS.items() if m != "train"},
+    k_eval_lists={f"k_eval_{acc}": acc for acc in ("acc_id", "acc_ood", "feat_acc_id", "feat_acc_ood")},
     skipped={
         "theory_comparison": _NOT_THE_TEACHER,
         "theory_fit": _NOT_THE_TEACHER,
         "joint_surface": ("the joint surface models a regression loss as approximation + estimation "
                           "terms; 1 - accuracy is bounded by 1 and by chance and does not add up that way"),
-        "k_eval": "the SRAVEN trainer does not evaluate models at other k than their training k",
         "by_router": "SRAVEN stores have one arm (learned router, learned experts): no routing controls",
     },
 )

@@ -10,7 +10,9 @@ problems on every device.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from .ambiguity import ambiguous
-from .config import SravenModel, SravenTraining
-from .model import N_CONTEXT, SravenTransformer
+from .config import SCHEDULES, SravenModel, SravenTraining
+from .model import N_CONTEXT, TOKENS, SravenTransformer
 from .tasks import Problems, get_task, sample
 
 
@@ -46,7 +48,8 @@ class SravenSettings(SravenModel, SravenTraining):
     fields and defaults, simulations.families.sraven.config), plus the trainer's own evaluation settings."""
 
     eval_chunk: int = 256
-    eval_every: int | None = None  # every so many steps record ID metrics in df.attrs["history"]
+    eval_every: int | None = None  # every so many steps record ID and OOD metrics in df.attrs["history"]
+    k_eval: bool = True  # evaluate every model at each k_eval = 1..n_experts (inference-time k)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "n_eval", "d_model", "n_heads", "n_blocks", "n_experts", "d_expert",
@@ -58,6 +61,12 @@ class SravenSettings(SravenModel, SravenTraining):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be None or a positive int, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.tokens not in TOKENS:
+            raise ValueError(f"tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
         if not self.lr > 0 or not self.clip_norm > 0 or not self.balance >= 0:
             raise ValueError(f"lr and clip_norm must be > 0 and balance >= 0, got lr={self.lr!r}, "
                              f"clip_norm={self.clip_norm!r}, balance={self.balance!r}")
@@ -75,20 +84,35 @@ def _stack(arrays: list[np.ndarray], device: torch.device | str = "cpu") -> torc
 
 
 def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
+    params = [p for p in params if p.grad is not None]  # tokens="column" leaves the value embeddings unused
     sq = sum(p.grad.square().flatten(1).sum(1) for p in params)
     scale = (clip / (sq.sqrt() + 1e-12)).clamp(max=1.0)
     for p in params:
         p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
 
 
+def lr_factor(step: int, steps: int, schedule: str = "constant", warmup: int = 0) -> float:
+    """The learning rate of step `step` (0-based) over the base rate: linear warmup over `warmup` steps
+    ((step + 1) / warmup), then 1 ("constant") or a cosine decay from 1 at the end of warmup to 0 after
+    the last step ("cosine")."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    done = (step - warmup) / max(steps - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * done))
+
+
 @torch.no_grad()
-def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tensor, chunk: int = 256):
+def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tensor, chunk: int = 256,
+             k: int | None = None):
     """Per model: whole-problem accuracy, per-feature accuracy, mean cross-entropy [M] each, the
-    per-problem correctness [M, n] and the load entropy (nats) per block [n_blocks, M]."""
+    per-problem correctness [M, n] and the load entropy (nats) per block [n_blocks, M]. `k`: every
+    model evaluated at k experts instead of its own k (inference-time k; the models are unchanged)."""
     M, n = tokens.shape[:2]
     correct, ce, counts = [], torch.zeros(M, device=tokens.device), None
     for s in range(0, n, chunk):
-        logits, stats = model(tokens[:, s:s + chunk], return_stats=True)
+        logits, stats = model(tokens[:, s:s + chunk], return_stats=True, k=k)
         t = target[:, s:s + chunk]
         correct.append(logits.argmax(-1) == t)
         ce += F.cross_entropy(logits.flatten(0, 2), t.flatten(), reduction="none").view(M, -1).sum(1)
@@ -102,7 +126,8 @@ def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tenso
 
 
 def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettings(),
-                 device: torch.device | str = "cpu") -> pd.DataFrame:
+                 device: torch.device | str = "cpu",
+                 on_record: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """Train one model per spec for settings.steps Adam steps on `device`; one row of metrics per model,
     in order.
 
@@ -114,8 +139,13 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     perfectly balanced) and router_entropy_b{i}; train_ce_last (mean training CE of the last 10 % of
     steps); diverged (the training cross-entropy became non-finite at some step: the row's metrics are
     then NaN); wall_s (the bundle's wall time / M). OOD columns are NaN where a task holds out nothing.
-    With settings.eval_every, df.attrs["history"] holds ID metrics (model, step, acc_id, feat_acc_id,
-    ce_id) every eval_every steps and at the end (on the final evaluation's ID problems).
+    With settings.k_eval (the default), k_eval_{acc,feat_acc}_{id,ood}: per model an array of T
+    accuracies on the final ID / OOD problems, entry j at k_eval = j + 1 experts (inference-time k,
+    without retraining; NaN for a diverged model or a task without OOD).
+    With settings.eval_every, df.attrs["history"] holds, every eval_every steps and at the end, per
+    model: step, {acc,feat_acc,ce}_{id,ood} (on the final evaluation's ID and OOD problems), train_ce
+    (mean training CE since the previous record) and wall_s (seconds since the start); `on_record`, if
+    given, receives the history so far after every record (a caller can save a curve as it grows).
     """
     t0 = time.perf_counter()
     st = settings
@@ -127,11 +157,15 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     tasks = [get_task(s.n_rules, s.seed, s.distinct) for s in specs]
     # Initialised on the CPU (seeded CPU generators), then moved: the same weights on every device.
     model = SravenTransformer([s.k for s in specs], [s.seed for s in specs], st.d_model, st.n_heads,
-                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl).to(device)
+                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl,
+                              tokens=st.tokens).to(device)
     for moe in model.moes:
         moe.k = moe.k  # the k setter re-places its tensor on the buffers' (new) device
     params = [p for _, p in sorted(model.named_parameters())]
     opt = torch.optim.Adam(params, lr=st.lr)
+    # No scheduler at the defaults (constant rate, no warmup): the original trainer's exact updates.
+    sched = None if (st.schedule, st.warmup) == ("constant", 0) else torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, st.steps, st.schedule, st.warmup))
     keys = [(s.n_rules, s.seed, s.distinct, s.permute) for s in specs]  # one key, one data stream
 
     fixed: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -143,14 +177,32 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     finite = torch.ones(M, dtype=torch.bool, device=device)
     tail = max(1, st.steps // 10)
     history: list[pd.DataFrame] = []
+    has_ood = np.array([bool(t.ood_multisets) for t in tasks])
+    ce_sum, ce_n = torch.zeros(M, dtype=torch.float64, device=device), 0
 
     def record(step: int) -> None:
-        sets = [to_tokens(sample(st.n_eval, key[0], "test_id", key[1], distinct=key[2], permute=key[3]))
-                for key in keys]
-        x_id, y_id = _stack([s[0] for s in sets], device), _stack([s[1] for s in sets], device)
-        acc, feat, ce_id, _, _ = evaluate(model, x_id, y_id, st.eval_chunk)
-        history.append(pd.DataFrame({"model": np.arange(M), "step": step, "acc_id": acc.cpu().numpy(),
-                                     "feat_acc_id": feat.cpu().numpy(), "ce_id": ce_id.cpu().numpy()}))
+        """History row per model: ID and OOD metrics (OOD NaN where nothing is held out), the mean
+        training CE since the previous record and the wall time so far."""
+        nonlocal ce_sum, ce_n
+        row = {"model": np.arange(M), "step": step}
+        for split, name in (("test_id", "id"), ("test_ood", "ood")):
+            if name == "ood" and not has_ood.any():
+                row |= {f"{m}_{name}": np.full(M, np.nan) for m in ("acc", "feat_acc", "ce")}
+                continue
+            # a model without held-out multisets evaluates ID problems in their place, reported as NaN
+            sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name == "id" else "test_id", key[1],
+                                     distinct=key[2], permute=key[3]))
+                    for key, ok in zip(keys, has_ood, strict=True)]
+            x, y = _stack([s[0] for s in sets], device), _stack([s[1] for s in sets], device)
+            values = [v.cpu().numpy() for v in evaluate(model, x, y, st.eval_chunk)[:3]]
+            for m, v in zip(("acc", "feat_acc", "ce"), values, strict=True):
+                row[f"{m}_{name}"] = np.where(has_ood, v, np.nan) if name == "ood" else v
+        row["train_ce"] = (ce_sum / ce_n).cpu().numpy() if ce_n else np.full(M, np.nan)
+        row["wall_s"] = time.perf_counter() - t0
+        history.append(pd.DataFrame(row))
+        ce_sum, ce_n = torch.zeros_like(ce_sum), 0
+        if on_record is not None:
+            on_record(pd.concat(history, ignore_index=True))
 
     for step in range(st.steps):
         if st.eval_every and step % st.eval_every == 0:
@@ -173,7 +225,12 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
         loss.sum().backward()
         _per_model_clip(params, st.clip_norm)
         opt.step()
+        if sched is not None:
+            sched.step()
         finite &= torch.isfinite(ce.detach())  # on the device: no synchronisation per step
+        if st.eval_every:
+            ce_sum += ce.detach().double()
+            ce_n += 1
         if step >= st.steps - tail:
             last_losses.append(ce.detach())
 
@@ -196,16 +253,25 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
                 cache[key, split] = (to_tokens(p), ambiguous(p, task.pool) if split == "test_id" else None)
         return cache[key, split]
 
+    k_eval: dict[str, np.ndarray] = {}  # "acc_id", ... -> [M, T]: each model at k_eval = 1..T
     for split, name in (("train", "train"), ("test_id", "id"), ("test_ood", "ood")):
         items = [eval_set(key, task, split) for key, task in zip(keys, tasks, strict=True)]
         present = np.array([it is not None for it in items])
         acc, feat, ce = (np.full(M, np.nan) for _ in range(3))
+        if name != "train" and st.k_eval:
+            for metric in ("acc", "feat_acc"):
+                k_eval[f"{metric}_{name}"] = np.full((M, st.n_experts), np.nan)
         if present.any():
             stand_in = items[int(np.argmax(present))]  # models without the split evaluate a stand-in
             filled = [it if it is not None else stand_in for it in items]
             tok = _stack([f[0][0] for f in filled], device)
             tgt = _stack([f[0][1] for f in filled], device)
             a, fa, c, hit, entropy = evaluate(model, tok, tgt, st.eval_chunk)
+            if name != "train" and st.k_eval:
+                for j in range(1, st.n_experts + 1):
+                    a_j, fa_j = evaluate(model, tok, tgt, st.eval_chunk, k=j)[:2]
+                    k_eval[f"acc_{name}"][present, j - 1] = a_j.cpu().numpy()[present]
+                    k_eval[f"feat_acc_{name}"][present, j - 1] = fa_j.cpu().numpy()[present]
             acc[present], feat[present], ce[present] = (v.cpu().numpy()[present] for v in (a, fa, c))
             entropy = entropy.cpu()
             if name == "id":
@@ -234,6 +300,9 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     if diverged.any():  # as the regression grid: a diverged model's metrics are NaN, never averaged in
         metrics = [c for c in out if c.startswith(("acc_", "feat_acc_", "ce_", "router_entropy"))]
         rows.loc[diverged, metrics] = np.nan
+    for name, value in k_eval.items():  # one array of T accuracies per model (the store's k_eval table)
+        value[diverged] = np.nan
+        rows[f"k_eval_{name}"] = list(value)
     rows["wall_s"] = wall / M
     if history:
         rows.attrs["history"] = pd.concat(history, ignore_index=True)
