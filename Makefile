@@ -77,13 +77,13 @@ active-compute: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/active_compute.yaml --resume
 	$(BIN)/python -m fits.optimal_k results/active_compute --out results/fits-active-compute --metric id
 
-# P1's SRAVEN task: the quick preset (~6 min on 2 cores), its fits on whole-problem and per-feature OOD
-# error, and the two SRAVEN figures. At this scale k* means nothing (docs/sraven.md); the GPU presets do.
+# P1's SRAVEN task: the learnable preset (column tokens, the one setting that leaves the plateau on the CPU;
+# docs/sraven.md), its fits on whole-problem and per-feature OOD error, and the two SRAVEN figures.
 sraven: $(STAMP)
-	$(BIN)/python -m simulations.families.sraven --resume
-	$(BIN)/python -m fits.optimal_k results/sraven-quick --out results/fits-sraven
-	$(BIN)/python -m fits.optimal_k results/sraven-quick --out results/fits-sraven-feat --metric feat_ood
-	$(BIN)/python -m figures --only sraven_accuracy sraven_kstar
+	$(BIN)/python -m simulations.families.sraven --preset learnable --resume
+	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven
+	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven-feat --metric feat_ood
+	$(BIN)/python -m figures --sraven results/sraven-learnable --only sraven_accuracy sraven_kstar
 
 bench: $(STAMP)
 	$(BIN)/python bench/layer.py

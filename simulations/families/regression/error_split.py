@@ -55,33 +55,36 @@ def expert_skills(student: Student, learned_map: torch.Tensor) -> torch.Tensor:
     return learned_map if known is None else known.to(learned_map)
 
 
-def _per_expert(table: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
-    """table [M, n, S] read at each expert's skill: [M, T, n] (an unmapped expert reads row 0: mask it)."""
-    M, n, _ = table.shape
-    idx = mapping.clamp_min(0).unsqueeze(-1).expand(M, mapping.shape[1], n)
-    return table.transpose(1, 2).gather(1, idx)
-
-
 def oracle_selection(p: torch.Tensor, mapping: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
                      k: torch.Tensor) -> torch.Tensor:
     """Bool [M, T, n]: the oracle's round-robin selection among the model's own experts (module
     docstring). p [M, T, n] router probabilities, mapping [M, T] expert -> skill (-1: none), z [M, n, S]
     teacher scores, s [M] (or [M, n] per point, a mixed-complexity task) and k [M]."""
     M, T, n = p.shape
+    S = z.shape[-1]
+    # Work in [M, n, T] (experts last, contiguous): sorting along the last dimension is much faster.
+    pt = p.transpose(1, 2).contiguous()
     rank = routing.skill_ranks(z)  # [M, n, S]: 0 = largest score
-    s_ = s.to(p.device).view(M, 1, -1)  # [M, 1, 1] or per point [M, 1, n]
-    eligible = (mapping >= 0).unsqueeze(-1) & (_per_expert(rank, mapping) < s_)
-    # place of each expert among the experts of its skill: by p, ties to the lower index
-    same = mapping.unsqueeze(2) == mapping.unsqueeze(1)  # [M, T (e), T (e')]
-    lower = torch.ones(T, T, dtype=torch.bool, device=p.device).tril(-1)  # e' < e
-    pe, po = p.unsqueeze(2), p.unsqueeze(1)  # [M, T, 1, n], [M, 1, T, n]
-    ahead = (po > pe) | ((po == pe) & lower.view(1, T, T, 1))
-    within = (same.unsqueeze(-1) & ahead).sum(2)  # [M, T, n]
-    key = torch.where(eligible, within * s_ + _per_expert(rank, mapping), T * (T + 1))
-    order = torch.argsort(key, dim=1, stable=True)
-    places = torch.arange(T, device=p.device).view(1, T, 1).expand_as(order)
-    place = torch.empty_like(order).scatter_(1, order, places)
-    return eligible & (place < k.to(p.device).view(M, 1, 1))
+    skill = mapping.clamp_min(0).unsqueeze(1).expand(M, n, T)
+    rank_of = rank.gather(2, skill)  # [M, n, T]: each expert's skill's rank (unmapped: masked below)
+    s_ = s.to(p.device).view(M, -1, 1)  # [M, 1, 1] or per point [M, n, 1]
+    eligible = (mapping >= 0).unsqueeze(1) & (rank_of < s_)
+    # place of each expert among the experts of its skill, by p (ties to the lower index): its place in
+    # the order by (skill, place by p) less the number of experts of lower skills (sorts, no T x T)
+    places = torch.arange(T, device=p.device).expand(M, n, T)
+    by_p = _place(torch.sort(pt, dim=-1, descending=True, stable=True).indices, places)
+    label = torch.where(mapping < 0, S, mapping)  # [M, T]; unmapped experts last
+    by_skill = _place(torch.argsort(label.unsqueeze(1) * T + by_p, dim=-1, stable=True), places)
+    counts = torch.nn.functional.one_hot(label, S + 1).sum(1)  # [M, S + 1]
+    before = (counts.cumsum(1) - counts).gather(1, label).unsqueeze(1)  # experts of lower skills
+    key = torch.where(eligible, (by_skill - before) * s_ + rank_of, T * (T + 1))
+    place = _place(torch.argsort(key, dim=-1, stable=True), places)
+    return (eligible & (place < k.to(p.device).view(M, 1, 1))).transpose(1, 2)
+
+
+def _place(order: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
+    """The inverse permutation of `order` along the last dimension: each element's place in it."""
+    return torch.empty_like(order).scatter_(-1, order, places)
 
 
 def covered_skills(selected: torch.Tensor, mapping: torch.Tensor, n_skills: int) -> torch.Tensor:
