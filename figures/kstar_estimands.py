@@ -17,9 +17,9 @@ from figures.inputs import InputError
 
 NAME = "kstar_estimands"
 TITLE = "k* against task complexity per arm, by estimand (k enough, argmin, paired one-SE), with CIs"
-INPUTS = ("fits",)
+INPUTS = ("results", "fits")  # reads only the fits, which need a grid first
 TABLE = "estimands.parquet"
-REQUIRES = (("fits", TABLE),)
+REQUIRES = (("fits", "optimal_k.json"), ("fits", TABLE))
 PANELS = {"k_enough": "k enough (5 %)", "k_star": "argmin", "k_one_se": "one paired SE"}
 COLUMNS = ("arm", "complexity", "n_train", "width", "n_experts", "estimand", "k", "ci_low", "ci_high",
            "censored")
@@ -32,6 +32,7 @@ def data(inputs) -> pd.DataFrame:
         raise InputError(f"figures: {inputs.path('fits') / TABLE} lacks column(s) {', '.join(lacking)} "
                          "(rerun: python -m fits.optimal_k)")
     rows = select_slice(table[table["estimand"].isin(list(PANELS))])
+    rows = rows.assign(censored=rows["censored"].fillna("") != "")  # "low"/"high" -> True
     return rows[list(COLUMNS)].reset_index(drop=True)
 
 
@@ -48,7 +49,7 @@ def plot(df: pd.DataFrame):
             err = np.vstack([y - a["ci_low"].to_numpy(float), a["ci_high"].to_numpy(float) - y])
             ax.errorbar(x, y, yerr=np.clip(np.nan_to_num(err), 0, None), color=style.color(i), lw=1,
                         capsize=2, ls="-", marker="none", label=arm)
-            censored = (a["censored"] != "").to_numpy()
+            censored = a["censored"].to_numpy(bool)
             ax.scatter(x[~censored], y[~censored], color=style.color(i), marker=style.marker(i), zorder=3)
             ax.scatter(x[censored], y[censored], facecolors="none", edgecolors=style.color(i),
                        marker=style.marker(i), zorder=3)
