@@ -4,7 +4,7 @@ analyses are blocks (`fits.blocks`)."""
 
 from .bound_fit import fit_risk_bound
 from .bound_validation import outside_bound, pooled_outside
-from .cells import CellFits, cell_optimal_k
+from .cells import ESTIMANDS, CellFits, cell_optimal_k
 from .coverage import coverage_study
 from .curve import SHAPES, fit_curves, loss_curve
 from .data import (
@@ -12,6 +12,7 @@ from .data import (
     FitInputError,
     arm_names,
     check_results,
+    law_rows,
     load_results,
     routed_arms,
     split_arms,
@@ -21,6 +22,7 @@ from .k_eval import best_k_eval, k_eval_block
 from .law import LawFit, LawNotIdentified, fit_law, law_data, wald_tests
 from .law_grid import law_band_table
 from .options import FitOptions
+from .paired_arms import paired_arm_tests
 from .surface import (
     EPOCH_REFIT,
     SurfaceFit,
@@ -38,7 +40,10 @@ from .theory_terms import approximation_summary, approximation_terms, estimation
 
 __all__ = [
     "CellFits",
+    "ESTIMANDS",
     "cell_optimal_k",
+    "law_rows",
+    "paired_arm_tests",
     "coverage_study",
     "SHAPES",
     "fit_curves",

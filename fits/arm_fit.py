@@ -44,7 +44,7 @@ def fit_arm(df: pd.DataFrame, options: FitOptions, k_source: str | None = None) 
 ESTIMAND_LAWS = ("enough", "discrete", "one_se", "enough_2")
 
 
-def tight(ci: tuple[float, float]) -> bool:
+def _tight(ci: tuple[float, float]) -> bool:
     """A discrete estimand's CI spans less than a factor of 2 (the cell pins it down)."""
     lo, hi = ci
     return bool(np.isfinite(lo) and np.isfinite(hi) and hi < 2 * lo)
@@ -56,7 +56,7 @@ def estimand_laws(cf: CellFits, method: str) -> dict:
     out = {}
     for src in ESTIMAND_LAWS:
         name = ESTIMAND_OF[src]
-        share = float(np.mean([tight(ci) for ci in cf.cells[f"{name}_ci"]])) if len(cf.cells) else np.nan
+        share = float(np.mean([_tight(ci) for ci in cf.cells[f"{name}_ci"]])) if len(cf.cells) else np.nan
         try:
             law = fit_law(cf, method=method, k_source=src)
         except LawNotIdentified as exc:

@@ -35,7 +35,7 @@ def run(ctx: FitContext) -> dict:
     return out
 
 
-def law_rows(value: dict) -> pd.DataFrame:
+def law_table(value: dict) -> pd.DataFrame:
     """One row per arm, estimand and fitted factor: the exponent with its CIs (tidy; a law that could
     not be fitted is one row with its reason)."""
     rows = []
@@ -56,7 +56,7 @@ def law_rows(value: dict) -> pd.DataFrame:
 def report(value: dict) -> str:
     if not value:
         return "No routed arm.\n"
-    laws = law_rows(value)
+    laws = law_table(value)
     shown = laws.assign(estimate=[fmt(v) for v in laws["estimate"]],
                         ci95=[ci_text(v) if isinstance(v, list) else "-" for v in laws["ci95"]],
                         ci95_bootstrap=[ci_text(v) if isinstance(v, list) else "-"

@@ -100,6 +100,7 @@ def test_a_manifest_from_before_the_router_settings_loads():
              "gate")
     later += ("task", "d_context")  # the contextual task's settings
     later += ("complexity_mix", "top_p", "top_p_entropy")  # adaptive k (docs/tasks.md)
+    later += ("width_rule",)  # fixed active compute (docs/tasks.md)
     cfg = validate({"router": [arms.primary().router.name], "experts": [arms.primary().experts.name]})
     old = {k: v for k, v in cfg.to_dict().items() if k not in later}
     assert validate(old) == cfg

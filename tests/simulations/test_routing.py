@@ -193,6 +193,7 @@ def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
                       "router_temperature", "router_init_scale", "gate")
     later += ("task", "d_context")  # the contextual task's settings
     later += ("complexity_mix", "top_p", "top_p_entropy")  # adaptive k (docs/tasks.md)
+    later += ("width_rule",)  # fixed active compute (docs/tasks.md)
     runtime = ("name", "device", "max_models_per_bundle", "threads", "workers")
 
     every_arm = validate(dict(ARMS))
