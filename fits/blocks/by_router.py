@@ -69,7 +69,7 @@ def report(value: dict) -> str:
              "bootstrap CI, censored cells left out; `share_cells_tight`: the share of cells whose CI of "
              "the estimand spans less than a factor of 2.", "",
              markdown_table(shown.drop(columns="reason" if not laws["reason"].fillna("").any() else [])
-                            .fillna("-")), ""]
+                            .astype(object).fillna("-")), ""]
     for arm, block in value.items():
         cells = pd.DataFrame(block["cells"])
         table = pd.DataFrame({
