@@ -14,7 +14,6 @@ import pandas as pd
 
 from figures import style
 from figures.error_vs_k import select_slice
-from figures.inputs import InputError
 
 NAME = "gate_map"
 TITLE = "Gate map: recall above chance at k = s, and best error relative to the oracle's, ID and OOD"
@@ -28,11 +27,7 @@ COLUMNS = ("arm", "task", "complexity", "n_train", "width", "n_experts", "recall
 
 
 def data(inputs) -> pd.DataFrame:
-    table = inputs.table("fits", TABLE)
-    lacking = [c for c in COLUMNS if c not in table.columns]
-    if lacking:
-        raise InputError(f"figures: {inputs.path('fits') / TABLE} lacks column(s) {', '.join(lacking)} "
-                         "(rerun: python -m fits.optimal_k)")
+    table = inputs.table("fits", TABLE, COLUMNS)
     rows = select_slice(table)
     rows = rows.assign(recall_above_chance=rows["recall_at_s"] - rows["recall_chance_at_s"])
     keep = ["arm", "task", "complexity", "n_train", "width", "n_experts", *PANELS]

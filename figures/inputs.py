@@ -94,8 +94,9 @@ class Inputs:
         """`needs` as one message per absent input: `figures: missing PATH (run: COMMAND)`."""
         return [f"figures: missing {path} (run: {cmd})" for path, cmd in self.needs(names, extra)]
 
-    def table(self, name: str, rel: str) -> pd.DataFrame:
-        """The Parquet file `rel` under input `name`'s directory; an unreadable one is an InputError."""
+    def table(self, name: str, rel: str, columns: Iterable[str] = ()) -> pd.DataFrame:
+        """The Parquet file `rel` under input `name`'s directory; an unreadable one, or one that lacks
+        any of `columns`, is an InputError."""
         path = self.paths[name] / rel
         if path not in self._tables:
             try:
@@ -103,7 +104,12 @@ class Inputs:
             except Exception as exc:  # empty, truncated, corrupt or not Parquet at all: pyarrow's reason
                 raise InputError(f"figures: cannot read {path}: {one_line(exc)} "
                                  f"(made by: {SOURCES[name].command})") from exc
-        return self._tables[path]
+        table = self._tables[path]
+        lacking = [c for c in columns if c not in table.columns]
+        if lacking:
+            raise InputError(f"figures: {path} lacks column(s) {', '.join(lacking)} "
+                             f"(rerun: {SOURCES[name].command})")
+        return table
 
     @cached_property
     def results(self) -> pd.DataFrame:

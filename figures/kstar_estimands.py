@@ -13,7 +13,6 @@ import pandas as pd
 
 from figures import style
 from figures.error_vs_k import select_slice
-from figures.inputs import InputError
 
 NAME = "kstar_estimands"
 TITLE = "k* against task complexity per arm, by estimand (k enough, argmin, paired one-SE), with CIs"
@@ -26,11 +25,7 @@ COLUMNS = ("arm", "complexity", "n_train", "width", "n_experts", "estimand", "k"
 
 
 def data(inputs) -> pd.DataFrame:
-    table = inputs.table("fits", TABLE)
-    lacking = [c for c in COLUMNS if c not in table.columns]
-    if lacking:
-        raise InputError(f"figures: {inputs.path('fits') / TABLE} lacks column(s) {', '.join(lacking)} "
-                         "(rerun: python -m fits.optimal_k)")
+    table = inputs.table("fits", TABLE, COLUMNS)
     rows = select_slice(table[table["estimand"].isin(list(PANELS))])
     rows = rows.assign(censored=rows["censored"].fillna("") != "")  # "low"/"high" -> True
     return rows[list(COLUMNS)].reset_index(drop=True)

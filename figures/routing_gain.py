@@ -26,11 +26,7 @@ SPLITS = ("id", "ood")
 
 
 def data(inputs) -> pd.DataFrame:
-    table = inputs.table("fits", TABLE)
-    lacking = [c for c in COLUMNS if c not in table.columns]
-    if lacking:
-        raise InputError(f"figures: {inputs.path('fits') / TABLE} lacks column(s) {', '.join(lacking)} "
-                         "(rerun: python -m fits.optimal_k)")
+    table = inputs.table("fits", TABLE, COLUMNS)
     if not np.isfinite(table["share"]).any():
         raise InputError(f"figures: {inputs.path('fits') / TABLE} has no finite share (the store needs "
                          "oracle rows and route-free baselines; rerun: python -m simulations.grid)")
