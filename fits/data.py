@@ -16,6 +16,7 @@ import pandas as pd
 from fits.families import FAMILIES, REGRESSION, family_of
 from simulations import arms as arm_registry
 from simulations.arms import ARM_COLUMNS, Arm, arms, primary
+from simulations.estimators import DEFAULT_ESTIMATOR
 from simulations.families import DEFAULT
 from simulations.results import load, read_manifest
 
@@ -75,10 +76,12 @@ def law_rows(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, list[str]]:
                          f"(complexity {levels}: their OOD test set is an ID sample)")
             keep &= ~none
     if "router" in df.columns and "renormalize" in df.columns:
-        gate = df["gate"].fillna(arm_registry.DEFAULT_GATE) if "gate" in df.columns else \
-            pd.Series(arm_registry.DEFAULT_GATE, index=df.index)
-        frozen = pd.Series([arm_registry.router(r).frozen_at(k, g, n) for r, k, g, n in
-                            zip(df["router"], df["k"], gate, df["renormalize"], strict=True)], index=df.index)
+        defaults = (("gate", arm_registry.DEFAULT_GATE), ("estimator", DEFAULT_ESTIMATOR))
+        gate, est = (df[c].fillna(default) if c in df.columns else pd.Series(default, index=df.index)
+                     for c, default in defaults)
+        frozen = pd.Series([arm_registry.router(r).frozen_at(k, g, n, e) for r, k, g, n, e in
+                            zip(df["router"], df["k"], gate, df["renormalize"], est, strict=True)],
+                           index=df.index)
         if frozen.any():
             notes.append(f"{int(frozen.sum())} k = 1 row(s) left out: the router gets no gradient there "
                          "(a gate renormalized to the constant 1)")
@@ -173,7 +176,8 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
         if df[col].isna().any() or (df[col] <= 0).any():
             raise FitInputError(f"column {col!r} must be positive in every row (the law takes its log)")
     arm_cols = [c for c in ARM_COLUMNS if c in df.columns]
-    defaults = {"router": primary().router.name, "experts": primary().experts.name, "gate": primary().gate}
+    defaults = {"router": primary().router.name, "experts": primary().experts.name, "gate": primary().gate,
+                "estimator": primary().estimator}
     for c in arm_cols:
         df[c] = df[c].fillna(defaults[c])
     dup = df.duplicated([*arm_cols, *CELL_KEYS, "k", "seed"], keep=False)

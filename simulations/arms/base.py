@@ -15,6 +15,8 @@ from typing import ClassVar, Protocol
 import pandas as pd
 import torch
 
+from simulations.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
+from simulations.gating import Gating, Points
 from simulations.moe import GATES, TopKMoE
 
 DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the gate families
@@ -22,7 +24,6 @@ DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the g
 ROUTERS: dict[str, type[RouterKind]] = {}
 EXPERTS: dict[str, type[ExpertsKind]] = {}
 
-Points = slice | torch.Tensor  # which points of a split: a slice, or an index tensor (a permutation)
 
 
 class BundleView(Protocol):
@@ -51,16 +52,6 @@ class RouterSettings(Protocol):
     top_p_entropy: float  # weight of the top_p router's entropy loss on its probabilities
 
 
-@dataclass(frozen=True)
-class Gating:
-    """One gating decision on some points: the selected experts and their gates, each [M, T, n], and
-    the router probabilities they came from (None for a router without them)."""
-
-    selected: torch.Tensor
-    gates: torch.Tensor
-    probs: torch.Tensor | None = None
-
-
 class RouterKind:
     """How a student chooses its experts and their gates.
 
@@ -76,7 +67,10 @@ class RouterKind:
     uses_gate: its gates are the model's own gate family's (TopKMoE `gate`), so the grid's `gate` axis
         varies it; a kind with other gates (fixed ones) has its cells once, at gate "softmax".
     learns_through_gates: its router learns only through the gates' effect on the task loss (no loss of
-        its own), so where a gate is the constant 1 it gets no gradient (`frozen_at`).
+        its own), so where a gate is the constant 1 it gets no gradient under an estimator that learns
+        through the gates (`frozen_at`).
+    takes_estimator: the grid's `estimator` axis varies how it learns its top-k selection
+        (simulations.estimators); every other kind trains with the pathwise estimator.
 
     An instance is one bundle's router: `route` gates (in training, with its jitter), `aux_loss` is
     its term of the training loss, `gates_by_k` gates at every k = 1..T (inference-time k), `lr_mult`
@@ -94,13 +88,16 @@ class RouterKind:
     trains: ClassVar[tuple[str, ...]] = ()
     uses_gate: ClassVar[bool] = False
     learns_through_gates: ClassVar[bool] = False
+    takes_estimator: ClassVar[bool] = False
 
     @classmethod
-    def frozen_at(cls, k: int, gate: str, renormalize: str) -> bool:
+    def frozen_at(cls, k: int, gate: str, renormalize: str, estimator: str = DEFAULT_ESTIMATOR) -> bool:
         """Whether a model of this kind at `k` gets no router gradient: one selected expert whose
         softmax or sigmoid gate is renormalized to the constant 1 (`renormalize: always`; the default
-        "k>1" keeps the raw probability at k = 1, and `uniform` passes a straight-through gradient)."""
-        return cls.learns_through_gates and k == 1 and gate != "uniform" and renormalize == "always"
+        "k>1" keeps the raw probability at k = 1, and `uniform` passes a straight-through gradient),
+        under an estimator that learns through the gates alone."""
+        return (cls.learns_through_gates and ESTIMATORS[estimator].through_gates and k == 1
+                and gate != "uniform" and renormalize == "always")
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
         self.model, self.data, self.settings = model, data, settings
@@ -200,29 +197,48 @@ def experts(name: str) -> type[ExpertsKind]:
 
 @dataclass(frozen=True)
 class Arm:
-    """One (router kind, expert kind) pair and, for a router kind that uses the model's gates
-    (`RouterKind.uses_gate`), its gate family (`simulations.moe.GATES`). Its name is the router's with
-    the default experts, else the expert kind's arm name (e.g. "teacher_experts"), followed by
-    "-<gate>" for a gate family other than softmax (e.g. "learned-uniform")."""
+    """One (router kind, expert kind) pair, for a router kind that uses the model's gates
+    (`RouterKind.uses_gate`) its gate family (`simulations.moe.GATES`), and for one that takes
+    estimators (`RouterKind.takes_estimator`) its estimator (`simulations.estimators`). Its name is the
+    router's with the default experts, else the expert kind's arm name (e.g. "teacher_experts", followed
+    by "/<router>" for a router other than the kind's first), then "-<gate>" for a gate family other
+    than softmax and "-<estimator>" for an estimator other than pathwise (e.g. "learned-uniform-score")."""
 
     router: type[RouterKind]
     experts: type[ExpertsKind]
     gate: str = DEFAULT_GATE
+    estimator: str = DEFAULT_ESTIMATOR
+
+    def _suffix(self, sep: str, gate_text: str, estimator_text: str) -> str:
+        gate = "" if self.gate == DEFAULT_GATE else sep + gate_text
+        return gate + ("" if self.estimator == DEFAULT_ESTIMATOR else sep + estimator_text)
 
     @property
     def name(self) -> str:
-        base = self.router.name if self.experts.default else self.experts.arm_name
-        return base if self.gate == DEFAULT_GATE else f"{base}-{self.gate}"
+        if self.experts.default:
+            base = self.router.name
+        else:
+            first = self.experts.routers is None or self.router.name == self.experts.routers[0]
+            base = self.experts.arm_name if first else f"{self.experts.arm_name}/{self.router.name}"
+        return base + self._suffix("-", self.gate, self.estimator)
 
     @property
     def label(self) -> str:
-        base = self.router.label if self.experts.default else self.experts.label
-        return base if self.gate == DEFAULT_GATE else f"{base}, {self.gate} gates"
+        if self.experts.default:
+            base = self.router.label
+        else:
+            first = self.experts.routers is None or self.router.name == self.experts.routers[0]
+            base = self.experts.label if first else f"{self.experts.label}, {self.router.label}"
+        return base + self._suffix(", ", f"{self.gate} gates", ESTIMATORS[self.estimator].label)
 
     @property
     def order(self) -> float:
-        base = self.router.order if self.experts.default else self.experts.order
-        return base + GATES.index(self.gate) / len(GATES)
+        n_est = len(ESTIMATORS)
+        within = (GATES.index(self.gate) * n_est + ESTIMATORS[self.estimator].order) / (len(GATES) * n_est)
+        if self.experts.default:
+            return self.router.order + within
+        routers = self.experts.routers or (self.router.name,)
+        return self.experts.order + (routers.index(self.router.name) + within) / len(routers)
 
     @property
     def routes(self) -> bool:
@@ -233,16 +249,27 @@ class Arm:
         return self.router.k_source
 
 
-def arm(router_name: str, experts_name: str, gate: str = DEFAULT_GATE) -> Arm:
-    """The arm of a (router, experts, gate) triple; ValueError if it does not exist (a gate family other
-    than softmax exists only for router kinds that use the model's gates)."""
+def arm(router_name: str, experts_name: str, gate: str = DEFAULT_GATE,
+        estimator: str = DEFAULT_ESTIMATOR) -> Arm:
+    """The arm of a (router, experts, gate, estimator) tuple; ValueError if it does not exist (a gate
+    family other than softmax exists only for router kinds that use the model's gates, an estimator
+    other than pathwise only for kinds that take estimators)."""
     r, e = router(router_name), experts(experts_name)
     if e.routers is not None and r.name not in e.routers:
-        raise ValueError(f"experts: {e.name!r} pairs with the {', '.join(e.routers)} router only; "
+        raise ValueError(f"experts: {e.name!r} pairs with the {' or '.join(e.routers)} router only; "
                          f"got router {r.name!r}")
     if gate not in _gates_of(r):
         raise ValueError(f"gate: the {r.name} router takes {', '.join(_gates_of(r))}; got {gate!r}")
-    return Arm(r, e, gate)
+    if estimator not in estimators_of(r):
+        raise ValueError(f"estimator: the {r.name} router takes {', '.join(estimators_of(r))}; "
+                         f"got {estimator!r}")
+    return Arm(r, e, gate, estimator)
+
+
+def estimators_of(r: type[RouterKind]) -> tuple[str, ...]:
+    """The estimators a router kind trains with: every registered one for a kind that takes them, else
+    the pathwise one alone."""
+    return tuple(ESTIMATORS) if r.takes_estimator else (DEFAULT_ESTIMATOR,)
 
 
 def _gates_of(r: type[RouterKind]) -> tuple[str, ...]:
@@ -251,8 +278,8 @@ def _gates_of(r: type[RouterKind]) -> tuple[str, ...]:
 
 def arms() -> list[Arm]:
     """Every arm that exists, in the order fits and figures show them."""
-    out = [Arm(r, e, g) for r in ROUTERS.values() for e in EXPERTS.values()
-           if e.routers is None or r.name in e.routers for g in _gates_of(r)]
+    out = [Arm(r, e, g, est) for r in ROUTERS.values() for e in EXPERTS.values()
+           if e.routers is None or r.name in e.routers for g in _gates_of(r) for est in estimators_of(r)]
     return sorted(out, key=lambda a: a.order)
 
 
@@ -265,8 +292,8 @@ def arm_named(name: str) -> Arm:
 
 
 #: The columns of a results row that name its arm; a store without them is all primary arm, a store
-#: without `gate` (written before the gate families) all softmax.
-ARM_COLUMNS = ("router", "experts", "gate")
+#: without `gate` (written before the gate families) all softmax, one without `estimator` all pathwise.
+ARM_COLUMNS = ("router", "experts", "gate", "estimator")
 
 
 def arm_names(df: pd.DataFrame) -> pd.Series:
@@ -274,13 +301,16 @@ def arm_names(df: pd.DataFrame) -> pd.Series:
     every row of a table without them. ValueError naming the allowed pairs for a pair that is no arm."""
     if not {"router", "experts"} <= set(df.columns):
         return pd.Series(primary().name, index=df.index)
-    names = {(a.router.name, a.experts.name, a.gate): a.name for a in arms()}
+    names = {(a.router.name, a.experts.name, a.gate, a.estimator): a.name for a in arms()}
     gates = df["gate"].fillna(DEFAULT_GATE) if "gate" in df.columns else [DEFAULT_GATE] * len(df)
-    pairs = list(zip(df["router"], df["experts"], gates, strict=True))
+    ests = df["estimator"].fillna(DEFAULT_ESTIMATOR) if "estimator" in df.columns else \
+        [DEFAULT_ESTIMATOR] * len(df)
+    pairs = list(zip(df["router"], df["experts"], gates, ests, strict=True))
     unknown = sorted({"/".join(p) for p in pairs if p not in names}, key=str)
     if unknown:
-        raise ValueError(f"router/experts/gate: unknown arm(s) {', '.join(unknown)}: allowed values are "
-                         f"{', '.join('/'.join(p) for p in names)}")
+        allowed = ", ".join("/".join(p) for p in names)
+        raise ValueError(f"router/experts/gate/estimator: unknown arm(s) {', '.join(unknown)}: allowed "
+                         f"values are {allowed}")
     return pd.Series([names[p] for p in pairs], index=df.index)
 
 
@@ -291,9 +321,11 @@ def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def primary() -> Arm:
     """The arm the toolkit's question is about: the learned router with learned experts."""
-    return next(a for a in arms() if a.router.primary and a.experts.default and a.gate == DEFAULT_GATE)
+    return next(a for a in arms() if a.router.primary and a.experts.default and a.gate == DEFAULT_GATE
+                and a.estimator == DEFAULT_ESTIMATOR)
 
 
 def reference() -> Arm:
     """The arm whose routing is given (the theory's modular student), with learned experts."""
-    return next(a for a in arms() if a.router.reference and a.experts.default and a.gate == DEFAULT_GATE)
+    return next(a for a in arms() if a.router.reference and a.experts.default and a.gate == DEFAULT_GATE
+                and a.estimator == DEFAULT_ESTIMATOR)

@@ -21,6 +21,29 @@ class Learned(RouterKind):
     trains = ("router",)
     uses_gate = True
     learns_through_gates = True
+    takes_estimator = True
+
+    def probs(self, split: str, points: Points = slice(None), training: bool = False) -> torch.Tensor:
+        """The router's scores p [M, T, n] on a split's points (the gate family's; `training`: with the
+        training jitter), differentiable: what an estimator samples from and gates with."""
+        x = self.data.split(split)[0][:, points]
+        self.model._check_input(x)
+        return self.model._probs(x, self.settings.router_noise if training else 0.0)
+
+    def gates_on(self, p: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+        """The model's gates [M, T, n] on a selection `selected` from scores p, at the model's k."""
+        return self.model._gates(p, selected)
+
+    @property
+    def k(self) -> torch.Tensor:
+        """Each model's k, [M] long."""
+        return self.model._k_vec
+
+    @property
+    def learns_gate_values(self) -> bool:
+        """Whether its gate values depend on the scores (softmax, sigmoid), so they can learn pathwise;
+        uniform gates are 1 / k whatever the scores."""
+        return self.model.gate != "uniform"
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         x = self.data.split(split)[0][:, points]

@@ -21,6 +21,7 @@ class Supervised(Learned):
     order = 3
     needs_replicas = True
     primary = False
+    takes_estimator = False
     learns_through_gates = False  # its cross-entropy to the targets trains it at every k
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:

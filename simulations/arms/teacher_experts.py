@@ -18,7 +18,7 @@ class TeacherExperts(ExpertsKind):
     arm_name = "teacher_experts"
     label = "teacher experts"
     order = 2
-    routers = ("learned",)
+    routers = ("learned", "oracle_select")
     needs_replicas = True
     needs_expert_out = True
 

@@ -40,6 +40,7 @@ class TopP(Learned):
     label = "top-p router"
     order = 4
     primary = False
+    takes_estimator = False  # its selection is not a top-k: the estimators sample top-k sets
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         x = self.data.split(split)[0][:, points]

@@ -80,13 +80,17 @@ def test_skip_reasons_come_from_the_options_and_the_family(context):
 def test_arms_come_from_the_registry():
     assert [a.name for a in routed_arms()] == [a.name for a in arms() if a.routes]
     rows = pd.DataFrame({"router": [a.router.name for a in arms()],
-                         "experts": [a.experts.name for a in arms()], "gate": [a.gate for a in arms()]})
+                         "experts": [a.experts.name for a in arms()], "gate": [a.gate for a in arms()],
+                         "estimator": [a.estimator for a in arms()]})
     assert arm_names(rows).tolist() == [a.name for a in arms()]
     # a store without the gate column is all softmax
     plain = [a.name for a in arms() if a.gate == "softmax"]
     assert arm_names(rows[rows["gate"] == "softmax"].drop(columns="gate")).tolist() == plain
+    # ... and one without the estimator column all pathwise
+    pathwise = [a.name for a in arms() if a.estimator == "pathwise"]
+    assert arm_names(rows[rows["estimator"] == "pathwise"].drop(columns="estimator")).tolist() == pathwise
     assert (arm_names(rows.drop(columns="router")) == primary().name).all()
-    with pytest.raises(FitInputError, match="^router/experts/gate: unknown arm"):
+    with pytest.raises(FitInputError, match="^router/experts/gate/estimator: unknown arm"):
         arm_names(pd.DataFrame({"router": ["nowhere"], "experts": ["learned"]}))
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import yaml
 
-from simulations import arms
+from simulations import arms, estimators
 from simulations.config import load_config, parse_override
 from simulations.config_schema import ConfigError, hashed, settings
 from simulations.families.regression.config import GridConfig, TrainingConfig, validate
@@ -79,9 +79,9 @@ def test_arm_choices_come_from_the_registry():
         with pytest.raises(ConfigError, match=f"^{name}: .*{', '.join(kinds)}; got"):
             validate({name: ["no-such-kind"]})
     every = validate({"router": list(arms.ROUTERS), "experts": list(arms.EXPERTS), "n_experts": [16],
-                      "gate": ["softmax", "sigmoid", "uniform"]})
-    assert {arms.arm(r, e, g).name for r, e in every.axes.arms()
-            for g in every.axes.gates_for(r)} == {a.name for a in arms.arms()}
+                      "gate": ["softmax", "sigmoid", "uniform"], "estimator": list(estimators.ESTIMATORS)})
+    assert {arms.arm(r, e, g, est).name for r, e in every.axes.arms() for g in every.axes.gates_for(r)
+            for est in every.axes.estimators_for(r)} == {a.name for a in arms.arms()}
 
 
 def test_trainer_settings_take_the_config_defaults():
@@ -101,6 +101,8 @@ def test_a_manifest_from_before_the_router_settings_loads():
     later += ("task", "d_context")  # the contextual task's settings
     later += ("complexity_mix", "top_p", "top_p_entropy")  # adaptive k (docs/tasks.md)
     later += ("width_rule",)  # fixed active compute (docs/tasks.md)
+    later += ("estimator", "score_samples", "swap_weight", "single_skill_steps", "single_skill_share",
+              "router_init")  # the estimators (docs/tasks.md)
     cfg = validate({"router": [arms.primary().router.name], "experts": [arms.primary().experts.name]})
     old = {k: v for k, v in cfg.to_dict().items() if k not in later}
     assert validate(old) == cfg

@@ -87,8 +87,8 @@ def test_column_role_is_checked():
 def test_regression_record_is_the_stores_required_columns():
     assert results.REQUIRED_COLUMNS == get_schema("regression").required_columns
     assert fits_families.REGRESSION.other_cell_fields == (
-        "d_in", "n_skills", "teacher_width", "noise", "holdout_frac", "renormalize", "gate", "impl", "lr",
-        "max_steps", "dtype")
+        "d_in", "n_skills", "teacher_width", "noise", "holdout_frac", "renormalize", "gate", "estimator",
+        "single_skill_steps", "single_skill_share", "router_init", "impl", "lr", "max_steps", "dtype")
 
 
 def test_sraven_mapping_reads_only_the_columns_its_record_marks():

@@ -194,6 +194,8 @@ def test_default_arm_keeps_the_cell_ids_of_earlier_stores():
     later += ("task", "d_context")  # the contextual task's settings
     later += ("complexity_mix", "top_p", "top_p_entropy")  # adaptive k (docs/tasks.md)
     later += ("width_rule",)  # fixed active compute (docs/tasks.md)
+    later += ("estimator", "score_samples", "swap_weight", "single_skill_steps", "single_skill_share",
+              "router_init")  # the estimators (docs/tasks.md)
     runtime = ("name", "device", "max_models_per_bundle", "threads", "workers")
 
     every_arm = validate(dict(ARMS))

@@ -12,10 +12,10 @@ it and exits non-zero before anything is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import Any, ClassVar
 
-from simulations import arms, families
+from simulations import arms, estimators, families
 from simulations.config import IMPL_CHOICES, RuntimeConfig, preset
 from simulations.config_schema import (
     Choice,
@@ -37,7 +37,8 @@ from simulations.config_schema import (
 )
 from simulations.moe import GATES
 
-__all__ = ["AxesConfig", "GridConfig", "StudentConfig", "TaskConfig", "TrainingConfig", "validate"]
+__all__ = ["AxesConfig", "CurriculumConfig", "EstimatorsConfig", "GridConfig", "StudentConfig", "TaskConfig",
+           "TrainingConfig", "validate"]
 
 # The arm of every store written before the routing controls: router and experts enter a hash only
 # when they leave it.
@@ -86,6 +87,11 @@ class AxesConfig:
     # The student's gate family (TopKMoE `gate`, docs/tasks.md "Gate families"); only router kinds that
     # use the model's gates (RouterKind.uses_gate) vary by it, the others' cells come once at "softmax".
     gate: list[str] = setting(["softmax"], ChoiceList(GATES), since="softmax", group=True)
+    # How a learned router learns its top-k selection (simulations.estimators, docs/tasks.md "Estimators");
+    # only router kinds that take estimators vary by it, the others' cells come once at "pathwise".
+    estimator: list[str] = setting([estimators.DEFAULT_ESTIMATOR],
+                                   ChoiceList(tuple(estimators.ESTIMATORS)),
+                                   since=estimators.DEFAULT_ESTIMATOR, group=True)
 
     def arms(self) -> list[tuple[str, str]]:
         """The (router, experts) pairs of the grid: the product of the two axes, less the pairs that
@@ -96,6 +102,12 @@ class AxesConfig:
         """The gate families of a router kind's cells: the axis for a kind that uses the model's gates,
         else the default alone (its gates do not depend on the family)."""
         return list(self.gate) if arms.router(router).uses_gate else ["softmax"]
+
+    def estimators_for(self, router: str) -> list[str]:
+        """The estimators of a router kind's cells: the axis for a kind that takes estimators, else
+        pathwise alone."""
+        takes = arms.router(router).takes_estimator
+        return list(self.estimator) if takes else [estimators.DEFAULT_ESTIMATOR]
 
     def ks_for(self, n_experts: int) -> list[int]:
         """The k values of the grid for one expert count."""
@@ -132,6 +144,22 @@ class TrainingConfig:
     n_test: int = setting(2000, IntAtLeast())
 
 
+# Every estimator's own settings (each declared in its module, simulations.estimators), one section.
+EstimatorsConfig = make_dataclass("EstimatorsConfig", estimators.settings_fields(), frozen=True)
+EstimatorsConfig.__doc__ = "The estimators' own settings (each declared in its module)."
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Data design of training (docs/tasks.md, "A single-skill phase"): `single_skill_steps` > 0 trains
+    first that many steps at k = 1 on the same task at s = 1 (the s = 1 cell's training set of the same
+    seed and size), then as usual; `single_skill_share` > 0 replaces that share of each training set
+    by s = 1 points of the same task (the training set's size is unchanged)."""
+
+    single_skill_steps: int = setting(0, IntAtLeast(0), since=0)
+    single_skill_share: float = setting(0.0, Number(below=1), since=0.0)
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     """How the student MoE is built (the regression trainer's init_model). A learned router's
@@ -140,6 +168,9 @@ class StudentConfig:
 
     router_temperature: float = setting(1.0, Number(positive=True), since=1.0)
     router_init_scale: float = setting(1.0, Number(), since=1.0)
+    # "teacher": a learned router starts at the teacher's selection (docs/tasks.md, "Estimators"): a
+    # diagnostic of whether training keeps a composition it is given, never a learned result.
+    router_init: str = setting("random", Choice(("random", "teacher")), since="random")
     renormalize: str = setting("k>1", Choice(("k>1", "always", "never")))
     # What a `width` value is: each expert's width h ("expert"), or the active width k h held fixed
     # across k ("active": a cell's experts get width / k; docs/tasks.md "Fixed active compute").
@@ -158,6 +189,8 @@ class GridConfig:
     task: TaskConfig = section(TaskConfig)
     axes: AxesConfig = section(AxesConfig, axes=True)
     training: TrainingConfig = section(TrainingConfig)
+    estimators: EstimatorsConfig = section(EstimatorsConfig)
+    curriculum: CurriculumConfig = section(CurriculumConfig)
     student: StudentConfig = section(StudentConfig)
     runtime: RuntimeConfig = section(RuntimeConfig, hashed=False)
 
@@ -190,6 +223,9 @@ def validate(raw: dict[str, Any]) -> GridConfig:
         raise ConfigError(f"complexity: every value must be in 1..n_skills (1..{vals['n_skills']}), "
                           f"got {bad[0]}")
     _check_mix(vals)
+    if vals["complexity_mix"] and (vals["single_skill_steps"] or vals["single_skill_share"]):
+        raise ConfigError("single_skill_steps, single_skill_share: a single-skill phase or share needs a "
+                          "task of one complexity; set complexity_mix to [] or both to 0")
     if vals["width_rule"] == "active":
         ks = {k for T in vals["n_experts"] for k in IntListOrAll.values(vals["k"], T)}
         bad = [(w, k) for w in vals["width"] for k in sorted(ks) if w % k]

@@ -23,10 +23,23 @@ import torch
 from simulations import arms
 from simulations.config_schema import build, cell_fields, flat, grouping, stable_hash, without_since
 from simulations.families import REGRESSION, Family
-from simulations.families.regression.config import GridConfig, StudentConfig, TaskConfig, validate
+from simulations.families.regression.config import (
+    CurriculumConfig,
+    GridConfig,
+    StudentConfig,
+    TaskConfig,
+    validate,
+)
 from simulations.families.regression.contextual import make_task
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
-from simulations.families.regression.train import TrainSettings, init_model, make_bundle_data, train_bundle
+from simulations.families.regression.train import (
+    TrainSettings,
+    WarmUp,
+    init_model,
+    make_bundle_data,
+    mix_in,
+    train_bundle,
+)
 from simulations.provenance import device_name
 
 
@@ -35,21 +48,24 @@ def cells(config: GridConfig) -> list[dict[str, Any]]:
     names of the task, training and student settings and one value per axis. Settings added later hash
     only when they leave the value older stores implied (their `since`), so those stores keep their ids.
     A router kind that does not use the model's gates gets its cells once, at gate "softmax"
-    (AxesConfig.gates_for). Under `width_rule: active` a width value is the active width k h: the cell's
-    `width` is its experts' (width / k) and `active_width` the value (a key only such cells have)."""
+    (AxesConfig.gates_for), one that takes no estimators once, at "pathwise" (AxesConfig.estimators_for).
+    Under `width_rule: active` a width value is the active width k h: the cell's `width` is its experts'
+    (width / k) and `active_width` the value (a key only such cells have)."""
     values = flat(config)
     shared = {f: values[f] for f in cell_fields(GridConfig)}
     axes = config.axes
     active = config.student.width_rule == "active"
     out = []
-    for router, experts, gate in ((r, e, g) for r, e in axes.arms() for g in axes.gates_for(r)):
+    for router, experts, gate, est in ((r, e, g, est) for r, e in axes.arms() for g in axes.gates_for(r)
+                                       for est in axes.estimators_for(r)):
         for T in axes.n_experts:
             for h in axes.width:
                 for s in axes.complexity:
                     for m in axes.n_train:
                         for k in axes.ks_for(T):
                             cell = {**shared, "router": router, "experts": experts, "n_experts": T,
-                                    "width": h, "complexity": s, "n_train": m, "k": k, "gate": gate}
+                                    "width": h, "complexity": s, "n_train": m, "k": k, "gate": gate,
+                                    "estimator": est}
                             if active:  # h is the active width k h: each expert gets h / k
                                 cell |= {"width": h // k, "active_width": h}
                             out.append({"cell_id": stable_hash(without_since(GridConfig, cell)), **cell})
@@ -82,9 +98,27 @@ def _task(spec: TaskSpec) -> CompositionalTask:
     return make_task(spec)
 
 
-def task_spec(cell: dict[str, Any], seed: int) -> TaskSpec:
-    """The task instance of one model: the cell's task settings, its complexity and the seed."""
-    return TaskSpec(**asdict(build(TaskConfig, cell)), complexity=cell["complexity"], seed=seed)
+def task_spec(cell: dict[str, Any], seed: int, complexity: int | None = None) -> TaskSpec:
+    """The task instance of one model: the cell's task settings, its complexity (or `complexity`: the
+    same task at another s, with the same skills and teacher router) and the seed."""
+    s = cell["complexity"] if complexity is None else complexity
+    return TaskSpec(**asdict(build(TaskConfig, cell)), complexity=s, seed=seed)
+
+
+def teacher_router(tasks: list[CompositionalTask], n_experts: int, d_context: int) -> torch.Tensor:
+    """Router weights [M, width, T] whose logits are the teacher's scores z = U^T x (or U^T c for the
+    contextual task, read from the context columns): every replica e = rep * S + j of skill j scores
+    z_j. The top k = r s experts are then all r replicas of the s active skills, the teacher's selection;
+    with one replica per skill (T = S) so is the top s. A linear router without a bias cannot rank every
+    replica 0 above every replica 1 for all inputs, so at r > 1 and k = s the start is not the teacher's
+    (the replicas of the strongest skills come first)."""
+    out = []
+    for task in tasks:
+        U = torch.as_tensor(task.U)  # [d_in or d_context, S]
+        w = torch.zeros(task.spec.d_in + d_context, n_experts, dtype=U.dtype)
+        w[task.spec.d_in if d_context else 0:, :] = U[:, torch.arange(n_experts) % U.shape[1]]
+        out.append(w)
+    return torch.stack(out)
 
 
 def d_context(cell: dict[str, Any]) -> int:
@@ -98,18 +132,32 @@ def train(bundle) -> pd.DataFrame:
     device = torch.device(bundle.device)
     first = bundle.models[0].cell
     student = build(StudentConfig, first)
+    curriculum = build(CurriculumConfig, first)
     dtype = getattr(torch, student.dtype)
     tasks = [_task(task_spec(m.cell, m.seed)) for m in bundle.models]
-    expert_out = arms.experts(first["experts"]).needs_expert_out
-    data = make_bundle_data(tasks, [m.cell["n_train"] for m in bundle.models], first["n_val"],
-                            first["n_test"], dtype, device,
-                            n_experts=first["n_experts"] if expert_out else None)
+    n_train = [m.cell["n_train"] for m in bundle.models]
+    expert_out = first["n_experts"] if arms.experts(first["experts"]).needs_expert_out else None
+    data = make_bundle_data(tasks, n_train, first["n_val"], first["n_test"], dtype, device,
+                            n_experts=expert_out)
+    warm_up = None
+    if curriculum.single_skill_steps or curriculum.single_skill_share:
+        singles = [_task(task_spec(m.cell, m.seed, complexity=1)) for m in bundle.models]
+        single_data = make_bundle_data(singles, n_train, 1, 1, dtype, device, n_experts=expert_out)
+        if curriculum.single_skill_share:
+            data = mix_in(data, single_data, [round(curriculum.single_skill_share * m) for m in n_train])
+        if curriculum.single_skill_steps:
+            warm_up = WarmUp(single_data, curriculum.single_skill_steps)
     ks, init_seeds = [m.cell["k"] for m in bundle.models], [_init_seed(m.seed, m.cell) for m in bundle.models]
     model = init_model(first["n_experts"], first["d_in"], first["width"], ks, init_seeds, student.impl,
                        student.renormalize, dtype, device, router_temperature=student.router_temperature,
                        router_init_scale=student.router_init_scale, gate=first["gate"],
                        d_context=d_context(first))
-    metrics = train_bundle(model, data, build(TrainSettings, first))
+    if student.router_init == "teacher":
+        with torch.no_grad():
+            model.router.copy_(teacher_router(tasks, first["n_experts"], d_context(first)).to(model.router)
+                               * student.router_init_scale)
+    metrics = train_bundle(model, data, build(TrainSettings, first), options=first, seeds=init_seeds,
+                           warm_up=warm_up)
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])
     if "complexity_mix" in cols:  # a list setting, stored as text ("1,2,4"; "" when off)
         cols["complexity_mix"] = [",".join(map(str, mix)) for mix in cols["complexity_mix"]]

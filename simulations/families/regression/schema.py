@@ -17,6 +17,9 @@ COLUMNS = (
     *columns("measure", "target_var", "diverged", "steps", "wall_s"),
     *columns("setting", "renormalize"),
     *columns("setting", "gate", required=False),  # absent from stores written before it (softmax)
+    *columns("setting", "estimator", required=False),  # absent from stores written before it (pathwise)
+    # the data design and router start of the estimator issue (absent from older stores: off)
+    *columns("setting", "single_skill_steps", "single_skill_share", "router_init", required=False),
     *columns("setting", "impl", "lr", "max_steps", required=False),
     *columns("provenance", "git_commit", "torch_version", "device"),
     *columns("setting", "dtype"),

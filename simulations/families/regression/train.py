@@ -11,15 +11,19 @@ model whose training loss turns NaN/inf is flagged diverged. Stopped and diverge
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from simulations import arms, routing
+from simulations import arms, estimators, routing
+from simulations.config_schema import build
 from simulations.families.regression import error_split
 from simulations.families.regression.config import TrainingConfig
 from simulations.families.regression.tasks import CompositionalTask, sample_cached
@@ -40,9 +44,10 @@ class TrainSettings(TrainingConfig):
 
     router: str = arms.primary().router.name
     experts: str = arms.primary().experts.name
+    estimator: str = estimators.DEFAULT_ESTIMATOR  # how the router learns its selection
 
     def __post_init__(self) -> None:
-        arms.arm(self.router, self.experts)  # ValueError naming the allowed kinds or pairs
+        arms.arm(self.router, self.experts, estimator=self.estimator)  # ValueError naming the allowed values
 
 
 @dataclass
@@ -125,6 +130,28 @@ def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: 
     return BundleData(x_tr, y_tr, mask, x_val, y_val, x_id, y_id, x_ood, y_ood, tv, s, z, expert_out, levels)
 
 
+def mix_in(data: BundleData, other: BundleData, counts: list[int]) -> BundleData:
+    """`data` with the first counts[i] training points of model i replaced by the first counts[i] of
+    `other` (the same models and training-set sizes on another task: its inputs, targets, teacher scores,
+    teacher-expert outputs and s); the other splits are `data`'s. Each training point then has its own s."""
+    dev = data.x_train.device
+    take = torch.arange(data.x_train.shape[1], device=dev)[None, :] < \
+        torch.tensor(counts, device=dev)[:, None]
+
+    def mixed(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(take.view(*take.shape, *[1] * (a.dim() - 2)), b, a)
+
+    train = {"z": mixed(data.z["train"], other.z["train"]),
+             "levels": torch.where(take, other.complexity[:, None], data.complexity[:, None])}
+    if data.expert_out:
+        train["expert_out"] = mixed(data.expert_out["train"], other.expert_out["train"])
+    return dataclasses.replace(
+        data, x_train=mixed(data.x_train, other.x_train), y_train=mixed(data.y_train, other.y_train),
+        z={**data.z, "train": train["z"]},
+        complexity_points={**data.complexity_points, "train": train["levels"]},
+        expert_out={**data.expert_out, **({"train": train["expert_out"]} if data.expert_out else {})})
+
+
 def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds: list[int], impl: str,
                renormalize: str, dtype: torch.dtype, device: torch.device | str,
                router_temperature: float = 1.0, router_init_scale: float = 1.0, gate: str = "softmax",
@@ -152,23 +179,23 @@ def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds:
     return model.to(device)
 
 
-def _masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-model MSE [M] (over the masked points when a mask is given)."""
-    err = (pred - y).squeeze(-1).square()
-    if mask is None:
-        return err.mean(1)
-    return (err * mask).sum(1) / mask.sum(1)
-
-
 class Student:
-    """How one bundle's models predict a split, per its arm (TrainSettings.router / experts): the
-    bundle's router kind gates (`router`), its expert kind combines the experts by those gates
-    (`experts`); both are instances of simulations.arms kinds, bound to this bundle."""
+    """How one bundle's models predict a split, per its arm (TrainSettings.router / experts /
+    estimator): the bundle's router kind gates (`router`), its expert kind combines the experts by those
+    gates (`experts`), its estimator makes the training loss (`estimator`); all are instances of
+    simulations.arms and simulations.estimators classes, bound to this bundle. `options`: the flat
+    settings each kind reads its own from (an estimator's `Settings`; defaults where absent); `seeds`:
+    one per model, for an estimator's draws (default: the model index), and `stream` which of their
+    streams (the main phase 0, a warm-up 1)."""
 
-    def __init__(self, model: TopKMoE, data: BundleData, settings: TrainSettings):
+    def __init__(self, model: TopKMoE, data: BundleData, settings: TrainSettings,
+                 options: Mapping[str, Any] | None = None, seeds: list[int] | None = None, stream: int = 0):
         self.model, self.data, self.settings = model, data, settings
         self.router = arms.router(settings.router)(model, data, settings)
         self.experts = arms.experts(settings.experts)(model, data, settings)
+        est = estimators.estimator(settings.estimator)
+        seeds = list(range(model.n_models)) if seeds is None else seeds
+        self.estimator = est(self, build(est.Settings, options or {}), [(s, stream) for s in seeds])
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         """(name, parameter) pairs the arm trains, sorted by name."""
@@ -191,12 +218,14 @@ class Student:
         gating = self.router.route(split, points)
         return gating.selected, gating.gates
 
-    def __call__(self, split: str, sl: slice = slice(None), training: bool = False):
-        """Predictions [M, n, 1] on a split's points; in training, also the router kind's auxiliary loss
-        [M] (load balancing, router supervision) or None."""
-        gating = self.router.route(split, sl, training)
-        y = self.experts.combine(gating, split, sl)
-        return y, self.router.aux_loss(gating, split, sl) if training else None
+    def __call__(self, split: str, sl: slice = slice(None)) -> torch.Tensor:
+        """Predictions [M, n, 1] on a split's points (the router kind's greedy gating)."""
+        return self.experts.combine(self.router.route(split, sl), split, sl)
+
+    def training_loss(self) -> torch.Tensor:
+        """Each model's training loss [M] on its training points, as the estimator makes it."""
+        data = self.data
+        return self.estimator.loss(estimators.Batch("train", slice(None), data.y_train, data.mask_train))
 
 
 @torch.no_grad()
@@ -207,7 +236,7 @@ def _evaluate(student: Student, split: str, mask: torch.Tensor | None = None, ch
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for start in range(0, x.shape[1], chunk):
         sl = slice(start, start + chunk)
-        err = (student(split, sl)[0] - y[:, sl]).squeeze(-1).square()
+        err = (student(split, sl) - y[:, sl]).squeeze(-1).square()
         total += (err * mask[:, sl]).sum(1) if mask is not None else err.sum(1)
     return total / (mask.sum(1) if mask is not None else x.shape[1])
 
@@ -262,10 +291,10 @@ def experts_used(student: Student) -> dict[str, np.ndarray]:
     S = data.z["id"].shape[-1] if data.z else 0
     if not student.router.routes:
         out = {"mean": np.full(M, np.nan)}
-        return out | ({"by_s": np.full((M, S), np.nan)} if data.complexity_points else {})
+        return out | ({"by_s": np.full((M, S), np.nan)} if "id" in data.complexity_points else {})
     used = student.route("id")[0].sum(1).double()  # [M, N]
     out = {"mean": used.mean(1).cpu().numpy()}
-    if data.complexity_points:
+    if "id" in data.complexity_points:
         s = data.complexity_points["id"].to(used.device)
         at = s.unsqueeze(-1) == torch.arange(1, S + 1, device=used.device)  # [M, N, S]
         count = at.sum(1).double()
@@ -300,6 +329,14 @@ def k_eval_curves(student: Student, chunk: int = 4096) -> dict[str, np.ndarray]:
     return out
 
 
+def _finite_grads(params: list[torch.Tensor]) -> None:
+    """Non-finite gradient entries set to 0; a parameter the loss did not reach gets a zero gradient."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        p.grad.nan_to_num_(0.0, 0.0, 0.0)
+
+
 def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
     sq = sum(p.grad.square().flatten(1).sum(1) for p in params)
     scale = (clip / (sq.sqrt() + 1e-12)).clamp(max=1.0)
@@ -321,10 +358,44 @@ def _copy_models(dst: list[torch.Tensor], src: list[torch.Tensor], sel: torch.Te
             d.copy_(_where_models(sel, s, d))
 
 
-def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> pd.DataFrame:
-    """Train every model of the bundle; one row of metrics per model, in model order."""
+@dataclass(frozen=True)
+class WarmUp:
+    """A first training phase (docs/tasks.md, "A single-skill phase"): `steps` Adam steps at k = 1 on
+    other data of the same models (the task at s = 1), with no early stopping, before the usual training
+    starts afresh (new optimizer state) from the weights it leaves."""
+
+    data: BundleData
+    steps: int
+
+
+def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, options: Mapping[str, Any] | None,
+             seeds: list[int] | None) -> None:
+    """Run a WarmUp phase on the bundle's models in place (a model whose loss turns non-finite stops
+    learning there; the main phase then flags it diverged)."""
+    student = Student(model, warm_up.data, settings, options, seeds, stream=1)
+    params = [p for _, p in student.trainable()]
+    opt = torch.optim.Adam(student.param_groups(settings.lr), lr=settings.lr, foreach=True)
+    own_k = model.k
+    model.k = 1
+    for _ in range(warm_up.steps):
+        opt.zero_grad(set_to_none=False)
+        loss = student.training_loss()
+        torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss)).sum().backward()
+        _finite_grads(params)
+        _per_model_clip(params, settings.clip_norm)
+        opt.step()
+    model.k = own_k
+
+
+def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings,
+                 options: Mapping[str, Any] | None = None, seeds: list[int] | None = None,
+                 warm_up: WarmUp | None = None) -> pd.DataFrame:
+    """Train every model of the bundle; one row of metrics per model, in model order. `options` and
+    `seeds`: see Student; `warm_up`: a first phase on other data (None: none)."""
     t0 = time.perf_counter()
-    student = Student(model, data, settings)
+    if warm_up is not None and warm_up.steps > 0:
+        _warm_up(model, settings, warm_up, options, seeds)
+    student = Student(model, data, settings, options, seeds)
     params = [p for _, p in student.trainable()]
     # foreach: the same bits as the per-tensor loop
     opt = torch.optim.Adam(student.param_groups(settings.lr), lr=settings.lr, foreach=True)
@@ -351,17 +422,13 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings) -> p
                 break
         frozen = stopped | diverged
         opt.zero_grad(set_to_none=False)
-        pred, aux = student("train", training=True)
-        loss = _masked_mse(pred, data.y_train, data.mask_train)
-        if aux is not None:
-            loss = loss + aux
+        loss = student.training_loss()
         bad = ~torch.isfinite(loss) & ~frozen
         steps = torch.where(bad, step, steps)
         diverged |= bad
         frozen = stopped | diverged
         torch.where(frozen, torch.zeros_like(loss), loss).sum().backward()
-        for p in params:
-            p.grad.nan_to_num_(0.0, 0.0, 0.0)
+        _finite_grads(params)
         _per_model_clip(params, settings.clip_norm)
         opt.step()
         _copy_models(params, best, frozen)

@@ -44,8 +44,9 @@ def test_every_arm_resolves_and_has_a_unique_name_label_and_order():
     assert len(every) == len({a.name for a in every})
     assert [a.order for a in every] == sorted(a.order for a in every)
     for a in every:
-        assert arms.arm_named(a.name) == a == arms.arm(a.router.name, a.experts.name, a.gate)
-        tr.TrainSettings(router=a.router.name, experts=a.experts.name)  # the trainer accepts every arm
+        assert arms.arm_named(a.name) == a == arms.arm(a.router.name, a.experts.name, a.gate, a.estimator)
+        # the trainer accepts every arm
+        tr.TrainSettings(router=a.router.name, experts=a.experts.name, estimator=a.estimator)
     assert arms.primary().router.primary and arms.reference().router.reference
     assert arms.primary() != arms.reference()
 
@@ -74,12 +75,14 @@ def test_no_module_of_the_package_hides_a_public_name():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: arms.router("magic"),
-     "router: expected one of dense, learned, oracle, supervised, top_p; got 'magic'"),
+     "router: expected one of dense, learned, oracle, oracle_select, supervised, top_p; got 'magic'"),
     (lambda: arms.experts("frozen"), "experts: expected one of learned, teacher; got 'frozen'"),
-    (lambda: arms.arm_named("nope"), "arm: expected one of learned, learned-sigmoid"),
-    (lambda: arms.arm("oracle", "teacher"), "experts: 'teacher' pairs with the learned router only"),
+    (lambda: arms.arm_named("nope"), "arm: expected one of learned, learned-score"),
+    (lambda: arms.arm("oracle", "teacher"),
+     "experts: 'teacher' pairs with the learned or oracle_select router only"),
     (lambda: tr.TrainSettings(router="magic"), "router: expected one of"),
-    (lambda: tr.TrainSettings(router="dense", experts="teacher"), "pairs with the learned router only"),
+    (lambda: tr.TrainSettings(router="dense", experts="teacher"),
+     "pairs with the learned or oracle_select router only"),
 ])
 def test_unknown_names_and_pairs_are_one_line_errors_naming_the_allowed_values(call, message):
     with pytest.raises(ValueError, match=message) as err:
@@ -173,9 +176,11 @@ def test_teacher_experts_without_their_outputs_is_a_one_line_error():
 def test_arm_names_maps_rows_to_arms_and_refuses_unknown_pairs():
     every = arms.arms()
     rows = pd.DataFrame({"router": [a.router.name for a in every],
-                         "experts": [a.experts.name for a in every], "gate": [a.gate for a in every]})
+                         "experts": [a.experts.name for a in every], "gate": [a.gate for a in every],
+                         "estimator": [a.estimator for a in every]})
     assert arms.arm_names(rows).tolist() == [a.name for a in every]
     assert arms.arm_names(rows.drop(columns="experts")).eq(arms.primary().name).all()
     bad = pd.DataFrame({"router": [arms.primary().router.name], "experts": ["nowhere"]})
-    with pytest.raises(ValueError, match=r"^router/experts/gate: unknown arm\(s\) .*/nowhere/softmax:"):
+    unknown = r"^router/experts/gate/estimator: unknown arm\(s\) .*/nowhere/softmax/pathwise:"
+    with pytest.raises(ValueError, match=unknown):
         arms.arm_names(bad)

@@ -50,7 +50,8 @@ def test_only_router_kinds_that_use_the_gates_vary_by_it():
     # the axis is in the config hash once it leaves the default
     assert both.config_hash() != validate(raw).config_hash()
     # bundles never mix gates, and only the kinds that use the gates are told about it
-    assert [r.name for r in arms.ROUTERS.values() if r.uses_gate] == ["learned", "supervised", "top_p"]
+    uses = [r.name for r in arms.ROUTERS.values() if r.uses_gate]
+    assert uses == ["learned", "oracle_select", "supervised", "top_p"]
     for bundle in grid.make_bundles(both, "cpu"):
         assert len({m.cell["gate"] for m in bundle.models}) == 1
 

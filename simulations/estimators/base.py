@@ -1,0 +1,145 @@
+"""The estimator base class, its registry and the batch a training step hands it.
+
+An estimator owns one thing: the training loss [M] of a bundle's student on a batch, built from the
+per-point loss of whatever gatings it chooses to try (its own sample), so that its gradient trains the
+experts, the gate values and the selection the way the estimator says. Evaluation is the router kind's
+own greedy top-k whatever the estimator: estimators change how a router learns, never how it routes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+
+from simulations.gating import Gating, Points
+
+ESTIMATORS: dict[str, type[Estimator]] = {}
+DEFAULT_ESTIMATOR = "pathwise"  # the gradient of every store written before the estimator axis
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The points of one training step: a split's `points`, their targets y [M, n, 1] and which are
+    valid per model (`mask` [M, n] bool; None: all)."""
+
+    split: str
+    points: Points
+    y: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    def point_loss(self, pred: torch.Tensor) -> torch.Tensor:
+        """Squared error per point [..., M, n] of predictions [..., M, n, 1] (sample axes allowed)."""
+        return (pred - self.y).squeeze(-1).square()
+
+    def mean(self, per_point: torch.Tensor) -> torch.Tensor:
+        """Each model's mean [M] over its valid points of a per-point quantity [M, n]."""
+        if self.mask is None:
+            return per_point.mean(1)
+        return (per_point * self.mask).sum(1) / self.mask.sum(1)
+
+
+class RouterView(Protocol):
+    """What an estimator reads of a router kind that takes estimators (simulations.arms.learned)."""
+
+    k: torch.Tensor  # [M] each model's k
+    learns_gate_values: bool  # its gate values depend on the scores (they can learn pathwise)
+
+    def route(self, split: str, points: Points, training: bool = False) -> Gating: ...
+
+    def probs(self, split: str, points: Points, training: bool = False) -> torch.Tensor: ...
+
+    def gates_on(self, p: torch.Tensor, selected: torch.Tensor) -> torch.Tensor: ...
+
+    def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None: ...
+
+
+class ExpertsView(Protocol):
+    """What an estimator reads of an expert kind (simulations.arms)."""
+
+    def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor: ...
+
+    def outputs(self, split: str, points: Points) -> torch.Tensor: ...
+
+
+class StudentView(Protocol):
+    """What an estimator reads of the bundle's student (the regression trainer's `Student`)."""
+
+    router: RouterView
+    experts: ExpertsView
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """The settings of an estimator that has none."""
+
+
+class Estimator:
+    """How a training step's loss trains a router's selection.
+
+    Class attributes: name (the config value `estimator: [...]` and the stored `estimator` column), label
+    (what figures print), order (its place in fits and figures), Settings (a frozen dataclass whose
+    fields are `simulations.config_schema.setting`s: the config's `estimators` section gathers them, so
+    their names are unique across estimators), and through_gates: the router learns only through the
+    gates' effect on the task loss (so a gate that is the constant 1 gives it no gradient).
+
+    An instance is bound to one bundle's student; `seeds` (one tuple of ints per model) seed the
+    generators of an estimator that samples, so a model's draws do not depend on the bundle it is in.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    order: ClassVar[int]
+    Settings: ClassVar[type] = NoSettings
+    through_gates: ClassVar[bool] = False
+
+    def __init__(self, student: StudentView, settings: Any, seeds: list[tuple[int, ...]]) -> None:
+        self.student, self.settings, self.seeds = student, settings, seeds
+        self._generators: list[torch.Generator] | None = None
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss [M] on `batch` (each model's own: model i's gradient is its own)."""
+        raise NotImplementedError
+
+    def exponential(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """Exp(1) draws [*shape[:-3], M, T, n] (as -log U, faster than torch's exponential_), model m's
+        from its own generator (seeded by its seeds and this estimator's name), on `like`'s device and
+        dtype."""
+        if self._generators is None:
+            key = int.from_bytes(self.name.encode()[:8], "little")
+            self._generators = [torch.Generator().manual_seed(
+                int(np.random.SeedSequence([*s, key]).generate_state(1, dtype=np.uint64)[0] >> 1))
+                for s in self.seeds]
+        lead, per_model = shape[:-3], shape[-2:]
+        u = torch.stack([torch.rand((*lead, *per_model), generator=g, dtype=like.dtype)
+                         for g in self._generators], dim=len(lead))
+        return u.clamp_min_(torch.finfo(like.dtype).tiny).log_().neg_().to(like.device)
+
+
+def register_estimator(cls: type[Estimator]) -> type[Estimator]:
+    if cls.name in ESTIMATORS:
+        raise ValueError(f"estimator {cls.name!r} is registered twice")
+    ESTIMATORS[cls.name] = cls
+    return cls
+
+
+def estimator(name: str) -> type[Estimator]:
+    """The estimator `name`; ValueError naming the allowed values otherwise."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"estimator: expected one of {', '.join(ESTIMATORS)}; got {name!r}")
+    return ESTIMATORS[name]
+
+
+def settings_fields() -> list[tuple[str, type, dataclasses.Field]]:
+    """Every registered estimator's settings as (name, type, field) triples, in registration order (the
+    config's `estimators` section); TypeError if two estimators name a setting alike."""
+    out: dict[str, tuple[str, type, dataclasses.Field]] = {}
+    for cls in ESTIMATORS.values():
+        for f in dataclasses.fields(cls.Settings):
+            if f.name in out:
+                raise TypeError(f"estimator setting {f.name!r} is declared twice")
+            out[f.name] = (f.name, f.type, f)
+    return list(out.values())
