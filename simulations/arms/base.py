@@ -15,7 +15,8 @@ from typing import ClassVar, Protocol
 import pandas as pd
 import torch
 
-from simulations.moe import GATES, TopKMoE
+from simulations.gates import GATES, gate_family
+from simulations.moe import TopKMoE
 
 DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the gate families
 
@@ -99,8 +100,10 @@ class RouterKind:
     def frozen_at(cls, k: int, gate: str, renormalize: str) -> bool:
         """Whether a model of this kind at `k` gets no router gradient: one selected expert whose
         softmax or sigmoid gate is renormalized to the constant 1 (`renormalize: always`; the default
-        "k>1" keeps the raw probability at k = 1, and `uniform` passes a straight-through gradient)."""
-        return cls.learns_through_gates and k == 1 and gate != "uniform" and renormalize == "always"
+        "k>1" keeps the raw probability at k = 1, and a family that does not renormalize, `uniform`,
+        passes a straight-through gradient)."""
+        return (cls.learns_through_gates and k == 1 and gate_family(gate).renormalizes
+                and renormalize == "always")
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
         self.model, self.data, self.settings = model, data, settings
@@ -201,7 +204,7 @@ def experts(name: str) -> type[ExpertsKind]:
 @dataclass(frozen=True)
 class Arm:
     """One (router kind, expert kind) pair and, for a router kind that uses the model's gates
-    (`RouterKind.uses_gate`), its gate family (`simulations.moe.GATES`). Its name is the router's with
+    (`RouterKind.uses_gate`), its gate family (`simulations.gates.GATES`). Its name is the router's with
     the default experts, else the expert kind's arm name (e.g. "teacher_experts"), followed by
     "-<gate>" for a gate family other than softmax (e.g. "learned-uniform")."""
 
