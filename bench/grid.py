@@ -44,7 +44,7 @@ import torch
 import simulations
 from simulations import config as new_config
 from simulations import grid as new_grid
-from simulations import moe as new_moe
+from simulations import selection as new_selection
 from simulations.families.regression import family as new_regression
 from simulations.families.regression import tasks as new_tasks
 from simulations.families.regression import train as new_train
@@ -71,18 +71,20 @@ def load_base(rev: str, into: Path) -> SimpleNamespace:
         py.write_text(re.sub(r'"simulations(?=[."])', '"simulations_base', text))
     sys.path.insert(0, str(into))
     # the regression family's modules moved under families/regression/ with issue 19
-    names = {"config": "config", "grid": "grid", "moe": "moe", "tasks": "tasks", "train": "train",
+    names = {"config": "config", "grid": "grid", "selection": "moe", "tasks": "tasks", "train": "train",
              "regression": "regression"}
     if (pkg / "families" / "regression").is_dir():
         names.update({n: f"families.regression.{n}" for n in ("tasks", "train")},
                      regression="families.regression.family")
+    if (pkg / "selection.py").exists():  # the top-k selection left moe.py for its own module
+        names["selection"] = "selection"
     return SimpleNamespace(name=f"base {rev}", **{n: importlib.import_module(f"simulations_base.{m}")
                                                   for n, m in names.items()
                                                   if (pkg / f"{m.replace('.', '/')}.py").exists()})
 
 
 def this_checkout() -> SimpleNamespace:
-    return SimpleNamespace(name="this checkout", config=new_config, grid=new_grid, moe=new_moe,
+    return SimpleNamespace(name="this checkout", config=new_config, grid=new_grid, selection=new_selection,
                            tasks=new_tasks, train=new_train, regression=new_regression)
 
 
@@ -132,7 +134,7 @@ def cpu_seconds(fn, repeats: int = 3) -> float:
 
 def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
     """CPU seconds of each piece of `bundle` trained `steps` steps (see the module docstring)."""
-    g, tr, moe = regression_helpers(impl), impl.train, impl.moe
+    g, tr, selection = regression_helpers(impl), impl.train, impl.selection
     torch.set_num_threads(bundle.threads)
     first = bundle.models[0].cell
     dtype = getattr(torch, first["dtype"])
@@ -157,7 +159,7 @@ def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
     def routing():
         with torch.no_grad():
             p = model._probs(x)
-            model._gates(p, moe.topk_mask(p, model._k_vec, model._k_min, model._k_max))
+            model._gates(p, selection.topk_mask(p, model._k_vec, model._k_min, model._k_max))
 
     def forward_backward():
         for p in model.parameters():

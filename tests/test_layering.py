@@ -1,5 +1,6 @@
-"""The layering of the packages: no import circle among the project's modules, and no import placed
-inside a function except those that spare the common path a real cost or need an optional package."""
+"""The layering of the packages: no import circle among the project's modules, the MoE layer's pieces
+(kernel, selection, gate families) below it, and no import placed inside a function except those that
+spare the common path a real cost or need an optional package."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ PACKAGES = ("simulations", "fits", "figures", "theory")
 #: pay only when they use it), scipy.special (which `import theory` avoids), Ray (an optional extra) and
 #: the TOML readers (tomllib from Python 3.11, tomli before).
 LAZY = {"theory", "theory.approximation", "scipy.special", "ray", "tomllib", "tomli"}
+#: The modules the batched MoE layer (simulations.moe) is built from: each imports no project module, so
+#: the layer sits on top of them and none reaches back into it or into the others.
+LAYER_PIECES = ("simulations.expert_kernel", "simulations.selection", "simulations.gates")
 
 
 def _modules() -> dict[str, Path]:
@@ -60,6 +64,12 @@ def test_no_import_circle():
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+def test_the_moe_layers_pieces_import_no_project_module():
+    modules = _modules()
+    for name in LAYER_PIECES:
+        assert _imported(name, modules[name], modules) == set(), name
 
 
 def test_imports_inside_functions_are_only_the_costly_or_optional_ones():

@@ -16,8 +16,9 @@ import pandas as pd
 import torch
 
 from simulations.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
+from simulations.gates import GATES, gate_family
 from simulations.gating import Gating, Points
-from simulations.moe import GATES, TopKMoE
+from simulations.moe import TopKMoE
 
 DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the gate families
 
@@ -94,10 +95,10 @@ class RouterKind:
     def frozen_at(cls, k: int, gate: str, renormalize: str, estimator: str = DEFAULT_ESTIMATOR) -> bool:
         """Whether a model of this kind at `k` gets no router gradient: one selected expert whose
         softmax or sigmoid gate is renormalized to the constant 1 (`renormalize: always`; the default
-        "k>1" keeps the raw probability at k = 1, and `uniform` passes a straight-through gradient),
-        under an estimator that learns through the gates alone."""
+        "k>1" keeps the raw probability at k = 1, and a family that does not renormalize, `uniform`,
+        passes a straight-through gradient), under an estimator that learns through the gates alone."""
         return (cls.learns_through_gates and ESTIMATORS[estimator].through_gates and k == 1
-                and gate != "uniform" and renormalize == "always")
+                and gate_family(gate).renormalizes and renormalize == "always")
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
         self.model, self.data, self.settings = model, data, settings
@@ -198,7 +199,7 @@ def experts(name: str) -> type[ExpertsKind]:
 @dataclass(frozen=True)
 class Arm:
     """One (router kind, expert kind) pair, for a router kind that uses the model's gates
-    (`RouterKind.uses_gate`) its gate family (`simulations.moe.GATES`), and for one that takes
+    (`RouterKind.uses_gate`) its gate family (`simulations.gates.GATES`), and for one that takes
     estimators (`RouterKind.takes_estimator`) its estimator (`simulations.estimators`). Its name is the
     router's with the default experts, else the expert kind's arm name (e.g. "teacher_experts", followed
     by "/<router>" for a router other than the kind's first), then "-<gate>" for a gate family other

@@ -10,6 +10,7 @@ import torch
 
 from simulations import routing
 from simulations.arms.base import Gating, Points, RouterKind, register_router
+from simulations.gates import gate_family
 
 
 @register_router
@@ -43,7 +44,7 @@ class Learned(RouterKind):
     def learns_gate_values(self) -> bool:
         """Whether its gate values depend on the scores (softmax, sigmoid), so they can learn pathwise;
         uniform gates are 1 / k whatever the scores."""
-        return self.model.gate != "uniform"
+        return not gate_family(self.model.gate).fixed_values
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         x = self.data.split(split)[0][:, points]

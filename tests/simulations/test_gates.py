@@ -1,14 +1,18 @@
 """Gate families of TopKMoE (`gate`: softmax, sigmoid, uniform): every fast impl against the per-model
 loop reference (outputs and gradients, per-model k with k = 1 among them), each family's rule against a
 hand computation, the router's gradient at k = 1, the uniform family's exact 1/k gates and its
-straight-through estimator, and the softmax family unchanged."""
+straight-through estimator, the softmax family unchanged, and the registry (a new family is one
+registered class: here a toy family defined in this test runs every impl)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from simulations.moe import GATES, RENORMALIZE, TopKMoE, topk_mask
+from simulations import gates
+from simulations.gates import GATES
+from simulations.moe import RENORMALIZE, TopKMoE
+from simulations.selection import topk_mask
 
 PARAMS = ("router", "w1", "b1", "w2", "b2")
 IMPLS = ("dense", "sparse", "reference")
@@ -179,3 +183,62 @@ def test_gate_validation_and_repr():
         moe.gate = "relu"
     moe.gate = "uniform"
     assert moe.gate == "uniform"
+
+
+def test_the_registry_keeps_the_stored_names_in_order():
+    """The names are stored in results and hashed: these three, first, in this order."""
+    assert GATES[:3] == ("softmax", "sigmoid", "uniform") and GATES == tuple(gates.GATE_FAMILIES)
+    assert all(gates.gate_family(name).name == name for name in GATES)
+    with pytest.raises(ValueError, match="registered twice"):
+        gates.register_gate(gates.GATE_FAMILIES["softmax"])
+    allowed = r"\('softmax', 'sigmoid', 'uniform'\)"
+    with pytest.raises(ValueError, match=f"gate must be one of {allowed}, got 'relu'") as err:
+        gates.gate_family("relu")
+    assert "\n" not in str(err.value)
+
+
+class SquaredGates(gates.GateFamily):
+    """A toy family: scores softmax(l)^2 (not a distribution), gated by the base class's rule."""
+
+    name = "toy_squared"
+
+    @classmethod
+    def scores(cls, logits: torch.Tensor, dim: int) -> torch.Tensor:
+        return torch.softmax(logits, dim=dim).square()
+
+
+@pytest.fixture
+def toy_gate():
+    names = gates.GATES
+    gates.register_gate(SquaredGates)
+    try:
+        yield SquaredGates
+    finally:
+        del gates.GATE_FAMILIES[SquaredGates.name]
+        gates.GATES = names
+
+
+@pytest.mark.parametrize("renormalize", RENORMALIZE)
+def test_a_new_gate_family_is_one_registered_class(toy_gate, renormalize):
+    """The toy family joins GATES and runs through TopKMoE's every impl: its scores, and the fast impls
+    agree with the loop reference."""
+    assert gates.GATES[-1] == "toy_squared" and gates.gate_family("toy_squared") is toy_gate
+    moe = model("toy_squared", renormalize)
+    assert moe.gate == "toy_squared" and "gate='toy_squared'" in repr(moe)
+    x = inputs(moe)
+    p, mask, _ = moe.route(x)
+    logits = torch.bmm(moe.router.transpose(1, 2), x.transpose(1, 2))
+    assert torch.equal(p, torch.softmax(logits, dim=1).square()) and torch.equal(mask, topk_mask(p, KS, 1, 6))
+    y_ref, lb_ref, g_ref = run(moe, x, "reference")
+    for impl in ("dense", "sparse"):
+        y, lb, g = run(moe, x, impl)
+        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(lb, lb_ref, atol=1e-5, rtol=1e-5)
+        for name, ref in g_ref.items():
+            torch.testing.assert_close(g[name], ref, atol=1e-5, rtol=1e-5, msg=f"{impl} {name}")
+
+
+def test_the_toy_family_is_gone_after_its_test():
+    assert "toy_squared" not in gates.GATES and "toy_squared" not in gates.GATE_FAMILIES
+    with pytest.raises(ValueError, match="gate must be one of"):
+        model("toy_squared")

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from simulations.moe import RENORMALIZE, TopKMoE, topk_mask
+from simulations.moe import RENORMALIZE, TopKMoE
+from simulations.selection import topk_mask
 
 PARAMS = ("router", "w1", "b1", "w2", "b2")
 FAST_IMPLS = ("dense", "sparse")

@@ -35,7 +35,7 @@ from simulations.config_schema import (
     setting,
     stable_hash,
 )
-from simulations.moe import GATES
+from simulations.gates import GATES
 
 __all__ = ["AxesConfig", "CurriculumConfig", "EstimatorsConfig", "GridConfig", "StudentConfig", "TaskConfig",
            "TrainingConfig", "validate"]

@@ -14,7 +14,7 @@ from simulations.families.regression import train as tr
 from simulations.families.regression.contextual import make_task
 from simulations.families.regression.tasks import TaskSpec
 from simulations.grid import cells
-from simulations.moe import topk_mask
+from simulations.selection import topk_mask
 
 BASE = {"task": "contextual", "n_skills": 4, "d_in": 4, "d_context": 4, "teacher_width": 8, "complexity": [2],
         "n_experts": [8], "k": [2], "n_train": [64], "width": [4], "seeds": [0], "lr": 0.01, "max_steps": 10,
