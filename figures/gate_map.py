@@ -36,13 +36,21 @@ def data(inputs) -> pd.DataFrame:
 
 @style.styled
 def plot(df: pd.DataFrame):
+    return heatmaps(df, PANELS)
+
+
+def heatmaps(df: pd.DataFrame, panels: dict[str, str]):
+    """One heatmap per panel (column of df -> title): a row per arm, a column per complexity s, the value
+    printed in each cell: recalls (names starting "recall") and routing-gain shares ("best_share") on
+    [0, 1], ratios to the oracle on [1, 10]."""
     arms = list(dict.fromkeys(df["arm"]))
     levels = sorted(df["complexity"].unique())
-    fig, axes = style.new_figure(1, 3, height_in=0.35 * len(arms) + 1.2, columns=2, sharey=True)
-    for ax, (col, title) in zip(axes[0], PANELS.items(), strict=True):
+    fig, axes = style.new_figure(1, len(panels), height_in=0.35 * len(arms) + 1.2, columns=2, sharey=True)
+    for ax, (col, title) in zip(axes[0], panels.items(), strict=True):
         grid = df.pivot_table(index="arm", columns="complexity", values=col).reindex(arms)[levels]
         values = grid.to_numpy(dtype=float)
-        name, (lo, hi) = ("viridis", (0.0, 1.0)) if col == "recall_above_chance" else ("magma_r", (1.0, 10.0))
+        name, (lo, hi) = ("viridis", (0.0, 1.0)) if col.startswith(("recall", "best_share")) else \
+            ("magma_r", (1.0, 10.0))
         cmap = plt.get_cmap(name)
         ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
         for (i, j), v in np.ndenumerate(values):

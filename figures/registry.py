@@ -16,6 +16,7 @@ FIGURE_MODULES = (
     "figures.controls",
     "figures.routing_gain",
     "figures.gate_map",
+    "figures.estimator_map",
     "figures.kstar_complexity",
     "figures.kstar_data_width",
     "figures.kstar_estimands",

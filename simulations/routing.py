@@ -59,7 +59,8 @@ def oracle_gates(z: torch.Tensor, s: torch.Tensor, k: torch.Tensor, n_experts: i
     chosen = (rank < s_) & (position < k_)  # [M, r, N, S]
     per_skill = chosen.sum(1, keepdim=True).clamp_min(1)
     gates = chosen.to(z.dtype) / (s_.to(z.dtype) * per_skill.to(z.dtype))
-    return gates.permute(0, 1, 3, 2).reshape(M, n_experts, N)  # expert e = rep * S + j
+    # expert e = rep * S + j; contiguous also at r = 1, where the reshape would be a strided view
+    return gates.permute(0, 1, 3, 2).reshape(M, n_experts, N).contiguous()
 
 
 def supervision_target(z: torch.Tensor, s: torch.Tensor, n_experts: int) -> torch.Tensor:

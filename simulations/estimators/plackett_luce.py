@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import torch
 
+from simulations.selection import ranked_top
+
 
 def gumbel_topk(log_w: torch.Tensor, exponential: torch.Tensor, k: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A ranked sample of k[m] experts per (model m, point): (order [..., M, k_max, n] long, the experts
     in the order drawn; valid [M, k_max, 1] bool, which of the k_max places model m uses). log_w
     [M, T, n] log-weights, `exponential` [..., M, T, n] Exp(1) draws (leading sample axes allowed):
-    -log of an Exp(1) draw is a Gumbel draw, so the k largest log_w - log(E) are the sample."""
-    keys = log_w.detach() - exponential.log()
+    -log of an Exp(1) draw is a Gumbel draw, so the sample is the k largest log_w - log(E), or of the
+    same order, w / E."""
     k_max = int(k.max())
-    # top-k along a contiguous last axis (much faster than along the experts' strided one)
-    order = keys.transpose(-1, -2).contiguous().topk(k_max, dim=-1, sorted=True).indices.transpose(-1, -2)
+    w = (log_w.detach() - log_w.detach().amax(-2, keepdim=True)).exp()
+    keys = (w / exponential).movedim(-2, 0)  # experts first, as the selection network wants them
+    order = ranked_top(keys, k_max).movedim(0, -2)
     valid = torch.arange(k_max, device=k.device).view(1, k_max, 1) < k.view(-1, 1, 1)
     return order, valid
 

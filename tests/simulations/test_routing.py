@@ -44,7 +44,9 @@ def test_oracle_selects_replicas_of_the_teachers_active_skills(s, T):
     x, _ = task.sample("train", 200)
     ks = torch.arange(1, T + 1)
     z = torch.as_tensor(task.scores(x)).expand(T, -1, -1)
-    gates = routing.oracle_gates(z, torch.full((T,), s), ks, T).numpy()
+    gates = routing.oracle_gates(z, torch.full((T,), s), ks, T)
+    assert gates.is_contiguous()  # at T = S (r = 1) too: the sparse layer views them flat
+    gates = gates.numpy()
     for i, k in enumerate(ks.tolist()):
         np.testing.assert_allclose(gates[i], expected_gates(task, x, k, T), rtol=0, atol=1e-15)
         # every point gets min(k, s) skills' worth of gate; at k = q * s the gates are uniform 1 / k

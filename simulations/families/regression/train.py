@@ -362,19 +362,18 @@ def _copy_models(dst: list[torch.Tensor], src: list[torch.Tensor], sel: torch.Te
 class WarmUp:
     """A first training phase (docs/tasks.md, "A single-skill phase"): `steps` Adam steps at k = 1 on
     other data of the same models (the task at s = 1), with no early stopping, before the usual training
-    starts afresh (new optimizer state) from the weights it leaves."""
+    goes on from the weights and optimizer state it leaves (one run whose data changes)."""
 
     data: BundleData
     steps: int
 
 
-def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, options: Mapping[str, Any] | None,
-             seeds: list[int] | None) -> None:
-    """Run a WarmUp phase on the bundle's models in place (a model whose loss turns non-finite stops
-    learning there; the main phase then flags it diverged)."""
+def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, opt: torch.optim.Optimizer,
+             options: Mapping[str, Any] | None, seeds: list[int] | None) -> None:
+    """Run a WarmUp phase on the bundle's models in place, with the main phase's optimizer (a model
+    whose loss turns non-finite stops learning there; the main phase then flags it diverged)."""
     student = Student(model, warm_up.data, settings, options, seeds, stream=1)
     params = [p for _, p in student.trainable()]
-    opt = torch.optim.Adam(student.param_groups(settings.lr), lr=settings.lr, foreach=True)
     own_k = model.k
     model.k = 1
     for _ in range(warm_up.steps):
@@ -393,12 +392,12 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings,
     """Train every model of the bundle; one row of metrics per model, in model order. `options` and
     `seeds`: see Student; `warm_up`: a first phase on other data (None: none)."""
     t0 = time.perf_counter()
-    if warm_up is not None and warm_up.steps > 0:
-        _warm_up(model, settings, warm_up, options, seeds)
     student = Student(model, data, settings, options, seeds)
     params = [p for _, p in student.trainable()]
     # foreach: the same bits as the per-tensor loop
     opt = torch.optim.Adam(student.param_groups(settings.lr), lr=settings.lr, foreach=True)
+    if warm_up is not None and warm_up.steps > 0:
+        _warm_up(model, settings, warm_up, opt, options, seeds)
     M, dev = model.n_models, data.x_train.device
     best = [p.detach().clone() for p in params]
     best_val = torch.full((M,), math.inf, dtype=data.x_train.dtype, device=dev)
