@@ -158,8 +158,11 @@ def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
 
     def routing():
         with torch.no_grad():
-            p = model._probs(x)
-            model._gates(p, selection.topk_mask(p, model._k_vec, model._k_min, model._k_max))
+            if isinstance(model.router, torch.nn.Module):  # the layer's own Router (since it has one)
+                model.router.route(x)
+            else:
+                p = model._probs(x)
+                model._gates(p, selection.topk_mask(p, model._k_vec, model._k_min, model._k_max))
 
     def forward_backward():
         for p in model.parameters():

@@ -74,7 +74,7 @@ def gemm_gflops(device: torch.device, repeats: int, n: int = 2048) -> float:
 
 def loop_forward(params: dict[str, torch.Tensor], x: torch.Tensor, k: int) -> torch.Tensor:
     """Reference (a): per model, torch.topk routing, then per expert gather its tokens and run it."""
-    router, w1, b1, w2, b2 = (params[n] for n in ("router", "w1", "b1", "w2", "b2"))
+    router, w1, b1, w2, b2 = (params[n] for n in ("router.weight", "w1", "b1", "w2", "b2"))
     M, N, _ = x.shape
     T = router.shape[-1]
     outs = []
@@ -108,7 +108,7 @@ def _one_model_dense(router, w1, b1, w2, b2, x, k: int):
 def vmap_forward(params: dict[str, torch.Tensor], x: torch.Tensor, k: int) -> torch.Tensor:
     """Reference (b): torch.func.vmap of a one-model dense top-k function over stacked weights."""
     f = vmap(lambda r, a, b, c, d, xx: _one_model_dense(r, a, b, c, d, xx, k))
-    return f(params["router"], params["w1"], params["b1"], params["w2"], params["b2"], x)
+    return f(params["router.weight"], params["w1"], params["b1"], params["w2"], params["b2"], x)
 
 
 def make_step(forward: Callable[[torch.Tensor], torch.Tensor], params, x, target) -> Callable[[], None]:

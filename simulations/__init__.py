@@ -1,5 +1,5 @@
-"""simulations: the compositional task, the batched top-k MoE and Soft MoE layers, the bundle trainer and
-the grid with its results store.
+"""simulations: the compositional task, the batched top-k MoE layer (with its router) and the Soft MoE
+layer, the bundle trainer and the grid with its results store.
 
 Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md),
 `python -m simulations.families.sraven` (docs/sraven.md; both on the grid driver, over the task families
@@ -14,8 +14,9 @@ from .families.regression.config import GridConfig
 from .families.regression.tasks import CompositionalTask, TaskSpec
 from .families.regression.train import train_bundle
 from .families.softmoe import SoftMoE
-from .moe import RouterStats, TopKMoE
+from .moe import TopKMoE
 from .results import load, load_k_eval
+from .router import Router, RouterStats
 
 # Imported on first use: importing the grid module here would make `python -m simulations.grid` warn.
 _LAZY = {"run_grid": "simulations.grid", "run_bundle": "simulations.grid"}
@@ -31,6 +32,7 @@ __all__ = [
     "CompositionalTask",
     "ConfigError",
     "GridConfig",
+    "Router",
     "RouterStats",
     "SoftMoE",
     "TaskSpec",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -198,6 +198,24 @@ def setting(default: Any, check: Callable[[str, Any], Any], *, since: Any = data
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoSettings:
+    """The settings of a registered kind (an estimator, a router kind) that declares none."""
+
+
+def gathered(settings_classes: Iterable[type]) -> list[tuple[str, type, dataclasses.Field]]:
+    """The fields of registered kinds' own settings classes (frozen dataclasses of `setting`s), as the
+    (name, type, field) triples of one config section (`dataclasses.make_dataclass`), in order; a field a
+    subclass inherits is listed once; TypeError if two classes declare a setting of the same name."""
+    out: dict[str, tuple[str, type, dataclasses.Field]] = {}
+    for cls in settings_classes:
+        for f in dataclasses.fields(cls):
+            if f.name in out and out[f.name][2] is not f:
+                raise TypeError(f"setting {f.name!r} is declared twice")
+            out[f.name] = (f.name, f.type, f)
+    return list(out.values())
 
 
 def section(cls: type, *, hashed: bool = True, axes: bool = False) -> Any:

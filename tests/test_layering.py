@@ -1,6 +1,6 @@
 """The layering of the packages: no import circle among the project's modules, the MoE layer's pieces
-(kernel, selection, gate families) below it, and no import placed inside a function except those that
-spare the common path a real cost or need an optional package."""
+(kernel, selection, gate families, gating) below its router and the layer, and no import placed inside
+a function except those that spare the common path a real cost or need an optional package."""
 
 from __future__ import annotations
 
@@ -13,9 +13,15 @@ PACKAGES = ("simulations", "fits", "figures", "theory")
 #: pay only when they use it), scipy.special (which `import theory` avoids), Ray (an optional extra) and
 #: the TOML readers (tomllib from Python 3.11, tomli before).
 LAZY = {"theory", "theory.approximation", "scipy.special", "ray", "tomllib", "tomli"}
-#: The modules the batched MoE layer (simulations.moe) is built from: each imports no project module, so
-#: the layer sits on top of them and none reaches back into it or into the others.
-LAYER_PIECES = ("simulations.expert_kernel", "simulations.selection", "simulations.gates")
+#: The modules the batched MoE layer (simulations.moe) and its router (simulations.router) are built from:
+#: each imports no project module, so the router and the layer sit on top of them and none reaches back
+#: into them or into the others.
+LAYER_PIECES = ("simulations.expert_kernel", "simulations.selection", "simulations.gates",
+                "simulations.gating")
+#: What the router and the layer may import of the project: the router the pieces, the layer the pieces
+#: and the router (never the arms, estimators or families built on them).
+ON_THE_PIECES = {"simulations.router": set(LAYER_PIECES),
+                 "simulations.moe": {*LAYER_PIECES, "simulations.router"}}
 
 
 def _modules() -> dict[str, Path]:
@@ -70,6 +76,12 @@ def test_the_moe_layers_pieces_import_no_project_module():
     modules = _modules()
     for name in LAYER_PIECES:
         assert _imported(name, modules[name], modules) == set(), name
+
+
+def test_the_router_sits_on_the_pieces_and_the_layer_on_the_router():
+    modules = _modules()
+    for name, allowed in ON_THE_PIECES.items():
+        assert _imported(name, modules[name], modules) <= allowed, name
 
 
 def test_imports_inside_functions_are_only_the_costly_or_optional_ones():

@@ -13,10 +13,11 @@ Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `rout
 the gate family of rows without a `gate` column), `estimators_of(router kind)` (the estimators it trains
 with, simulations.estimators),
 `primary()` (the arm the toolkit's question is about) and `primary_rows(rows)`, `reference()` (the arm whose
-routing is given: the theory's modular student); for writing a kind: `RouterKind`, `ExpertsKind`,
-`Gating` (what a router's gating returns), `Points`, and the protocols `BundleView` and
-`RouterSettings` (what a kind reads of the bundle's data and settings). No module of the package may
-be named as one of these (importing it would replace the name).
+routing is given: the theory's modular student), `settings_fields()` (every router kind's own settings,
+the config's `routers` section); for writing a kind: `RouterKind` (with its `Settings`), `ExpertsKind`,
+`Gating` (what a router's gating returns), `Points`, and the protocol `BundleView` (what a kind reads
+of the bundle's data). No module of the package may be named as one of these (importing it would
+replace the name).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from simulations.arms.base import (
     Gating,
     Points,
     RouterKind,
-    RouterSettings,
     arm,
     arm_named,
     arm_names,
@@ -48,6 +48,7 @@ from simulations.arms.base import (
     register_experts,
     register_router,
     router,
+    settings_fields,
 )
 
 for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -55,6 +56,6 @@ for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["ARM_COLUMNS", "DEFAULT_GATE", "EXPERTS", "ROUTERS", "Arm", "BundleView", "ExpertsKind", "Gating",
-           "Points", "RouterKind", "RouterSettings", "arm", "arm_named", "arm_names", "arms", "estimators_of",
-           "experts",
-           "primary", "primary_rows", "reference", "register_experts", "register_router", "router"]
+           "Points", "RouterKind", "arm", "arm_named", "arm_names", "arms", "estimators_of", "experts",
+           "primary", "primary_rows", "reference", "register_experts", "register_router", "router",
+           "settings_fields"]

@@ -3,18 +3,21 @@
 A kind is a class whose class attributes say what the fits and figures need to know about it (its name,
 label, order, whether it routes, where its k* comes from) and whose methods say how a bundle of students
 of that kind gates, trains and evaluates: the regression trainer builds one instance of the bundle's router
-kind and one of its expert kind (each bound to the bundle's model, data and settings) and asks them.
+kind (bound to the bundle's model, data, its own settings and the models' seeds) and one of its expert
+kind (bound to the model and data) and asks them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 import torch
 
+from simulations.config_schema import NoSettings, gathered
 from simulations.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from simulations.gates import GATES, gate_family
 from simulations.gating import Gating, Points
@@ -24,7 +27,6 @@ DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the g
 
 ROUTERS: dict[str, type[RouterKind]] = {}
 EXPERTS: dict[str, type[ExpertsKind]] = {}
-
 
 
 class BundleView(Protocol):
@@ -42,15 +44,9 @@ class BundleView(Protocol):
         """The s of a split's points: [M, n] for a mixed-complexity task, else each model's s [M]."""
         ...
 
-
-class RouterSettings(Protocol):
-    """The training settings a router kind reads (simulations.families.regression.train.TrainSettings)."""
-
-    router_lr_mult: float  # the router's learning rate as a multiple of the bundle's
-    balance_loss: float  # weight of the load-balancing loss
-    router_noise: float  # sd of the N(0, .) jitter on the router's logits in training steps
-    top_p: float  # the top_p router's cumulative-probability threshold
-    top_p_entropy: float  # weight of the top_p router's entropy loss on its probabilities
+    def valid(self, split: str, points: Points = slice(None)) -> torch.Tensor:
+        """Bool [M, n]: which of a split's points are each model's own (the training split is padded)."""
+        ...
 
 
 class RouterKind:
@@ -64,7 +60,7 @@ class RouterKind:
         k*, no routing measures and no inference-time-k curve.
     needs_replicas: n_experts must be a multiple of n_skills (r replicas of each skill).
     k_source: the k* estimator the fits use for this arm (None: the CLI's --k-source).
-    trains: the TopKMoE parameters it trains.
+    trains: the TopKMoE parameters it trains (by name: "router.weight", ...).
     uses_gate: its gates are the model's own gate family's (TopKMoE `gate`), so the grid's `gate` axis
         varies it; a kind with other gates (fixed ones) has its cells once, at gate "softmax".
     learns_through_gates: its router learns only through the gates' effect on the task loss (no loss of
@@ -72,10 +68,16 @@ class RouterKind:
         through the gates (`frozen_at`).
     takes_estimator: the grid's `estimator` axis varies how it learns its top-k selection
         (simulations.estimators); every other kind trains with the pathwise estimator.
+    Settings: its own settings, a frozen dataclass of `simulations.config_schema.setting`s (a subclass
+        may extend its parent's); the config's `routers` section gathers every kind's (`settings_fields`),
+        so their names are unique across kinds.
 
-    An instance is one bundle's router: `route` gates (in training, with its jitter), `aux_loss` is
-    its term of the training loss, `gates_by_k` gates at every k = 1..T (inference-time k), `lr_mult`
-    scales its parameters' learning rate.
+    An instance is one bundle's router, bound to the bundle's model (its `router`, a
+    simulations.router.Router, is what a learned kind trains), data, its own settings (built from the
+    cell's flat values) and `seeds` (one tuple of ints per model: the generators of a kind that draws,
+    simulations.streams). `route` gates (in training, with its jitter), `aux_loss` is its term of the
+    training loss, `gates_by_k` gates at every k = 1..T (inference-time k), `lr_mult` scales its
+    parameters' learning rate.
     """
 
     name: ClassVar[str]
@@ -90,6 +92,7 @@ class RouterKind:
     uses_gate: ClassVar[bool] = False
     learns_through_gates: ClassVar[bool] = False
     takes_estimator: ClassVar[bool] = False
+    Settings: ClassVar[type] = NoSettings
 
     @classmethod
     def frozen_at(cls, k: int, gate: str, renormalize: str, estimator: str = DEFAULT_ESTIMATOR) -> bool:
@@ -100,8 +103,8 @@ class RouterKind:
         return (cls.learns_through_gates and ESTIMATORS[estimator].through_gates and k == 1
                 and gate_family(gate).renormalizes and renormalize == "always")
 
-    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
-        self.model, self.data, self.settings = model, data, settings
+    def __init__(self, model: TopKMoE, data: BundleView, settings: Any, seeds: list[tuple[int, ...]]) -> None:
+        self.model, self.data, self.settings, self.seeds = model, data, settings, seeds
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         """The gating of a split's points at the model's k (`training`: as in a training step)."""
@@ -133,8 +136,8 @@ class ExpertsKind:
     needs_expert_out: its bundles' data carry the teacher-expert outputs (`BundleData.expert_out`).
     trains: the TopKMoE parameters it trains.
 
-    An instance is one bundle's experts: `combine` weighs them by a gating, `outputs` gives every
-    expert's output (to regate them at every k).
+    An instance is one bundle's experts (bound to its model and data): `combine` weighs them by a
+    gating, `outputs` gives every expert's output (to regate them at every k).
     """
 
     name: ClassVar[str]
@@ -147,8 +150,8 @@ class ExpertsKind:
     default: ClassVar[bool] = False  # the expert kind whose arms are named by their router
     trains: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
-        self.model, self.data, self.settings = model, data, settings
+    def __init__(self, model: TopKMoE, data: BundleView) -> None:
+        self.model, self.data = model, data
 
     def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor:
         """Predictions [M, n, 1] on a split's points: the gate-weighted sum of the selected experts."""
@@ -173,6 +176,12 @@ def register_router(cls: type[RouterKind]) -> type[RouterKind]:
         raise ValueError(f"router kind {cls.name!r} is registered twice")
     ROUTERS[cls.name] = cls
     return cls
+
+
+def settings_fields() -> list[tuple[str, type, dataclasses.Field]]:
+    """Every registered router kind's own settings as (name, type, field) triples, in registration order
+    (the config's `routers` section); TypeError if two kinds name a setting alike."""
+    return gathered(cls.Settings for cls in ROUTERS.values())
 
 
 def register_experts(cls: type[ExpertsKind]) -> type[ExpertsKind]:

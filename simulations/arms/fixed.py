@@ -5,18 +5,19 @@ split, on first use."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from simulations.arms.base import BundleView, Gating, Points, RouterKind, RouterSettings
+from simulations.arms.base import BundleView, Gating, Points, RouterKind
 from simulations.moe import TopKMoE
 
 
 class FixedGates(RouterKind):
     """A router kind that gates by `gates(split, points, k)`; its selection is the positive gates."""
 
-    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
-        super().__init__(model, data, settings)
+    def __init__(self, model: TopKMoE, data: BundleView, settings: Any, seeds: list[tuple[int, ...]]) -> None:
+        super().__init__(model, data, settings, seeds)
         self._at_model_k: dict[str, torch.Tensor] = {}
 
     def gates(self, split: str, points: Points, k: torch.Tensor) -> torch.Tensor:
@@ -25,11 +26,11 @@ class FixedGates(RouterKind):
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         if split not in self._at_model_k:
-            self._at_model_k[split] = self.gates(split, slice(None), self.model._k_vec)
+            self._at_model_k[split] = self.gates(split, slice(None), self.model.router.k_per_model)
         g = self._at_model_k[split][:, :, points]
         return Gating(g > 0, g)
 
     def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
-        k = self.model._k_vec
+        k = self.model.router.k_per_model
         for j in range(self.model.n_experts):
             yield self.gates(split, points, torch.full_like(k, j + 1))

@@ -1,70 +1,103 @@
-"""The learned router: linear scores, top-k selection and the model's gate family (TopKMoE.route: softmax
-by default, sigmoid or uniform by the grid's `gate` axis), with its training options: a learning-rate
-multiple, a load-balancing loss and logit jitter."""
+"""The learned router: the model's own router (simulations.router.Router: linear scores, top-k selection
+and the model's gate family, softmax by default, sigmoid or uniform by the grid's `gate` axis), with its
+training options: a learning-rate multiple, a load-balancing loss and logit jitter."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from simulations import routing
-from simulations.arms.base import Gating, Points, RouterKind, register_router
-from simulations.gates import gate_family
+from simulations import routing, streams
+from simulations.arms.base import BundleView, Gating, Points, RouterKind, register_router
+from simulations.config_schema import Number, setting
+from simulations.moe import TopKMoE
+
+
+@dataclass(frozen=True)
+class LearnedSettings:
+    """router_lr_mult: its learning rate as a multiple of the bundle's; balance_loss: the weight of the
+    load-balancing loss; router_noise: the sd of the N(0, .) jitter on its logits in training steps."""
+
+    router_lr_mult: float = setting(1.0, Number(positive=True), since=1.0)
+    balance_loss: float = setting(0.0, Number(), since=0.0)
+    router_noise: float = setting(0.0, Number(), since=0.0)
 
 
 @register_router
 class Learned(RouterKind):
+    """The estimator-facing methods (`probs`, `gates_on`, `k`, `learns_gate_values`, `route`,
+    `aux_loss`) are what simulations.estimators read of a router that takes them."""
+
     name = "learned"
     label = "learned router"
     order = 0
     primary = True
-    trains = ("router",)
+    trains = ("router.weight",)
     uses_gate = True
     learns_through_gates = True
     takes_estimator = True
+    Settings = LearnedSettings
+
+    def __init__(self, model: TopKMoE, data: BundleView, settings: Any, seeds: list[tuple[int, ...]]) -> None:
+        super().__init__(model, data, settings, seeds)
+        self._jitter_streams = streams.generators(seeds, "router_noise")
 
     def probs(self, split: str, points: Points = slice(None), training: bool = False) -> torch.Tensor:
         """The router's scores p [M, T, n] on a split's points (the gate family's; `training`: with the
         training jitter), differentiable: what an estimator samples from and gates with."""
         x = self.data.split(split)[0][:, points]
-        self.model._check_input(x)
-        return self.model._probs(x, self.settings.router_noise if training else 0.0)
+        return self.model.router.scores(x, self._jitter(split, points, x) if training else None)
 
     def gates_on(self, p: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
         """The model's gates [M, T, n] on a selection `selected` from scores p, at the model's k."""
-        return self.model._gates(p, selected)
+        return self.model.router.gates(p, selected)
 
     @property
     def k(self) -> torch.Tensor:
         """Each model's k, [M] long."""
-        return self.model._k_vec
+        return self.model.router.k_per_model
 
     @property
     def learns_gate_values(self) -> bool:
         """Whether its gate values depend on the scores (softmax, sigmoid), so they can learn pathwise;
         uniform gates are 1 / k whatever the scores."""
-        return not gate_family(self.model.gate).fixed_values
+        return not self.model.router.family.fixed_values
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         x = self.data.split(split)[0][:, points]
-        p, mask, gates = self.model.route(x, self.settings.router_noise if training else 0.0)
-        return Gating(mask, gates, p)
+        return self.model.router.route(x, noise=self._jitter(split, points, x) if training else None)
+
+    def _jitter(self, split: str, points: Points, x: torch.Tensor) -> torch.Tensor | None:
+        """The training jitter [M, T, n] on the logits of a split's points x, N(0, router_noise^2) (None
+        at router_noise 0). Model m's comes from its own generator (simulations.streams), drawn point by
+        point for its own points only (0 on padding), so its draws depend on its seeds, its points and
+        the step, never on the bundle it is in."""
+        if self.settings.router_noise <= 0:
+            return None
+        valid = self.data.valid(split, points).cpu()
+        noise = torch.zeros(*valid.shape, self.model.n_experts, dtype=x.dtype)  # [M, n, T]
+        for m, gen in enumerate(self._jitter_streams):
+            noise[m, valid[m]] = torch.randn(int(valid[m].sum()), self.model.n_experts, generator=gen,
+                                             dtype=x.dtype)
+        return (self.settings.router_noise * noise).transpose(1, 2).to(x.device)
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
         """The load-balancing loss weighted by `balance_loss` (None at weight 0)."""
         if self.settings.balance_loss > 0:
-            stats = self.model._stats(gating.probs, gating.selected)
+            stats = self.model.router.stats(gating.probs, gating.selected)
             return self.settings.balance_loss * stats.load_balancing_loss
         return None
 
     def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
         """The top-k experts of one sort for every k (topk_mask's rule: ties go to the lower index),
         gated by the model's rule at that k."""
-        p = self.model._probs(self.data.split(split)[0][:, points])
+        p = self.probs(split, points)
         rank = routing.skill_ranks(p.transpose(1, 2)).transpose(1, 2)  # [M, T, n]: each expert's place
         for j in range(self.model.n_experts):
-            yield self.model._gates(p, rank <= j, k=j + 1)
+            yield self.model.router.gates(p, rank <= j, k=j + 1)
 
     def lr_mult(self) -> float:
         return self.settings.router_lr_mult

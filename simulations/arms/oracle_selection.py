@@ -31,11 +31,11 @@ class OracleSelection(Learned):
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         p = self.probs(split, points, training)
-        selected = self._selection(split, points, self.model._k_vec)
-        return Gating(selected, self.model._gates(p, selected), p)
+        selected = self._selection(split, points, self.model.router.k_per_model)
+        return Gating(selected, self.model.router.gates(p, selected), p)
 
     def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
         p = self.probs(split, points)
         for j in range(self.model.n_experts):
-            k = torch.full_like(self.model._k_vec, j + 1)
-            yield self.model._gates(p, self._selection(split, points, k), k=j + 1)
+            k = torch.full_like(self.model.router.k_per_model, j + 1)
+            yield self.model.router.gates(p, self._selection(split, points, k), k=j + 1)

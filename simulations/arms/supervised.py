@@ -4,10 +4,12 @@ learned router's are."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from simulations import routing
-from simulations.arms.base import BundleView, Gating, Points, RouterSettings, register_router
+from simulations.arms.base import BundleView, Gating, Points, register_router
 from simulations.arms.learned import Learned
 from simulations.moe import TopKMoE
 
@@ -24,8 +26,8 @@ class Supervised(Learned):
     takes_estimator = False
     learns_through_gates = False  # its cross-entropy to the targets trains it at every k
 
-    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
-        super().__init__(model, data, settings)
+    def __init__(self, model: TopKMoE, data: BundleView, settings: Any, seeds: list[tuple[int, ...]]) -> None:
+        super().__init__(model, data, settings, seeds)
         self.target = routing.supervision_target(data.z["train"], data.levels("train"), model.n_experts)
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
@@ -34,8 +36,8 @@ class Supervised(Learned):
         if split != "train":
             raise ValueError(f"router supervision uses the training split's targets, not {split!r}")
         balance = super().aux_loss(gating, split, points)
-        x = self.data.split(split)[0][:, points]
-        logp = self.model._probs(x).clamp_min(torch.finfo(x.dtype).tiny).log()
+        p = self.probs(split, points)
+        logp = p.clamp_min(torch.finfo(p.dtype).tiny).log()
         ce = -(self.target[:, :, points] * logp).sum(1)  # [M, n]
         mask = self.data.mask_train[:, points]
         supervision = WEIGHT * (ce * mask).sum(1) / mask.sum(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from simulations.arms.base import BundleView, ExpertsKind, Gating, Points, RouterSettings, register_experts
+from simulations.arms.base import BundleView, ExpertsKind, Gating, Points, register_experts
 from simulations.moe import TopKMoE
 
 
@@ -22,11 +22,11 @@ class TeacherExperts(ExpertsKind):
     needs_replicas = True
     needs_expert_out = True
 
-    def __init__(self, model: TopKMoE, data: BundleView, settings: RouterSettings) -> None:
+    def __init__(self, model: TopKMoE, data: BundleView) -> None:
         if not data.expert_out:
             raise ValueError("teacher experts need the bundle's teacher-expert outputs "
                              "(make_bundle_data(..., n_experts=T))")
-        super().__init__(model, data, settings)
+        super().__init__(model, data)
 
     def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor:
         return torch.einsum("mtn,mnt->mn", gating.gates, self.data.expert_out[split][:, points]).unsqueeze(-1)
@@ -37,5 +37,5 @@ class TeacherExperts(ExpertsKind):
     def skill_of_expert(self, n_skills: int) -> torch.Tensor:
         """Expert e = rep * S + j is skill j, for every model."""
         T = self.model.n_experts
-        skills = torch.arange(T, device=self.model.router.device) % n_skills
+        skills = torch.arange(T, device=self.model.w1.device) % n_skills
         return skills.expand(self.model.n_models, T)

@@ -2,7 +2,7 @@
 probabilities, but each input takes its experts in descending order of probability until their
 cumulative probability reaches `top_p`, at most k_max (the cell's k) and at least one, so the number of
 experts per input is the router's choice. Gates follow the model's own gate rule on that selection
-(`TopKMoE._gates` at k_max), so a renormalized gate sums to 1 over the selected experts.
+(`Router.gates` at k_max), so a renormalized gate sums to 1 over the selected experts.
 
 Training options are the learned router's (learning-rate multiple, load balancing, logit jitter) plus
 Huang et al.'s dynamic loss: `top_p_entropy` x the mean entropy of the router probabilities over the
@@ -13,11 +13,13 @@ would always need k_max experts to pass the threshold.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
 from simulations.arms.base import Gating, Points, register_router
-from simulations.arms.learned import Learned
+from simulations.arms.learned import Learned, LearnedSettings
+from simulations.config_schema import Number, UnitInterval, setting
 
 
 def top_p_mask(p: torch.Tensor, top_p: float, k_max: torch.Tensor) -> torch.Tensor:
@@ -34,6 +36,15 @@ def top_p_mask(p: torch.Tensor, top_p: float, k_max: torch.Tensor) -> torch.Tens
     return torch.zeros_like(p, dtype=torch.bool).scatter_(1, order, keep)
 
 
+@dataclass(frozen=True)
+class TopPSettings(LearnedSettings):
+    """The learned router's, plus top_p: the cumulative-probability threshold; top_p_entropy: the weight
+    of the entropy ("dynamic") loss on the router probabilities."""
+
+    top_p: float = setting(0.5, UnitInterval(), since=0.5)
+    top_p_entropy: float = setting(0.0, Number(), since=0.0)
+
+
 @register_router
 class TopP(Learned):
     name = "top_p"
@@ -41,13 +52,12 @@ class TopP(Learned):
     order = 4
     primary = False
     takes_estimator = False  # its selection is not a top-k: the estimators sample top-k sets
+    Settings = TopPSettings
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
-        x = self.data.split(split)[0][:, points]
-        self.model._check_input(x)
-        p = self.model._probs(x, self.settings.router_noise if training else 0.0)
-        mask = top_p_mask(p, self.settings.top_p, self.model._k_vec)
-        return Gating(mask, self.model._gates(p, mask), p)
+        p = self.probs(split, points, training)
+        mask = top_p_mask(p, self.settings.top_p, self.model.router.k_per_model)
+        return Gating(mask, self.model.router.gates(p, mask), p)
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
         """The learned router's load-balancing term plus `top_p_entropy` x the mean entropy [M] of the
@@ -57,14 +67,13 @@ class TopP(Learned):
             return balance
         p = gating.probs
         entropy = -(p * p.clamp_min(torch.finfo(p.dtype).tiny).log()).sum(1)  # [M, n]
-        mask = self.data.mask_train[:, points] if split == "train" else \
-            torch.ones_like(entropy, dtype=torch.bool)
+        mask = self.data.valid(split, points)
         term = self.settings.top_p_entropy * (entropy * mask).sum(1) / mask.sum(1)
         return term if balance is None else balance + term
 
     def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
         """The top-p selection with k_max = 1, 2, ..., T in turn, gated by the model's rule at that k."""
-        p = self.model._probs(self.data.split(split)[0][:, points])
+        p = self.probs(split, points)
         for j in range(self.model.n_experts):
-            k = torch.full_like(self.model._k_vec, j + 1)
-            yield self.model._gates(p, top_p_mask(p, self.settings.top_p, k), k=j + 1)
+            k = torch.full_like(self.model.router.k_per_model, j + 1)
+            yield self.model.router.gates(p, top_p_mask(p, self.settings.top_p, k), k=j + 1)

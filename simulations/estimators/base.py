@@ -12,9 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
 import torch
 
+from simulations import streams
+from simulations.config_schema import NoSettings, gathered
 from simulations.gating import Gating, Points
 
 ESTIMATORS: dict[str, type[Estimator]] = {}
@@ -72,11 +73,6 @@ class StudentView(Protocol):
     experts: ExpertsView
 
 
-@dataclass(frozen=True)
-class NoSettings:
-    """The settings of an estimator that has none."""
-
-
 class Estimator:
     """How a training step's loss trains a router's selection.
 
@@ -106,13 +102,10 @@ class Estimator:
 
     def exponential(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """Exp(1) draws [*shape[:-3], M, T, n] (as -log U, faster than torch's exponential_), model m's
-        from its own generator (seeded by its seeds and this estimator's name), on `like`'s device and
-        dtype."""
+        from its own generator (simulations.streams: seeded by its seeds and this estimator's name), on
+        `like`'s device and dtype."""
         if self._generators is None:
-            key = int.from_bytes(self.name.encode()[:8], "little")
-            self._generators = [torch.Generator().manual_seed(
-                int(np.random.SeedSequence([*s, key]).generate_state(1, dtype=np.uint64)[0] >> 1))
-                for s in self.seeds]
+            self._generators = streams.generators(self.seeds, self.name)
         lead, per_model = shape[:-3], shape[-2:]
         u = torch.stack([torch.rand((*lead, *per_model), generator=g, dtype=like.dtype)
                          for g in self._generators], dim=len(lead))
@@ -136,10 +129,4 @@ def estimator(name: str) -> type[Estimator]:
 def settings_fields() -> list[tuple[str, type, dataclasses.Field]]:
     """Every registered estimator's settings as (name, type, field) triples, in registration order (the
     config's `estimators` section); TypeError if two estimators name a setting alike."""
-    out: dict[str, tuple[str, type, dataclasses.Field]] = {}
-    for cls in ESTIMATORS.values():
-        for f in dataclasses.fields(cls.Settings):
-            if f.name in out:
-                raise TypeError(f"estimator setting {f.name!r} is declared twice")
-            out[f.name] = (f.name, f.type, f)
-    return list(out.values())
+    return gathered(cls.Settings for cls in ESTIMATORS.values())

@@ -11,10 +11,11 @@ import torch
 
 from simulations import gates
 from simulations.gates import GATES
-from simulations.moe import RENORMALIZE, TopKMoE
+from simulations.moe import TopKMoE
+from simulations.router import RENORMALIZE
 from simulations.selection import topk_mask
 
-PARAMS = ("router", "w1", "b1", "w2", "b2")
+PARAMS = ("router.weight", "w1", "b1", "w2", "b2")
 IMPLS = ("dense", "sparse", "reference")
 KS = torch.tensor([1, 2, 6, 3, 1, 5])  # per-model k, k = 1 twice (M = 6, T = 6)
 
@@ -28,6 +29,12 @@ def inputs(moe: TopKMoE, n: int = 15, seed: int = 2) -> torch.Tensor:
     return torch.randn(moe.n_models, n, moe.d_in, generator=torch.Generator().manual_seed(seed))
 
 
+def routed(moe: TopKMoE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The router's scores, selection and gates on x."""
+    gating = moe.router.route(x)
+    return gating.probs, gating.selected, gating.gates
+
+
 def run(moe: TopKMoE, x: torch.Tensor, impl: str):
     """Output, load-balancing loss and gradients (every parameter and x) of one impl."""
     moe.impl = impl
@@ -36,7 +43,7 @@ def run(moe: TopKMoE, x: torch.Tensor, impl: str):
     y, stats = moe(x, return_stats=True)
     w = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype).view_as(y)
     ((w * y).sum() + (y**2).sum() + stats.load_balancing_loss.sum()).backward()
-    grads = {n: getattr(moe, n).grad.clone() for n in PARAMS}
+    grads = {n: moe.get_parameter(n).grad.clone() for n in PARAMS}
     grads["x"] = x.grad.clone()
     return y.detach(), stats.load_balancing_loss.detach(), grads
 
@@ -81,7 +88,7 @@ def test_the_router_learns_at_k1(gate, impl):
         moe.impl = impl
         x = inputs(moe)
         moe(x).square().sum().backward()
-        per_model = moe.router.grad.abs().flatten(1).sum(1)
+        per_model = moe.router.weight.grad.abs().flatten(1).sum(1)
         assert bool((per_model > 1e-6).all()) == expect, (g, per_model)
         if not expect and impl != "reference":  # the loop reference's p / p leaks rounding
             assert torch.equal(per_model, torch.zeros_like(per_model))
@@ -91,10 +98,11 @@ def test_the_router_learns_at_k1(gate, impl):
 def test_uniform_forward_gates_are_exactly_one_over_k(impl):
     moe = model("uniform", seed=8)
     x = inputs(moe)
-    p, mask, gates = moe.route(x)
+    p, mask, gates = routed(moe, x)
     expected = mask.double() / KS.view(-1, 1, 1).double()
     assert torch.equal(gates.detach().double(), expected.to(gates.dtype).double())
-    assert torch.equal(p, torch.softmax(torch.bmm(moe.router.transpose(1, 2), x.transpose(1, 2)), dim=1))
+    logits = torch.bmm(moe.router.weight.transpose(1, 2), x.transpose(1, 2))
+    assert torch.equal(p, torch.softmax(logits, dim=1))
     moe.impl = impl
     with torch.no_grad():
         y = moe(x)
@@ -111,9 +119,9 @@ def test_uniform_straight_through_has_the_softmax_gates_gradient():
     grads = {}
     for gate in ("uniform", "softmax"):
         moe = model(gate, renormalize="never")
-        p, mask, gates = moe.route(x)
+        p, mask, gates = routed(moe, x)
         (c * gates).sum().backward()
-        grads[gate] = moe.router.grad
+        grads[gate] = moe.router.weight.grad
     torch.testing.assert_close(grads["uniform"], grads["softmax"], atol=1e-6, rtol=1e-6)
     assert grads["uniform"].abs().flatten(1).sum(1).min() > 0
 
@@ -124,8 +132,8 @@ def test_sigmoid_gates_by_hand(renormalize):
     where renormalize applies; "always" at k = 1 is the constant 1."""
     moe = model("sigmoid", renormalize)
     x = inputs(moe)
-    p, mask, gates = moe.route(x)
-    logits = torch.bmm(moe.router.transpose(1, 2), x.transpose(1, 2))
+    p, mask, gates = routed(moe, x)
+    logits = torch.bmm(moe.router.weight.transpose(1, 2), x.transpose(1, 2))
     assert torch.equal(p, torch.sigmoid(logits))
     assert torch.equal(mask, topk_mask(p, KS, 1, 6))
     kept = p * mask
@@ -143,12 +151,12 @@ def test_softmax_is_the_old_rule_bit_for_bit():
     p = softmax(router logits), top-k of p, kept p divided by their sum for k > 1, raw at k = 1."""
     moe, default = model("softmax"), TopKMoE(6, 6, 3, 4, 2, k=KS, seed=3)
     x = inputs(moe)
-    p = torch.softmax(torch.bmm(moe.router.transpose(1, 2), x.transpose(1, 2)), dim=1)
+    p = torch.softmax(torch.bmm(moe.router.weight.transpose(1, 2), x.transpose(1, 2)), dim=1)
     mask = topk_mask(p, KS, 1, 6)
     kept = p * mask
     old = torch.where((KS > 1)[:, None, None], kept / kept.sum(1, keepdim=True), kept)
     for m in (moe, default):
-        got_p, got_mask, got_gates = m.route(x)
+        got_p, got_mask, got_gates = routed(m, x)
         assert torch.equal(got_p, p) and torch.equal(got_mask, mask) and torch.equal(got_gates, old)
         for impl in ("dense", "sparse"):
             m.impl = impl
@@ -157,16 +165,16 @@ def test_softmax_is_the_old_rule_bit_for_bit():
 
 @pytest.mark.parametrize("gate", GATES)
 def test_gates_on_a_given_selection(gate):
-    """_gates(p, selection, k) is each family's rule on any selection (what other code asks for, e.g.
-    a model's own gate values on the oracle's selection): zero off the selection."""
+    """router.gates(p, selection, k) is each family's rule on any selection (what other code asks for,
+    e.g. a model's own gate values on the oracle's selection): zero off the selection."""
     moe = model(gate, k=3)
     x = inputs(moe)
-    p = moe._probs(x)
+    p = moe.router.scores(x)
     sel = torch.zeros_like(p, dtype=torch.bool)
     sel[:, :2] = True  # experts 0 and 1 for every token
     if gate == "uniform":
         sel[:, :, 0] = False  # token 0: nothing selected (softmax and sigmoid would divide 0 by 0)
-    g = moe._gates(p, sel, k=2)
+    g = moe.router.gates(p, sel, k=2)
     assert torch.equal(g[~sel], torch.zeros_like(g[~sel]))
     picked = p[:, :2, 1:]  # tokens 1.. (token 0 is checked above for uniform)
     want = {"uniform": torch.full_like(picked, 0.5), "softmax": picked / picked.sum(1, keepdim=True),
@@ -178,11 +186,11 @@ def test_gate_validation_and_repr():
     with pytest.raises(ValueError, match="gate must be one of"):
         TopKMoE(1, 2, 2, 2, gate="bogus")
     moe = TopKMoE(1, 2, 2, 2, gate="sigmoid")
-    assert moe.gate == "sigmoid" and "gate='sigmoid'" in repr(moe)
+    assert moe.router.gate == "sigmoid" and "gate='sigmoid'" in repr(moe)
     with pytest.raises(ValueError, match="gate must be one of"):
-        moe.gate = "relu"
-    moe.gate = "uniform"
-    assert moe.gate == "uniform"
+        moe.router.gate = "relu"
+    moe.router.gate = "uniform"
+    assert moe.router.gate == "uniform"
 
 
 def test_the_registry_keeps_the_stored_names_in_order():
@@ -224,10 +232,10 @@ def test_a_new_gate_family_is_one_registered_class(toy_gate, renormalize):
     agree with the loop reference."""
     assert gates.GATES[-1] == "toy_squared" and gates.gate_family("toy_squared") is toy_gate
     moe = model("toy_squared", renormalize)
-    assert moe.gate == "toy_squared" and "gate='toy_squared'" in repr(moe)
+    assert moe.router.gate == "toy_squared" and "gate='toy_squared'" in repr(moe)
     x = inputs(moe)
-    p, mask, _ = moe.route(x)
-    logits = torch.bmm(moe.router.transpose(1, 2), x.transpose(1, 2))
+    p, mask, _ = routed(moe, x)
+    logits = torch.bmm(moe.router.weight.transpose(1, 2), x.transpose(1, 2))
     assert torch.equal(p, torch.softmax(logits, dim=1).square()) and torch.equal(mask, topk_mask(p, KS, 1, 6))
     y_ref, lb_ref, g_ref = run(moe, x, "reference")
     for impl in ("dense", "sparse"):

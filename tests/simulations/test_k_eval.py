@@ -77,11 +77,12 @@ def test_k_eval_curves_equal_a_full_evaluation_at_every_k(renormalize):
         model = tr.init_model(first["n_experts"], first["d_in"], first["width"], ks, seeds, first["impl"],
                               renormalize, torch.float32, "cpu")
         student = tr.Student(model, data, build(tr.TrainSettings, first))
-        k_train = model._k_vec.clone()
+        k_train = model.router.k_per_model.clone()
         fast = tr.k_eval_curves(student, chunk=25)
-        assert torch.equal(model._k_vec, k_train) and model.k.tolist() == ks  # the model's k is untouched
+        # the model's k is untouched
+        assert torch.equal(model.router.k_per_model, k_train) and model.router.k.tolist() == ks
         for j in range(model.n_experts):
-            model.k = j + 1
+            model.router.k = j + 1
             at_k = tr.Student(model, data, student.settings)  # fixed gates are computed at the model's k
             for split in ("id", "ood"):
                 np.testing.assert_allclose(fast[split][:, j], tr._evaluate(at_k, split).double().numpy(),
@@ -90,16 +91,16 @@ def test_k_eval_curves_equal_a_full_evaluation_at_every_k(renormalize):
 
 @pytest.mark.parametrize("router", ["learned", "oracle"])
 def test_k_eval_curves_never_set_the_models_k(router, monkeypatch):
-    """Gating at another k is an argument (TopKMoE.route / _gates k=...), never a change of model.k:
-    an evaluation that set it would leave a model at the wrong k if it raised half way."""
+    """Gating at another k is an argument (Router.route / gates k=...), never a change of the router's
+    k: an evaluation that set it would leave a model at the wrong k if it raised half way."""
     tasks = [reg._task(reg.TaskSpec(4, s, 4, teacher_width=8, seed=0)) for s in (1, 2)]
     data = tr.make_bundle_data(tasks, [32, 32], 16, 40, torch.float32, "cpu")
     model = tr.init_model(8, 4, 4, [2, 4], [0, 1], "dense", "k>1", torch.float32, "cpu")
     student = tr.Student(model, data, tr.TrainSettings(router=router))
 
     def refuse(self, value):
-        raise AssertionError(f"k_eval_curves set model.k = {value!r}")
+        raise AssertionError(f"k_eval_curves set router.k = {value!r}")
 
-    monkeypatch.setattr(type(model), "k", property(type(model).k.fget, refuse))
+    monkeypatch.setattr(type(model.router), "k", property(type(model.router).k.fget, refuse))
     curves = tr.k_eval_curves(student, chunk=16)
     assert np.isfinite(curves["id"]).all() and curves["id"].shape == (2, 8)

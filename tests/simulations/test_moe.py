@@ -1,21 +1,23 @@
 """Tests of simulations.moe.TopKMoE: every impl against the loop reference (outputs and gradients),
-the gating rule itself (ties, renormalization) against hand computations, model independence, and
-router statistics."""
+the gating rule itself (ties, renormalization) against hand computations, model independence and the
+init. The router alone: tests/simulations/test_router.py."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from simulations.moe import RENORMALIZE, TopKMoE
+from simulations.moe import TopKMoE
+from simulations.router import RENORMALIZE
 from simulations.selection import topk_mask
 
-PARAMS = ("router", "w1", "b1", "w2", "b2")
+PARAMS = ("router.weight", "w1", "b1", "w2", "b2")
 FAST_IMPLS = ("dense", "sparse")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -29,7 +31,7 @@ def run_impl(moe: TopKMoE, x: torch.Tensor, impl: str):
     # A generic loss that weights every output differently, plus the load-balancing loss.
     w = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype, device=y.device).view_as(y)
     ((w * y).sum() + (y**2).sum() + stats.load_balancing_loss.sum()).backward()
-    grads = {n: getattr(moe, n).grad.clone() for n in PARAMS}
+    grads = {n: moe.get_parameter(n).grad.clone() for n in PARAMS}
     grads["x"] = x.grad.clone()
     return y.detach(), stats, grads
 
@@ -79,15 +81,16 @@ def test_temperature_matches_reference_and_equals_a_scaled_router(temperature):
     router weights divided by tau (same outputs; the router gradient scales by 1 / tau)."""
     M, N, T, d = 3, 25, 6, 4
     hot = TopKMoE(M, T, d, 5, 2, k=torch.tensor([1, 2, 4]), seed=7, temperature=temperature)
-    x = torch.randn(M, N, d, generator=torch.Generator().manual_seed(3), dtype=hot.router.dtype)
+    x = torch.randn(M, N, d, generator=torch.Generator().manual_seed(3), dtype=hot.router.weight.dtype)
     assert_matches_reference(hot, x)
     plain = TopKMoE(M, T, d, 5, 2, k=torch.tensor([1, 2, 4]), seed=7)
     with torch.no_grad():
-        plain.router.div_(temperature)
+        plain.router.weight.div_(temperature)
     y_hot, _, g_hot = run_impl(hot, x, "dense")
     y_plain, _, g_plain = run_impl(plain, x, "dense")
     torch.testing.assert_close(y_hot, y_plain, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(g_hot["router"], g_plain["router"] / temperature, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(g_hot["router.weight"], g_plain["router.weight"] / temperature, atol=1e-5,
+                               rtol=1e-4)
     with pytest.raises(ValueError, match="temperature must be a number > 0"):
         TopKMoE(1, 2, 1, 1, k=1, temperature=0)
 
@@ -113,10 +116,11 @@ def test_hypothesis_sweep(M, N, T, d, h, o, renormalize, per_model, tie, data):
         x = torch.randint(-4, 5, (M, N, d), generator=gen).float() / 4
         with torch.no_grad():
             if tie == "zero":
-                moe.router.zero_()
+                moe.router.weight.zero_()
             else:
-                moe.router.copy_(torch.randint(-2, 3, moe.router.shape, generator=gen).float() / 2)
-                moe.router[..., T - 1] = moe.router[..., 0]
+                w = moe.router.weight
+                w.copy_(torch.randint(-2, 3, w.shape, generator=gen).float() / 2)
+                moe.router.weight[..., T - 1] = moe.router.weight[..., 0]
     assert_matches_reference(moe, x)
 
 
@@ -125,20 +129,20 @@ def test_ties_go_to_the_lower_expert_index(impl):
     M, N, T, d = 2, 7, 6, 3
     moe = TopKMoE(M, T, d, 4, k=torch.tensor([2, 4]), impl=impl, seed=0)
     with torch.no_grad():
-        moe.router.zero_()
+        moe.router.weight.zero_()
     x = torch.randn(M, N, d)
-    stats = moe.router_stats(x) if impl != "reference" else moe(x, return_stats=True)[1]
+    stats = moe(x, return_stats=True)[1]
     expected = torch.zeros(M, T)
     expected[0, :2] = 1 / 2
     expected[1, :4] = 1 / 4
     assert torch.equal(stats.fraction, expected)
     # Duplicated columns: expert 4 copies expert 1, and equals it in p for every token.
-    moe.k = 1
+    moe.router.k = 1
     with torch.no_grad():
-        moe.router.fill_(-10.0)
-        moe.router[..., 1] = moe.router[..., 4] = torch.tensor([1.0, 2.0, 3.0])
+        moe.router.weight.fill_(-10.0)
+        moe.router.weight[..., 1] = moe.router.weight[..., 4] = torch.tensor([1.0, 2.0, 3.0])
     x = torch.rand(M, N, d) + 0.5  # positive, so experts 1 and 4 have the top logit
-    frac = (moe(x, return_stats=True)[1] if impl == "reference" else moe.router_stats(x)).fraction
+    frac = moe(x, return_stats=True)[1].fraction
     assert torch.equal(frac[:, 1], torch.ones(M)) and torch.equal(frac[:, 4], torch.zeros(M))
 
 
@@ -153,23 +157,23 @@ def test_gating_semantics_by_hand(impl):
     M, N, T, d = 3, 11, 5, 4
     x = torch.randn(M, N, d)
     moe = TopKMoE(M, T, d, 6, 2, k=T, renormalize="never", impl=impl, seed=4)
-    p = torch.softmax(x @ moe.router, dim=-1)
+    p = torch.softmax(x @ moe.router.weight, dim=-1)
     experts = _experts(moe, x)
     # k = T, never renormalized: the full softmax mixture.
     torch.testing.assert_close(moe(x), torch.einsum("mnt,mnto->mno", p, experts), atol=1e-5, rtol=1e-5)
     # k = 1 under "k>1": the top expert scaled by its probability; under "always": the top expert alone,
     # and the router gets no gradient (the reason "k>1" is the default).
-    moe.k = 1
+    moe.router.k = 1
     top = p.argmax(-1, keepdim=True)
     top_out = experts.gather(2, top[..., None].expand(M, N, 1, 2)).squeeze(2)
     torch.testing.assert_close(moe(x), p.gather(-1, top) * top_out, atol=1e-5, rtol=1e-5)
-    moe.renormalize = "always"
+    moe.router.renormalize = "always"
     y = moe(x)
     torch.testing.assert_close(y, top_out, atol=1e-5, rtol=1e-5)
-    (router_grad,) = torch.autograd.grad(y.sum(), moe.router)
+    (router_grad,) = torch.autograd.grad(y.sum(), moe.router.weight)
     assert torch.equal(router_grad, torch.zeros_like(router_grad))
     # k = 2 renormalized: the two kept probabilities divided by their sum.
-    moe.k, moe.renormalize = 2, "k>1"
+    moe.router.k, moe.router.renormalize = 2, "k>1"
     top2 = torch.topk(p, 2, dim=-1)  # random inputs: no ties, so topk's order is the rule's order
     gate = top2.values / top2.values.sum(-1, keepdim=True)
     picked = experts.gather(2, top2.indices[..., None].expand(M, N, 2, 2))  # [M, N, 2 kept, d_out]
@@ -210,7 +214,7 @@ def test_models_are_independent(impl):
         y, stats = moe(x, return_stats=True)
         (y[i].pow(2).sum() + stats.load_balancing_loss[i]).backward()
         for name in PARAMS:
-            g = getattr(moe, name).grad
+            g = moe.get_parameter(name).grad
             others = torch.cat([g[:i], g[i + 1 :]])
             assert torch.equal(others, torch.zeros_like(others)), (name, i)
             assert g[i].abs().sum() > 0, (name, i)
@@ -236,107 +240,80 @@ def test_bundle_trains_like_models_alone(impl):
         single = TopKMoE(1, T, d, h, k=int(ks[i]), impl=impl, seed=123)
         with torch.no_grad():
             for name in PARAMS:
-                getattr(single, name).copy_(getattr(bundle, name)[i : i + 1])
+                single.get_parameter(name).copy_(bundle.get_parameter(name)[i : i + 1])
         alone.append(single)
     train(bundle, x, target)
     for i, single in enumerate(alone):
         train(single, x[i : i + 1], target[i : i + 1])
         for name in PARAMS:
-            torch.testing.assert_close(getattr(bundle, name)[i : i + 1], getattr(single, name), atol=1e-6,
-                                       rtol=1e-6)
+            torch.testing.assert_close(bundle.get_parameter(name)[i : i + 1], single.get_parameter(name),
+                                       atol=1e-6, rtol=1e-6)
     assert not torch.equal(bundle.w1, TopKMoE(M, T, d, h, seed=2).w1)  # training moved the weights
-
-
-def test_router_stats_per_model():
-    M, N, T = 3, 40, 4
-    moe = TopKMoE(M, T, 2, 3, k=torch.tensor([1, 2, 4]), seed=6)
-    x = torch.randn(M, N, 2)
-    stats = moe.router_stats(x)
-    assert stats.fraction.shape == (M, T) and stats.load_balancing_loss.shape == (M,)
-    torch.testing.assert_close(stats.fraction.sum(-1), torch.ones(M))
-    p = torch.softmax(x @ moe.router, dim=-1)
-    torch.testing.assert_close(stats.mean_prob, p.mean(1))
-    # k = T routes every token to every expert: f_j = 1/T, so the loss is sum_j P_j = 1.
-    torch.testing.assert_close(stats.fraction[2], torch.full((T,), 1 / T))
-    torch.testing.assert_close(stats.load_balancing_loss[2], torch.tensor(1.0))
-    # k = 1: f_j is the share of tokens whose argmax is j.
-    f0 = torch.bincount(p[0].argmax(-1), minlength=T).float() / N
-    torch.testing.assert_close(stats.fraction[0], f0)
-    torch.testing.assert_close(stats.load_balancing_loss[0], T * (f0 * p[0].mean(0)).sum())
-    # Never pooled: another model's inputs leave model 0's statistics unchanged.
-    x2 = x.clone()
-    x2[1:] = torch.randn(M - 1, N, 2)
-    assert torch.equal(moe.router_stats(x2).load_balancing_loss[0], stats.load_balancing_loss[0])
-    # Differentiable towards the router (through the mean probabilities).
-    (g,) = torch.autograd.grad(stats.load_balancing_loss.sum(), moe.router)
-    assert g.abs().sum() > 0
 
 
 def test_init_reproducible_and_bounded():
     a, b = TopKMoE(3, 4, 5, 6, 2, seed=11), TopKMoE(3, 4, 5, 6, 2, seed=11)
     for name in PARAMS:
-        assert torch.equal(getattr(a, name), getattr(b, name))
+        assert torch.equal(a.get_parameter(name), b.get_parameter(name))
     assert not torch.equal(a.w1, TopKMoE(3, 4, 5, 6, 2, seed=12).w1)
     # Model i's init depends on (seed, i) only, not on the bundle size.
     big = TopKMoE(5, 4, 5, 6, 2, seed=11)
     assert torch.equal(big.w2[:3], a.w2)
-    fan_in = {"router": 5, "w1": 5, "b1": 5, "w2": 6, "b2": 6}
-    shapes = {"router": (3, 5, 4), "w1": (3, 4, 5, 6), "b1": (3, 4, 6), "w2": (3, 4, 6, 2), "b2": (3, 4, 2)}
+    fan_in = {"router.weight": 5, "w1": 5, "b1": 5, "w2": 6, "b2": 6}
+    shapes = {"router.weight": (3, 5, 4), "w1": (3, 4, 5, 6), "b1": (3, 4, 6), "w2": (3, 4, 6, 2),
+              "b2": (3, 4, 2)}
     for name in PARAMS:
-        p = getattr(a, name)
+        p = a.get_parameter(name)
         assert isinstance(p, torch.nn.Parameter) and p.shape == shapes[name]
         assert p.abs().max() <= 1 / math.sqrt(fan_in[name])
+
+
+def test_init_draws_router_w1_b1_w2_b2_from_one_generator_per_model():
+    """The draws of every store: per model one generator seeded from (seed, i), U(-1/sqrt(fan_in), ..)
+    in the order router, w1, b1, w2, b2; the trainer sees the parameters sorted by name (b1, b2,
+    router.weight, w1, w2: the order of the layer before it had a router module)."""
+    M, T, d, c, h, o = 2, 4, 3, 2, 5, 2
+    moe = TopKMoE(M, T, d, h, o, seed=7, d_context=c)
+    for i in range(M):
+        seed = int(np.random.SeedSequence([7, i]).generate_state(1, np.uint64)[0] >> 1)
+        gen = torch.Generator().manual_seed(seed)
+        for name, shape, fan_in in (("router.weight", (d + c, T), d + c), ("w1", (T, d, h), d),
+                                    ("b1", (T, h), d), ("w2", (T, h, o), h), ("b2", (T, o), h)):
+            bound = 1 / math.sqrt(fan_in)
+            want = torch.rand(shape, generator=gen).mul_(2 * bound).sub_(bound)
+            assert torch.equal(moe.get_parameter(name)[i], want), (name, i)
+    assert [n for n, _ in sorted(moe.named_parameters())] == ["b1", "b2", "router.weight", "w1", "w2"]
 
 
 def test_k_validation_and_setter():
     moe = TopKMoE(2, 4, 3, 3, k=2, seed=0)
     for bad in (0, 5, -1):
         with pytest.raises(ValueError, match=r"k must satisfy 1 <= k <= n_experts=4"):
-            moe.k = bad
+            moe.router.k = bad
     with pytest.raises(ValueError, match=r"k must satisfy 1 <= k <= n_experts=4"):
-        moe.k = torch.tensor([1, 5])
+        moe.router.k = torch.tensor([1, 5])
     with pytest.raises(ValueError, match=r"k as a tensor must have shape \[n_models=2\]"):
-        moe.k = torch.tensor([1, 2, 3])
+        moe.router.k = torch.tensor([1, 2, 3])
     with pytest.raises(ValueError, match=r"^k must be an int"):
-        moe.k = 1.5
+        moe.router.k = 1.5
     with pytest.raises(ValueError, match=r"^k must be an int"):
-        moe.k = torch.tensor([1.0, 2.0])
+        moe.router.k = torch.tensor([1.0, 2.0])
     with pytest.raises(ValueError, match=r"k must satisfy"):
         TopKMoE(2, 4, 3, 3, k=7)
-    moe.k = torch.tensor([4, 1])
-    assert moe.k.tolist() == [4, 1]
-    moe.k = 3
-    assert moe.k == 3
+    moe.router.k = torch.tensor([4, 1])
+    assert moe.router.k.tolist() == [4, 1]
+    moe.router.k = 3
+    assert moe.router.k == 3
     with pytest.raises(ValueError, match="impl must be one of"):
         TopKMoE(2, 4, 3, 3, impl="fast")
     with pytest.raises(ValueError, match="impl must be one of"):
         moe.impl = "fast"
     with pytest.raises(ValueError, match="renormalize must be one of"):
-        moe.renormalize = "k>2"
+        moe.router.renormalize = "k>2"
     with pytest.raises(ValueError, match="renormalize must be one of"):
         TopKMoE(2, 4, 3, 3, renormalize="sometimes")
     with pytest.raises(ValueError, match=r"x must have shape \[n_models=2, N, d_in=3\]"):
         moe(torch.randn(3, 5, 3))
-
-
-@pytest.mark.parametrize("renormalize", RENORMALIZE)
-@pytest.mark.parametrize("impl", FAST_IMPLS)
-def test_route_at_another_k_equals_setting_k_and_leaves_the_model_alone(renormalize, impl):
-    """route(x, k=j) is what the model gates at k = j (an int or one k per model), and the model's own
-    k stays as it was; mix with route's gates is forward."""
-    M, N, T = 3, 40, 6
-    moe = TopKMoE(M, T, 3, 4, k=torch.tensor([1, 2, 4]), impl=impl, renormalize=renormalize, seed=3)
-    x = torch.randn(M, N, 3, generator=torch.Generator().manual_seed(0))
-    other = TopKMoE(M, T, 3, 4, impl=impl, renormalize=renormalize, seed=3)
-    for k in (1, 3, T, torch.tensor([2, 1, 5])):
-        other.k = k
-        for got, want in zip(moe.route(x, k=k), other.route(x), strict=True):
-            assert torch.equal(got, want)
-        assert moe.k.tolist() == [1, 2, 4] and moe._k_vec.tolist() == [1, 2, 4]
-        _, mask, gates = other.route(x)
-        assert torch.equal(other.mix(x, gates, mask), other(x))
-    with pytest.raises(ValueError, match=r"k must satisfy 1 <= k <= n_experts=6"):
-        moe.route(x, k=7)
 
 
 def test_auto_rule():
@@ -346,7 +323,7 @@ def test_auto_rule():
     assert TopKMoE(4, 8, 3, 3, k=2, seed=0).resolved_impl(512) == "dense"  # 2048 tokens: too few
     per_model = TopKMoE(64, 8, 3, 3, k=torch.tensor([1, 8] * 32), seed=0)  # mean k = 4.5
     assert per_model.resolved_impl(512) == "dense"
-    per_model.k = torch.tensor([1, 3] * 32)  # mean k = 2
+    per_model.router.k = torch.tensor([1, 3] * 32)  # mean k = 2
     assert per_model.resolved_impl(512) == "sparse"
     assert TopKMoE(64, 32, 3, 3, k=4, impl="dense", seed=0).resolved_impl(512) == "dense"
 
@@ -356,8 +333,8 @@ def test_float64_matches_reference_with_ties():
     moe = TopKMoE(M, T, 3, 4, 2, k=torch.tensor([1, 3, 5]), dtype=torch.float64, seed=12)
     x = torch.randint(-4, 5, (M, N, 3)).double() / 4
     with torch.no_grad():
-        moe.router.copy_(torch.randint(-2, 3, moe.router.shape).double() / 2)
-        moe.router[..., 4] = moe.router[..., 1]
+        moe.router.weight.copy_(torch.randint(-2, 3, moe.router.weight.shape).double() / 2)
+        moe.router.weight[..., 4] = moe.router.weight[..., 1]
     assert_matches_reference(moe, x, atol=1e-10)
 
 
@@ -408,6 +385,6 @@ def test_dense_side_by_side_matches_reference():
         moe.impl = impl
         moe.zero_grad(set_to_none=True)
         (moe(x) ** 2).sum().backward()
-        grads[impl] = [getattr(moe, n).grad.clone() for n in PARAMS]
+        grads[impl] = [moe.get_parameter(n).grad.clone() for n in PARAMS]
     for a, b in zip(grads["dense"], grads["reference"], strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

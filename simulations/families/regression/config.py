@@ -1,7 +1,8 @@
 """The regression grid's configuration: nested, typed sections, loaded from YAML or TOML and validated.
 
-`GridConfig` holds five sections: the task (docs/tasks.md), the grid's axes (lists: `complexity`,
+`GridConfig` holds these sections: the task (docs/tasks.md), the grid's axes (lists: `complexity`,
 `n_experts`, `k`, `n_train`, `width`, `seeds` and the arms' `router` x `experts`), the training settings,
+the router kinds' and the estimators' own settings (each declared in its kind's module), the curriculum,
 the student's settings and the runtime settings (where and how fast to run). What each setting means for
 hashing, grouping and validation is its field's metadata (simulations.config_schema). Files and `--set`
 may name settings flat (`lr: 0.01`, the form of every preset and saved manifest), nested (`training:
@@ -26,7 +27,6 @@ from simulations.config_schema import (
     IntListOrAll,
     Number,
     OptionalIntList,
-    UnitInterval,
     build,
     checked,
     flat,
@@ -37,8 +37,8 @@ from simulations.config_schema import (
 )
 from simulations.gates import GATES
 
-__all__ = ["AxesConfig", "CurriculumConfig", "EstimatorsConfig", "GridConfig", "StudentConfig", "TaskConfig",
-           "TrainingConfig", "validate"]
+__all__ = ["AxesConfig", "CurriculumConfig", "EstimatorsConfig", "GridConfig", "RoutersConfig",
+           "StudentConfig", "TaskConfig", "TrainingConfig", "validate"]
 
 # The arm of every store written before the routing controls: router and experts enter a hash only
 # when they leave it.
@@ -125,24 +125,21 @@ def _pairs(router: str, experts: str) -> bool:
 @dataclass(frozen=True)
 class TrainingConfig:
     """How every model trains and is evaluated (the regression trainer's TrainSettings is this plus the
-    arm). The router settings act on a learned router: its learning rate is lr * router_lr_mult, balance_loss
-    weighs the load-balancing loss, router_noise is the sd of N(0, .) jitter on its training logits."""
+    arm); a router kind's own settings are in the `routers` section."""
 
     lr: float = setting(0.005, Number(positive=True))
     max_steps: int = setting(1000, IntAtLeast())
     eval_every: int = setting(25, IntAtLeast())
     patience: int = setting(8, IntAtLeast())
     clip_norm: float = setting(1.0, Number(positive=True))
-    router_lr_mult: float = setting(1.0, Number(positive=True), since=1.0)
-    balance_loss: float = setting(0.0, Number(), since=0.0)
-    router_noise: float = setting(0.0, Number(), since=0.0)
-    # The top_p router (simulations/arms/top_p.py): its cumulative-probability threshold, and the
-    # weight of its entropy ("dynamic") loss on the router probabilities.
-    top_p: float = setting(0.5, UnitInterval(), since=0.5)
-    top_p_entropy: float = setting(0.0, Number(), since=0.0)
     n_val: int = setting(300, IntAtLeast())
     n_test: int = setting(2000, IntAtLeast())
 
+
+# Every router kind's own settings (each declared in its module, simulations.arms: the learned router's
+# router_lr_mult, balance_loss, router_noise; the top_p router's top_p, top_p_entropy), one section.
+RoutersConfig = make_dataclass("RoutersConfig", arms.settings_fields(), frozen=True)
+RoutersConfig.__doc__ = "The router kinds' own settings (each declared in its module)."
 
 # Every estimator's own settings (each declared in its module, simulations.estimators), one section.
 EstimatorsConfig = make_dataclass("EstimatorsConfig", estimators.settings_fields(), frozen=True)
@@ -189,6 +186,7 @@ class GridConfig:
     task: TaskConfig = section(TaskConfig)
     axes: AxesConfig = section(AxesConfig, axes=True)
     training: TrainingConfig = section(TrainingConfig)
+    routers: RoutersConfig = section(RoutersConfig)
     estimators: EstimatorsConfig = section(EstimatorsConfig)
     curriculum: CurriculumConfig = section(CurriculumConfig)
     student: StudentConfig = section(StudentConfig)

@@ -6,7 +6,7 @@ splits, without retraining, each time changing one of the two:
 - oracle selection, own gates (`nmse_oracle_selection_*`): per point, the experts mapped to an active
   skill of that point, picked round-robin as the oracle picks replicas (the best expert of each active
   skill by the model's own router probability, skills in the teacher's score order, then the second best
-  of each, ...) until k are picked or none is left, gated by the model's own rule (`TopKMoE._gates`) on
+  of each, ...) until k are picked or none is left, gated by the model's own rule (`Router.gates`) on
   that selection; a point none of whose experts maps to an active skill gets no expert (prediction 0);
 - own selection, equal gates (`nmse_equal_gates_*`): the router kind's own top-k, every selected
   expert gated 1 / (number selected).
@@ -45,7 +45,7 @@ COLUMNS = tuple(f"{m}_{split}" for m in MEASURES for split in SPLITS)
 
 def learns_router(student: Student) -> bool:
     """Whether the bundle's router kind trains the model's router (the models that have an error split)."""
-    return "router" in student.router.trains
+    return "router.weight" in student.router.trains
 
 
 def expert_skills(student: Student, learned_map: torch.Tensor) -> torch.Tensor:
@@ -100,8 +100,8 @@ def error_split(student: Student, mapping: torch.Tensor | None, chunk: int = 409
     learn their router). `mapping`: the expert -> skill map [M, T] (`expert_skills`; None for a kind
     that does not route). The experts run
     once per chunk of points and are regated, so both evaluations cost about one forward pass."""
-    model, data = student.model, student.data
-    M = model.n_models
+    router, data = student.model.router, student.data
+    M = router.n_models
     if mapping is None or not learns_router(student):
         return {c: torch.full((M,), math.nan, dtype=torch.float64) for c in COLUMNS}
     out = {}
@@ -114,9 +114,9 @@ def error_split(student: Student, mapping: torch.Tensor | None, chunk: int = 409
             sl = slice(start, start + chunk)
             experts = student.experts.outputs(split, sl)  # [M, T, n, 1]
             own = student.router.route(split, sl).selected
-            p = model._probs(x[:, sl])
-            picked = oracle_selection(p, mapping, z[:, sl], data.levels(split, sl), model._k_vec)
-            gates = {"nmse_oracle_selection": model._gates(p, picked).nan_to_num(0.0),  # no expert: 0
+            p = router.scores(x[:, sl])
+            picked = oracle_selection(p, mapping, z[:, sl], data.levels(split, sl), router.k_per_model)
+            gates = {"nmse_oracle_selection": router.gates(p, picked).nan_to_num(0.0),  # no expert: 0
                      "nmse_equal_gates": own / own.sum(1, keepdim=True).clamp_min(1)}
             for name, g in gates.items():
                 pred = (g.to(experts.dtype).unsqueeze(-1) * experts).sum(1)

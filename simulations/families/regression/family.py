@@ -154,8 +154,9 @@ def train(bundle) -> pd.DataFrame:
                        d_context=d_context(first))
     if student.router_init == "teacher":
         with torch.no_grad():
-            model.router.copy_(teacher_router(tasks, first["n_experts"], d_context(first)).to(model.router)
-                               * student.router_init_scale)
+            weight = model.router.weight
+            weight.copy_(teacher_router(tasks, first["n_experts"], d_context(first)).to(weight)
+                         * student.router_init_scale)
     metrics = train_bundle(model, data, build(TrainSettings, first), options=first, seeds=init_seeds,
                            warm_up=warm_up)
     cols = pd.DataFrame([{**m.cell, "seed": m.seed} for m in bundle.models])

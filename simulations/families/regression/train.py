@@ -35,10 +35,9 @@ class TrainSettings(TrainingConfig):
     """Optimisation settings and the bundle's arm (docs/tasks.md, "Controls").
 
     router, experts: a router kind and an expert kind of the arms registry (simulations.arms: each
-    kind's module says how it gates or what its experts are), a pair that makes an arm. Router settings
-    apply to a learned router: `router_lr_mult` scales its learning rate, `balance_loss` weighs the
-    layer's load-balancing loss, `router_noise` is the sd of N(0, .) jitter on its logits during
-    training steps.
+    kind's module says how it gates or what its experts are), a pair that makes an arm; estimator: how
+    the router learns its selection (simulations.estimators). A router kind's and an estimator's own
+    settings are their own (`Student`'s `options`).
     The optimisation settings and their defaults are the grid config's training section
     (simulations.families.regression.config.TrainingConfig); this adds the bundle's arm."""
 
@@ -83,6 +82,14 @@ class BundleData:
         if split in self.complexity_points:
             return self.complexity_points[split][:, points]
         return self.complexity
+
+    def valid(self, split: str, points: slice | torch.Tensor = slice(None)) -> torch.Tensor:
+        """Bool [M, n]: which of a split's points are each model's own: `mask_train` on the (padded)
+        training split, every point elsewhere."""
+        if split == "train":
+            return self.mask_train[:, points]
+        x = self.split(split)[0]
+        return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)[:, points]
 
 
 def make_bundle_data(tasks: list[CompositionalTask], n_train: list[int], n_val: int, n_test: int,
@@ -158,7 +165,7 @@ def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds:
                d_context: int = 0) -> TopKMoE:
     """A bundle whose model i is initialised exactly as `TopKMoE(1, ..., seed=init_seeds[i])`, its
     router's initial weights then multiplied by `router_init_scale` (0: a uniform router at the start);
-    `gate` is the bundle's gate family (TopKMoE `gate`; the initial weights do not depend on it).
+    `gate` is the bundle's gate family (the router's `gate`; the initial weights do not depend on it).
     `d_context` > 0: the inputs carry a context of that width after x, read by the router only.
 
     Models sharing an init seed (e.g. a sweep over k) therefore start from the same weights, whatever
@@ -173,9 +180,9 @@ def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds:
             if s not in singles:
                 singles[s] = TopKMoE(1, n_experts, d_in, width, k=1, dtype=dtype, seed=s, d_context=d_context)
             for name, p in model.named_parameters():
-                p[i].copy_(getattr(singles[s], name)[0])
+                p[i].copy_(singles[s].get_parameter(name)[0])
         if router_init_scale != 1.0:
-            model.router.mul_(router_init_scale)
+            model.router.weight.mul_(router_init_scale)
     return model.to(device)
 
 
@@ -184,18 +191,19 @@ class Student:
     estimator): the bundle's router kind gates (`router`), its expert kind combines the experts by those
     gates (`experts`), its estimator makes the training loss (`estimator`); all are instances of
     simulations.arms and simulations.estimators classes, bound to this bundle. `options`: the flat
-    settings each kind reads its own from (an estimator's `Settings`; defaults where absent); `seeds`:
-    one per model, for an estimator's draws (default: the model index), and `stream` which of their
-    streams (the main phase 0, a warm-up 1)."""
+    settings (a cell) the router kind and the estimator read their own from (their `Settings`; defaults
+    where absent); `seeds`: one per model, for the router kind's and the estimator's draws (default: the
+    model index), and `stream` which of their streams (the main phase 0, a warm-up 1)."""
 
     def __init__(self, model: TopKMoE, data: BundleData, settings: TrainSettings,
                  options: Mapping[str, Any] | None = None, seeds: list[int] | None = None, stream: int = 0):
         self.model, self.data, self.settings = model, data, settings
-        self.router = arms.router(settings.router)(model, data, settings)
-        self.experts = arms.experts(settings.experts)(model, data, settings)
+        seeds = [(s, stream) for s in (range(model.n_models) if seeds is None else seeds)]
+        kind = arms.router(settings.router)
+        self.router = kind(model, data, build(kind.Settings, options or {}), seeds)
+        self.experts = arms.experts(settings.experts)(model, data)
         est = estimators.estimator(settings.estimator)
-        seeds = list(range(model.n_models)) if seeds is None else seeds
-        self.estimator = est(self, build(est.Settings, options or {}), [(s, stream) for s in seeds])
+        self.estimator = est(self, build(est.Settings, options or {}), seeds)
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         """(name, parameter) pairs the arm trains, sorted by name."""
@@ -374,8 +382,8 @@ def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, opt: torc
     whose loss turns non-finite stops learning there; the main phase then flags it diverged)."""
     student = Student(model, warm_up.data, settings, options, seeds, stream=1)
     params = [p for _, p in student.trainable()]
-    own_k = model.k
-    model.k = 1
+    own_k = model.router.k
+    model.router.k = 1
     for _ in range(warm_up.steps):
         opt.zero_grad(set_to_none=False)
         loss = student.training_loss()
@@ -383,7 +391,7 @@ def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, opt: torc
         _finite_grads(params)
         _per_model_clip(params, settings.clip_norm)
         opt.step()
-    model.k = own_k
+    model.router.k = own_k
 
 
 def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings,

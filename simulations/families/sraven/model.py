@@ -16,7 +16,7 @@ over rows r of a per-row embedding of the value at (r, c, s) (row 3 of column 3,
 own learned embedding) plus column and slot embeddings; the 4 tokens of column 3 are the queries.
 
 `forward(..., k=j)` runs every MoE at k = j instead of each model's own k (inference-time k), through
-`TopKMoE.route(k=...)`, never changing the models' k.
+its router's `route(k=...)` (simulations.router.Router), never changing the models' k.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulations.moe import RouterStats, TopKMoE
+from simulations.moe import TopKMoE
+from simulations.router import RouterStats
 
 from .tasks import N_FEATURES, N_VALUES
 
@@ -110,8 +111,9 @@ class Block(nn.Module):
         if k is not None:
             if reference:
                 raise ValueError("k (inference-time k) is not available with reference=True")
-            p, mask, gates = self.moe.route(h, k=k)
-            y, stats = self.moe.mix(h, gates, mask), self.moe._stats(p, mask)
+            gating = self.moe.router.route(h, k=k)
+            y = self.moe.mix(h, gating.gates, gating.selected)
+            stats = self.moe.router.stats(gating.probs, gating.selected)
         elif reference:
             impl, self.moe.impl = self.moe.impl, "reference"
             try:
@@ -186,7 +188,7 @@ class SravenTransformer(nn.Module):
             block.bo[i] = _uniform(g, (d,), d, dtype)
             single = TopKMoE(1, n_experts, d, d_expert, d_out=d, k=1, dtype=dtype, seed=_seed(seed, 2, b))
             for name, p in block.moe.named_parameters():
-                p[i] = getattr(single, name)[0]
+                p[i] = single.get_parameter(name)[0]
 
     def positions(self) -> torch.Tensor:
         """[M, 36, d]: row + column + slot embedding of each token (the queries sit at panel 9)."""

@@ -160,7 +160,7 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
                               st.n_blocks, st.n_experts, st.d_expert, impl=st.impl,
                               tokens=st.tokens).to(device)
     for moe in model.moes:
-        moe.k = moe.k  # the k setter re-places its tensor on the buffers' (new) device
+        moe.router.k = moe.router.k  # the k setter re-places its tensor on the buffers' (new) device
     params = [p for _, p in sorted(model.named_parameters())]
     opt = torch.optim.Adam(params, lr=st.lr)
     # No scheduler at the defaults (constant rate, no warmup): the original trainer's exact updates.

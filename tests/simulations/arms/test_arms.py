@@ -1,11 +1,14 @@
 """The arms registry: its kinds are consistent and resolvable, bad names are one-line errors, each arm
-trains exactly what its kinds say, and a new router kind is one class registered in one place (here a
-toy kind defined in this test trains a bundle through train_bundle without any other change)."""
+trains exactly what its kinds say, router kinds declare their own settings, and a new router kind is one
+class registered in one place (here a toy kind with its own setting, defined in this test, trains a
+bundle through train_bundle without any other change)."""
 
 from __future__ import annotations
 
+import dataclasses
 import pkgutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,9 @@ import pytest
 import torch
 
 from simulations import arms, routing
+from simulations.config_schema import IntAtLeast, Number, setting
 from simulations.families.regression import train as tr
+from simulations.families.regression.config import RoutersConfig
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 
 S, T = 4, 8
@@ -95,30 +100,37 @@ def test_each_arm_trains_exactly_its_kinds_parameters(a):
     model, data = bundle(teacher_experts=a.experts.needs_expert_out)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     settings = tr.TrainSettings(max_steps=5, eval_every=5, patience=100, router=a.router.name,
-                                experts=a.experts.name, router_lr_mult=2.0)
-    student = tr.Student(model, data, settings)
+                                experts=a.experts.name)
+    options = {"router_lr_mult": 2.0}  # a learned router's own setting
+    student = tr.Student(model, data, settings, options)
     trains = {*a.router.trains, *a.experts.trains}
     assert [n for n, _ in student.trainable()] == sorted(trains)
     lrs = {id(p): g.get("lr", settings.lr) for g in student.param_groups(settings.lr) for p in g["params"]}
     mult = {n: 2.0 if n in a.router.trains else 1.0 for n in trains}
     assert lrs == {id(p): settings.lr * mult[n] for n, p in student.trainable()}
-    rows = tr.train_bundle(model, data, settings)
+    rows = tr.train_bundle(model, data, settings, options)
     assert np.isfinite(rows.test_mse_id).all()
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]) != (n in trains), n
 
 
+@dataclass(frozen=True)
+class RandomSettings:
+    toy_draw_seed: int = setting(0, IntAtLeast(0), since=0)  # the seed of its draws
+
+
 class RandomRouter(arms.RouterKind):
-    """A toy router kind: k experts drawn at random for each point (fixed per point), each with gate
-    1 / k; it ignores the inputs and trains nothing."""
+    """A toy router kind: k experts drawn at random for each point (fixed per point, from its own
+    setting `toy_draw_seed`), each with gate 1 / k; it ignores the inputs and trains nothing."""
 
     name = "toy_random"
     label = "random router (test)"
     order = 99
+    Settings = RandomSettings
 
-    def __init__(self, model, data, settings):
-        super().__init__(model, data, settings)
-        gen = torch.Generator().manual_seed(0)
+    def __init__(self, model, data, settings, seeds):
+        super().__init__(model, data, settings, seeds)
+        gen = torch.Generator().manual_seed(settings.toy_draw_seed)
         self.scores = {split: torch.rand(model.n_models, model.n_experts, data.split(split)[0].shape[1],
                                          generator=gen, dtype=torch.float64) for split in data.z}
 
@@ -128,11 +140,11 @@ class RandomRouter(arms.RouterKind):
         return arms.Gating(selected, selected / k.view(-1, 1, 1).to(torch.float64))
 
     def route(self, split, points=slice(None), training=False) -> arms.Gating:
-        return self._at(split, points, self.model._k_vec)
+        return self._at(split, points, self.model.router.k_per_model)
 
     def gates_by_k(self, split, points) -> Iterator[torch.Tensor]:
         for j in range(self.model.n_experts):
-            yield self._at(split, points, torch.full_like(self.model._k_vec, j + 1)).gates
+            yield self._at(split, points, torch.full_like(self.model.router.k_per_model, j + 1)).gates
 
 
 @pytest.fixture
@@ -147,14 +159,20 @@ def toy_router():
 def test_a_new_router_kind_is_one_registered_class(toy_router):
     """The toy kind joins the arms and trains a bundle through train_bundle: its experts learn, its
     router parameters stay as initialised, and its rows carry routing measures and k_eval curves
-    consistent with its test error."""
+    consistent with its test error. Its own setting joins the router kinds' settings, and each
+    instance gets it from the flat options (the cell), its default where absent."""
     a = arms.arm_named("toy_random")
     assert a.router is toy_router and a in arms.arms() and a.label == "random router (test)"
+    assert [f[0] for f in arms.settings_fields()][-1] == "toy_draw_seed"
     model, data = bundle()
-    router_before, w1_before = model.router.detach().clone(), model.w1.detach().clone()
-    rows = tr.train_bundle(model, data, tr.TrainSettings(max_steps=30, eval_every=10, patience=100,
-                                                         router="toy_random"))
-    assert torch.equal(model.router, router_before) and not torch.equal(model.w1, w1_before)
+    settings = tr.TrainSettings(max_steps=30, eval_every=10, patience=100, router="toy_random")
+    assert tr.Student(model, data, settings).router.settings == RandomSettings(0)
+    student = tr.Student(model, data, settings, {"toy_draw_seed": 3, "lr": 0.5})
+    assert student.router.settings == RandomSettings(3)
+    assert not torch.equal(student.route("id")[0], tr.Student(model, data, settings).route("id")[0])
+    router_before, w1_before = model.router.weight.detach().clone(), model.w1.detach().clone()
+    rows = tr.train_bundle(model, data, settings, options={"toy_draw_seed": 3})
+    assert torch.equal(model.router.weight, router_before) and not torch.equal(model.w1, w1_before)
     assert np.isfinite(rows.test_mse_id).all() and not rows.diverged.any()
     assert rows.routing_recall.between(0, 1).all() and rows.routing_gate_mass.between(0, 1).all()
     at_k = np.array([curve[k - 1] for curve, k in zip(rows.k_eval_mse_id, (1, 2, 4), strict=True)])
@@ -163,8 +181,35 @@ def test_a_new_router_kind_is_one_registered_class(toy_router):
 
 def test_the_toy_kind_is_gone_after_its_test():
     assert "toy_random" not in arms.ROUTERS
+    assert "toy_draw_seed" not in [f[0] for f in arms.settings_fields()]
     with pytest.raises(ValueError, match="router: expected one of"):
         tr.TrainSettings(router="toy_random")
+
+
+def test_router_kinds_declare_their_own_settings():
+    """The learned router declares its training options, the top_p router extends them (each setting
+    listed once, in registration order); the config's routers section is exactly these; two kinds that
+    name a setting alike are refused."""
+    names = [f[0] for f in arms.settings_fields()]
+    assert names == ["router_lr_mult", "balance_loss", "router_noise", "top_p", "top_p_entropy"]
+    assert [f.name for f in dataclasses.fields(RoutersConfig)] == names
+    assert not any(n in names for n in (f.name for f in dataclasses.fields(tr.TrainSettings)))
+    top_p = {f.name for f in dataclasses.fields(arms.router("top_p").Settings)}
+    assert {f.name for f in dataclasses.fields(arms.router("learned").Settings)} < top_p
+    assert arms.router("oracle").Settings is arms.RouterKind.Settings
+
+    @dataclass(frozen=True)
+    class Clash:
+        top_p: float = setting(0.3, Number(), since=0.3)
+
+    clash = type("Clash", (arms.RouterKind,), {"name": "toy_clash", "label": "clash", "order": 98,
+                                                "Settings": Clash})
+    arms.register_router(clash)
+    try:
+        with pytest.raises(TypeError, match="setting 'top_p' is declared twice"):
+            arms.settings_fields()
+    finally:
+        del arms.ROUTERS["toy_clash"]
 
 
 def test_teacher_experts_without_their_outputs_is_a_one_line_error():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from simulations.arms.top_p import top_p_mask
+from simulations.config_schema import build
 from simulations.families.regression import train as tr
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 
@@ -62,20 +63,23 @@ def test_batched_selection_equals_a_per_point_loop():
     assert (used >= 1).all() and (used <= k.view(3, 1)).all() and used[2].float().std() > 0
 
 
-def _student(router: str = "top_p", **settings) -> tr.Student:
+def _student(router: str = "top_p", **options) -> tr.Student:
+    """A bundle's student of the given router kind; `options`: flat settings (the kind's own and the
+    training settings)."""
     tasks = [CompositionalTask(TaskSpec(4, 2, 4, teacher_width=8, seed=t, n_ref=2000)) for t in (0, 1)]
     data = tr.make_bundle_data(tasks, [48, 48], 16, 40, torch.float64, "cpu")
     model = tr.init_model(8, 4, 4, [2, 5], [0, 1], "dense", "k>1", torch.float64, "cpu")
-    return tr.Student(model, data, tr.TrainSettings(router=router, **settings))
+    return tr.Student(model, data, build(tr.TrainSettings, {"router": router, **options}), options)
 
 
 def test_route_gates_by_the_models_rule_and_gates_by_k_matches_at_the_models_k():
     student = _student(top_p=0.4)
     gating = student.router.route("id")
     x = student.data.x_id
-    p = student.model._probs(x)
-    assert torch.equal(gating.selected, top_p_mask(p, 0.4, student.model._k_vec))
-    torch.testing.assert_close(gating.gates, student.model._gates(p, gating.selected))
+    router = student.model.router
+    p = router.scores(x)
+    assert torch.equal(gating.selected, top_p_mask(p, 0.4, router.k_per_model))
+    torch.testing.assert_close(gating.gates, router.gates(p, gating.selected))
     torch.testing.assert_close(gating.gates.sum(1), torch.ones(2, x.shape[1], dtype=x.dtype))  # renormalized
     by_k = list(student.router.gates_by_k("id", slice(None)))
     assert len(by_k) == 8

@@ -58,7 +58,7 @@ def test_warm_up_trains_at_k_one_and_restores_each_models_k():
     for warm in (None, tr.WarmUp(single, 5)):
         model = tr.init_model(8, 4, 4, [2, 4], [0, 1], "dense", "k>1", torch.float64, "cpu", d_context=4)
         runs.append(tr.train_bundle(model, data, tr.TrainSettings(max_steps=4, eval_every=2), warm_up=warm))
-        assert model.k.tolist() == [2, 4]
+        assert model.router.k.tolist() == [2, 4]
     assert not runs[0]["test_mse_id"].equals(runs[1]["test_mse_id"])
 
 

@@ -33,7 +33,7 @@ def _bundle(s: int, router: list[torch.Tensor], temperature: float = 1.0):
     model = init_model(S, D, 4, [s] * len(tasks), list(range(len(tasks))), "dense", "k>1", torch.float64,
                        "cpu", router_temperature=temperature)
     with torch.no_grad():
-        model.router.copy_(torch.stack(router))
+        model.router.weight.copy_(torch.stack(router))
     rows = train_bundle(model, data, TrainSettings(router="learned", experts="teacher", max_steps=0))
     oracle = {}
     for split in ("id", "ood"):
@@ -93,7 +93,7 @@ def test_k_below_s_misroutes_every_point():
     data = make_bundle_data(tasks, [64], 32, 100, torch.float64, "cpu", n_experts=S)
     model = init_model(S, D, 4, [2], [0], "dense", "k>1", torch.float64, "cpu")
     with torch.no_grad():
-        model.router.copy_(_teacher_router(tasks[0]).unsqueeze(0))
+        model.router.weight.copy_(_teacher_router(tasks[0]).unsqueeze(0))
     rows = train_bundle(model, data, TrainSettings(router="learned", experts="teacher", max_steps=0))
     assert rows["misrouted_share_id"].iloc[0] == 1.0
 

@@ -63,14 +63,14 @@ def test_a_student_of_each_family_trains(gate):
     task = CompositionalTask(TaskSpec(4, 2, 4, teacher_width=8, seed=0, n_ref=4000))
     data = make_bundle_data([task, task], [64, 64], 32, 64, torch.float64, "cpu")
     model = init_model(4, 4, 4, [1, 2], [0, 0], "dense", "k>1", torch.float64, "cpu", gate=gate)
-    assert model.gate == gate
-    router0 = model.router.detach().clone()
+    assert model.router.gate == gate
+    router0 = model.router.weight.detach().clone()
     with torch.no_grad():
         before = (model(data.x_train) - data.y_train).square().mean(1).squeeze(-1)
     rows = train_bundle(model, data, TrainSettings(lr=0.01, max_steps=80, eval_every=10, patience=100))
     assert not rows.diverged.any()
     assert (torch.tensor(rows.train_mse.to_numpy()) < 0.8 * before).all(), (rows.train_mse, before)
-    assert (model.router - router0).abs().flatten(1).sum(1).min() > 1e-3
+    assert (model.router.weight - router0).abs().flatten(1).sum(1).min() > 1e-3
 
 
 def test_the_grid_runs_a_gate_axis_and_stores_the_column(tmp_path):

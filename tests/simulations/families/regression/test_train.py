@@ -96,5 +96,5 @@ def test_init_depends_on_seed_not_on_bundle():
     a = init_model(4, 4, 4, [1, 2, 3], [9, 9, 3], "auto", "k>1", torch.float32, "cpu")
     b = init_model(4, 4, 4, [4], [9], "auto", "k>1", torch.float32, "cpu")
     for name, p in a.named_parameters():
-        assert torch.equal(p[0], p[1]) and torch.equal(p[0], getattr(b, name)[0])
+        assert torch.equal(p[0], p[1]) and torch.equal(p[0], b.get_parameter(name)[0])
         assert not torch.equal(p[0], p[2])

@@ -72,7 +72,7 @@ def test_forward_at_k_equals_a_model_built_with_that_k():
         other = SravenTransformer([j, j], [0, 1], d_model=8, n_heads=2, n_blocks=2, n_experts=4, d_expert=4,
                                   impl="dense")
         torch.testing.assert_close(model(x, k=j), other(x), rtol=0, atol=0)
-        assert model.moes[0].k.tolist() == [1, 3]
+        assert model.moes[0].router.k.tolist() == [1, 3]
     with pytest.raises(ValueError, match="reference"):
         model(x, reference=True, k=2)
 
