@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench standard regime composition adaptive law active-compute sraven clean
+.PHONY: run test test-fast bench standard regime composition adaptive law active-compute sraven estimators clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,25 @@ active-compute: $(STAMP)
 
 # P1's SRAVEN task: the learnable preset (column tokens, the one setting that leaves the plateau on the CPU;
 # docs/sraven.md), its fits on whole-problem and per-feature OOD error, and the two SRAVEN figures.
+# Issue 27's estimator map (docs/tasks.md, "Estimators"): each gradient estimator of the learned router, with
+# learned and with teacher experts, beside the oracle, on the contextual and the compositional task; then a
+# single-skill phase first, the router started at the teacher's selection, and gate values on their own.
+# Five stores, each resumed; fits and the estimator_map figure per store (wall time on 2 cores: README).
+ESTIMATOR_STORES := estimators estimators-compositional estimators-single-skill estimators-teacher-init gate_values
+estimators: $(STAMP)
+	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume
+	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume --set task=compositional \
+		--out results/estimators-compositional
+	$(BIN)/python -m simulations.grid --config configs/estimators_single_skill.yaml --resume
+	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume --set router_init=teacher \
+		--set 'estimator=[pathwise,score]' --set 'complexity=[2,4]' --set 'k=[2,4,8]' --out results/estimators-teacher-init
+	$(BIN)/python -m simulations.grid --config configs/gate_values.yaml --resume
+	for s in $(ESTIMATOR_STORES); do \
+		$(BIN)/python -m fits.optimal_k results/$$s --out results/fits-$$s --metric id --no-theory && \
+		$(BIN)/python -m figures --results results/$$s --fits results/fits-$$s --only estimator_map gate_map \
+			--out figures/out/$$s || exit 1; \
+	done
+
 sraven: $(STAMP)
 	$(BIN)/python -m simulations.families.sraven --preset learnable --resume
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven

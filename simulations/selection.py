@@ -41,9 +41,10 @@ def ranked_top(scores: torch.Tensor, k_max: int) -> torch.Tensor:
     if scores.dtype == torch.float64:
         return torch.sort(scores, dim=0, descending=True, stable=True).indices[:k_max]
     bits = scores.detach().float().reshape(T, -1).view(torch.int32)
-    key = torch.add((T - 1 - torch.arange(T, device=scores.device)).view(T, 1), bits, alpha=T)  # int64
+    width = 1 << max(0, (T - 1).bit_length())  # the index in the low bits: read back with a mask
+    key = torch.add((T - 1 - torch.arange(T, device=scores.device)).view(T, 1), bits, alpha=width)  # int64
     top = _sorted_keys(key.view(T, 1, -1), k_max).view(k_max, *scores.shape[1:])
-    return (T - 1) - top.remainder(T)
+    return (T - 1) - top.bitwise_and(width - 1)
 
 
 def _sorted_keys(key: torch.Tensor, k_max: int) -> torch.Tensor:

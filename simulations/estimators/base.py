@@ -36,6 +36,12 @@ class Batch:
         """Squared error per point [..., M, n] of predictions [..., M, n, 1] (sample axes allowed)."""
         return (pred - self.y).squeeze(-1).square()
 
+    def valid(self, n_models: int, n: int) -> torch.Tensor:
+        """Bool [M, n]: each model's own points of the batch (all of them without a mask)."""
+        if self.mask is None:
+            return torch.ones(n_models, n, dtype=torch.bool, device=self.y.device)
+        return self.mask
+
     def mean(self, per_point: torch.Tensor) -> torch.Tensor:
         """Each model's mean [M] over its valid points of a per-point quantity [M, n]."""
         if self.mask is None:
@@ -100,16 +106,23 @@ class Estimator:
         """The training loss [M] on `batch` (each model's own: model i's gradient is its own)."""
         raise NotImplementedError
 
-    def exponential(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """Exp(1) draws [*shape[:-3], M, T, n] (as -log U, faster than torch's exponential_), model m's
-        from its own generator (simulations.streams: seeded by its seeds and this estimator's name), on
-        `like`'s device and dtype."""
+    def exponential(self, n_samples: int, batch: Batch, like: torch.Tensor) -> torch.Tensor:
+        """Exp(1) draws [n_samples, M, T, n] for the batch's points (as -log U, faster than torch's
+        exponential_), model m's from its own generator (simulations.streams: seeded by its seeds and
+        this estimator's name), drawn point by point for its own points only (1 on padding), so its draws
+        depend on its seeds, its points and the step, never on the bundle it is in."""
         if self._generators is None:
             self._generators = streams.generators(self.seeds, self.name)
-        lead, per_model = shape[:-3], shape[-2:]
-        u = torch.stack([torch.rand((*lead, *per_model), generator=g, dtype=like.dtype)
-                         for g in self._generators], dim=len(lead))
-        return u.clamp_min_(torch.finfo(like.dtype).tiny).log_().neg_().to(like.device)
+        M, T, n = like.shape
+        valid = batch.valid(M, n).cpu()
+        u = torch.ones(M, n, n_samples, T, dtype=like.dtype)  # point-major: a model's draws, in order
+        for m, gen in enumerate(self._generators):
+            own = int(valid[m].sum())
+            if bool(valid[m, :own].all()):  # its points first (a padded training split): fill in place
+                u[m, :own].uniform_(generator=gen)
+            else:
+                u[m, valid[m]] = torch.rand(own, n_samples, T, generator=gen, dtype=like.dtype)
+        return u.clamp_min_(torch.finfo(like.dtype).tiny).log_().neg_().permute(2, 0, 3, 1).to(like.device)
 
 
 def register_estimator(cls: type[Estimator]) -> type[Estimator]:

@@ -36,7 +36,7 @@ class Score(Estimator):
         outputs = experts.outputs(batch.split, batch.points)  # [M, T, n, 1]
         log_w = p.clamp_min(torch.finfo(p.dtype).tiny).log()
         n_samples = self.settings.score_samples
-        draws = self.exponential((n_samples, *p.shape), p)
+        draws = self.exponential(n_samples, batch, p)
         order, valid = plackett_luce.gumbel_topk(log_w, draws, router.k)
         selected = plackett_luce.selection_mask(order, valid, p.shape[1])  # [n_samples, M, T, n]
         log_prob = plackett_luce.log_prob(log_w, order, valid)  # [n_samples, M, n]

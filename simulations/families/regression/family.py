@@ -11,6 +11,7 @@ one (seed, task) start from the same weights and see the same data (a paired com
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict
 from functools import lru_cache
@@ -177,41 +178,59 @@ def train(bundle) -> pd.DataFrame:
 
 
 def _work(bundle) -> float:
-    """Relative cost of a bundle: models x padded points x expert parameters x steps."""
+    """Relative cost of a bundle: models x padded points x expert parameters x steps (a single-skill
+    phase's included)."""
     c = bundle.models[0].cell
     n = max(m.cell["n_train"] for m in bundle.models) + c["n_val"] / c["eval_every"]
-    return len(bundle.models) * n * c["n_experts"] * c["width"] * (c["d_in"] + 2) * c["max_steps"]
+    steps = c["max_steps"] + c.get("single_skill_steps", 0)
+    return len(bundle.models) * n * c["n_experts"] * c["width"] * (c["d_in"] + 2) * steps
+
+
+def _step_kind(bundle) -> tuple[str, str, str]:
+    """What sets the cost of a bundle's step beyond its work: its router, expert kind and estimator."""
+    c = bundle.models[0].cell
+    return c["router"], c["experts"], c.get("estimator", "pathwise")
 
 
 def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
-    """Upper bound (no early stopping): time `n_steps` steps of the largest bundle, scale by work."""
-    if not bundles:
-        return 0.0
+    """Upper bound (no early stopping): per kind of step (router, experts, estimator), time `n_steps`
+    steps of its largest bundle with its own settings, and scale by work."""
+    groups: dict[tuple, list] = {}
+    for b in bundles:
+        groups.setdefault(_step_kind(b), []).append(b)
+    return sum(_estimate_group(group, n_steps) for group in groups.values())
+
+
+def _estimate_group(bundles: list, n_steps: int) -> float:
     big = max(bundles, key=_work)
     if torch.device(big.device).type == "cpu" and big.threads > 0:
         torch.set_num_threads(big.threads)
     first = big.models[0].cell
     dtype = getattr(torch, first["dtype"])
     tasks = [_task(task_spec(m.cell, 0)) for m in big.models]
+    expert_out = first["n_experts"] if arms.experts(first["experts"]).needs_expert_out else None
     data = make_bundle_data(tasks, [m.cell["n_train"] for m in big.models], first["n_val"], 1, dtype,
-                            big.device)
+                            big.device, n_experts=expert_out)
     model = init_model(first["n_experts"], first["d_in"], first["width"], [m.cell["k"] for m in big.models],
                        [0] * len(big.models), first["impl"], first["renormalize"], dtype, big.device,
                        gate=first["gate"], d_context=d_context(first))
     state = {name: p.detach().clone() for name, p in model.named_parameters()}
+    settings = build(TrainSettings, first)
 
     def timed(steps: int) -> float:
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(state[name])
         t0 = time.perf_counter()
-        train_bundle(model, data, TrainSettings(max_steps=steps, eval_every=10**9))
+        train_bundle(model, data, dataclasses.replace(settings, max_steps=steps, eval_every=10**9),
+                     options=first)
         return time.perf_counter() - t0
 
     timed(1)  # warm-up
     t_eval = timed(0)  # the evaluations alone (validation, train and test metrics)
     per_step = max(timed(n_steps) - t_eval, 0.0) / n_steps
-    per_bundle = per_step * first["max_steps"] + t_eval * (1 + first["max_steps"] / first["eval_every"])
+    steps = first["max_steps"] + first.get("single_skill_steps", 0)
+    per_bundle = per_step * steps + t_eval * (1 + first["max_steps"] / first["eval_every"])
     return per_bundle * sum(_work(b) for b in bundles) / _work(big)
 
 
