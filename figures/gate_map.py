@@ -22,16 +22,20 @@ TABLE = "gate_map.parquet"
 REQUIRES = (("fits", "optimal_k.json"), ("fits", TABLE))
 PANELS = {"recall_above_chance": "recall - chance at k = s", "ratio_id": "best ID NMSE / oracle's",
           "ratio_ood": "best OOD NMSE / oracle's"}
-COLUMNS = ("arm", "task", "complexity", "n_train", "width", "n_experts", "recall_at_s", "recall_chance_at_s",
-           "ratio_id", "ratio_ood")
+CELL = ("arm", "task", "complexity", "n_train", "width", "n_experts")
 
 
 def data(inputs) -> pd.DataFrame:
-    table = inputs.table("fits", TABLE, COLUMNS)
-    rows = select_slice(table)
+    return panel_data(inputs, PANELS)
+
+
+def panel_data(inputs, panels: dict[str, str]) -> pd.DataFrame:
+    """The slice of the fits' gate_map.parquet that heatmaps(panels) draws: one row per arm and s, the
+    cell's columns and one per panel (`recall_above_chance` = recall at k = s less its chance level)."""
+    needed = ("recall_at_s", "recall_chance_at_s", *(p for p in panels if p != "recall_above_chance"))
+    rows = select_slice(inputs.table("fits", TABLE, (*CELL, *needed)))
     rows = rows.assign(recall_above_chance=rows["recall_at_s"] - rows["recall_chance_at_s"])
-    keep = ["arm", "task", "complexity", "n_train", "width", "n_experts", *PANELS]
-    return rows[keep].reset_index(drop=True)
+    return rows[[*CELL, *panels]].reset_index(drop=True)
 
 
 @style.styled

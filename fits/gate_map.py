@@ -11,7 +11,14 @@ Per (task, n_experts, width, n_train, s) and routed arm, from the seed means of 
 - the error split at k_star_id (docs/tasks.md, "The error split"): the arm's own NMSE there, its NMSE
   with the oracle's selection and its own gate values, with its own selection and equal gates, and the
   share of ID inputs whose selection misses an active skill. own - oracle selection is what the
-  selection costs; own - equal gates what the gate values cost (either may be negative).
+  selection costs; own - equal gates what the gate values cost (either may be negative);
+- what the arm is (`router`, `experts`, `gate`, `estimator`), and the estimator map's columns
+  (docs/tasks.md, "Which estimator composes"): `best_share_id`, `best_share_ood`, the share of the routing
+  gain (`fits.routing_gain`) at the k with the largest seed-mean share; `ms_per_step`, the models' mean
+  wall time per training step (the bundle's wall time, evaluations included, over the steps trained, a
+  single-skill phase's too: a cost across the arms of one store, not a benchmark, which
+  bench/estimators.py is); and the store's data design and router start (`single_skill_steps`,
+  `single_skill_share`, `router_init`), so the maps of several stores can be stacked.
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import pandas as pd
 
 from fits.cells import seed_resample_counts
 from fits.data import arm_names, routed_arms
-from simulations.arms import reference
+from fits.routing_gain import routing_gain_table
+from simulations.arms import arm_named, reference
 
 CELL = ["task", "n_experts", "width", "n_train", "complexity"]
 SPLIT_COLUMNS = ("nmse_oracle_selection_id", "nmse_equal_gates_id", "misrouted_share_id")
+#: the store-wide settings a row carries, with the value of stores written before them
+VARIANT = {"single_skill_steps": 0, "single_skill_share": 0.0, "router_init": "random"}
 
 
 def _seed_k(g: pd.DataFrame, col: str, seeds: np.ndarray, ks: np.ndarray) -> np.ndarray:
@@ -63,7 +73,7 @@ def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFr
     """One row per (cell, routed arm) as the module docstring says; empty without routed rows."""
     df = rows.assign(arm=arm_names(rows))
     df = df[df["arm"].isin([a.name for a in routed_arms()]) & ~df["diverged"].astype(bool)]
-    df = df.assign(task=df["task"].fillna("compositional") if "task" in df.columns else "compositional")
+    df = _with_task(df)
     if df.empty:
         return pd.DataFrame()
     seeds = np.sort(df["seed"].unique())
@@ -98,4 +108,33 @@ def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFr
             for col in SPLIT_COLUMNS:
                 row[col] = at_k[col].mean() if col in at_k.columns and len(at_k) else np.nan
             out.append(row)
-    return pd.DataFrame(out)
+    return _with_estimator_columns(pd.DataFrame(out), df)
+
+
+def _with_task(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with their task (stores written before the task setting are compositional)."""
+    task = rows["task"].fillna("compositional") if "task" in rows.columns else "compositional"
+    return rows.assign(task=task)
+
+
+def _with_estimator_columns(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The gate map's rows with what each arm is, its best routing-gain share, its cost per step and the
+    store's data design (module docstring)."""
+    arms = {name: arm_named(name) for name in table["arm"].unique()}
+    for col, part in (("router", lambda a: a.router.name), ("experts", lambda a: a.experts.name),
+                      ("gate", lambda a: a.gate), ("estimator", lambda a: a.estimator)):
+        table[col] = [part(arms[a]) for a in table["arm"]]
+    if "route_free_nmse" in rows.columns:
+        gain = _with_task(routing_gain_table(rows.drop(columns="arm")))
+        curve = gain.groupby([*CELL, "arm", "split", "k"])["share"].mean().reset_index()
+        best = curve.groupby([*CELL, "arm", "split"])["share"].max().unstack("split")
+        best = best.rename(columns=lambda s: f"best_share_{s}").reset_index()
+        table = table.merge(best, on=[*CELL, "arm"], how="left")
+    if {"wall_s", "steps"} <= set(rows.columns):
+        warm = rows["single_skill_steps"].fillna(0) if "single_skill_steps" in rows.columns else 0
+        cost = rows.assign(ms_per_step=1000 * rows["wall_s"] / (rows["steps"].clip(lower=1) + warm))
+        table = table.merge(cost.groupby([*CELL, "arm"])["ms_per_step"].mean().reset_index(),
+                            on=[*CELL, "arm"], how="left")
+    for name, default in VARIANT.items():  # one value per store (config settings, not axes)
+        table[name] = rows[name].iloc[0] if name in rows.columns and rows[name].notna().any() else default
+    return table

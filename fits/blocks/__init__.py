@@ -31,7 +31,6 @@ BLOCK_MODULES = (
     "fits.blocks.routing_gain",
     "fits.blocks.adaptive_k",
     "fits.blocks.gate_map",
-    "fits.blocks.estimator_map",
 )
 
 BLOCKS = [importlib.import_module(path) for path in BLOCK_MODULES]

@@ -53,3 +53,20 @@ def test_gate_map_without_oracle_rows_has_nan_ratios_and_keeps_the_rest():
     rows = pd.DataFrame(_rows(("learned", "learned", "softmax"), {1: 0.9, 2: 0.6, 4: 0.3, 8: 0.4}))
     table = gate_map(rows, n_boot=50)
     assert len(table) == 1 and np.isnan(table["ratio_id"].iloc[0]) and table["k_star_id"].iloc[0] == 4
+
+
+def test_the_estimator_columns_read_the_arm_its_routing_gain_and_its_cost():
+    """Route-free baseline 1 and the oracle's best 0.1: the learned arm's best share is (1 - 0.3) / 0.9
+    on ID; its cost per step is its wall time over its steps and single-skill steps."""
+    extra = {"route_free_nmse": 1.0, "route_free_nmse_ood": 1.0, "wall_s": 3.0, "steps": 1000,
+             "single_skill_steps": 500, "estimator": "score"}
+    oracle = _rows(("oracle", "learned", "softmax"), {1: 0.5, 2: 0.1, 4: 0.1, 8: 0.1}, seeds=[0],
+                   **extra | {"estimator": "pathwise"})
+    learned = _rows(("learned", "learned", "uniform"), {1: 0.9, 2: 0.6, 4: 0.3, 8: 0.4}, seeds=[0], **extra)
+    rows = pd.DataFrame(oracle + learned)
+    got = gate_map(rows, n_boot=20).set_index("arm").loc["learned-uniform-score"]
+    assert (got["router"], got["experts"], got["gate"], got["estimator"]) == ("learned", "learned", "uniform",
+                                                                              "score")
+    np.testing.assert_allclose(got["best_share_id"], 0.7 / 0.9)
+    np.testing.assert_allclose(got["ms_per_step"], 1000 * 3.0 / 1500)
+    assert got["single_skill_steps"] == 500 and got["router_init"] == "random"

@@ -25,10 +25,21 @@ DESIGNS = {
     "standard": ("configs/standard.yaml", {}, "ood"),
     "active-compute": ("configs/active_compute.yaml", {}, "id"),
 }
+# directory -> (preset file, --set overrides): how `make estimators` made it (ID metric, no theory fit)
+ESTIMATOR_DESIGNS = {
+    "estimators": ("configs/estimators.yaml", {}),
+    "estimators-compositional": ("configs/estimators.yaml", {"task": "compositional"}),
+    "estimators-single-skill": ("configs/estimators_single_skill.yaml", {}),
+    "estimators-teacher-init": ("configs/estimators.yaml", {"router_init": "teacher",
+                                                            "estimator": ["pathwise", "score"],
+                                                            "complexity": [2, 4], "k": [2, 4, 8]}),
+    "gate_values": ("configs/gate_values.yaml", {}),
+}
 
 
 def test_every_reference_directory_is_a_known_design():
-    assert sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()) == sorted(DESIGNS)
+    known = {**DESIGNS, **ESTIMATOR_DESIGNS}
+    assert sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()) == sorted(known)
 
 
 @pytest.mark.parametrize("name", sorted(DESIGNS))
@@ -57,3 +68,30 @@ def test_a_reference_result_matches_its_preset(name):
     assert set(doc["by_router"]) == {arm(r, e, g).name for r, e in axes.arms() for g in axes.gates_for(r)}
     for block in doc["by_router"].values():
         assert set(block["laws_by_estimand"]) == {"enough", "discrete", "one_se", "enough_2"}
+
+
+def estimator_map(name: str) -> pd.DataFrame:
+    """The estimator map of a reference result (its optimal_k.json's `gate_map` block)."""
+    doc = json.loads((REFERENCE / name / "optimal_k.json").read_text())
+    return pd.DataFrame(doc["gate_map"]["rows"])
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATOR_DESIGNS))
+def test_an_estimator_reference_matches_its_preset(name):
+    """Made from its preset (same config hash, every model), and its estimator map has a row per routed
+    arm of the preset and complexity, each over all the preset's seeds."""
+    path, overrides = ESTIMATOR_DESIGNS[name]
+    ref = REFERENCE / name
+    prov = json.loads((ref / "provenance.json").read_text())
+    config = load_config(ROOT / path, overrides)
+    assert prov["manifest"]["config_hash"] == config.config_hash()
+    assert prov["wall_s"] > 0 and len(prov["manifest"]["git_commit"]) == 40
+    doc = json.loads((ref / "optimal_k.json").read_text())
+    assert doc["n_rows"] == len(grid.cells(config)) * len(config.axes.seeds)
+    table = estimator_map(name)
+    axes = config.axes
+    arms = {arm(r, e, g, est) for r, e in axes.arms() for g in axes.gates_for(r)
+            for est in axes.estimators_for(r)}
+    assert set(table["arm"]) == {a.name for a in arms if a.routes}
+    assert len(table) == len(set(table["arm"])) * len(axes.complexity) * len(axes.n_train)
+    assert (table["n_seeds"] == len(axes.seeds)).all()
