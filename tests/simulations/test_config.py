@@ -48,6 +48,11 @@ def test_nested_file_with_flat_override(tmp_path):
     ({"training": 3}, r"^training: unknown field"),
     ({"lr": 0}, r"^lr: expected a number > 0"),
     ({"training": {"max_steps": 1.5}}, r"^max_steps: expected an integer >= 1"),
+    ({"estimator": ["nope"]},
+     r"^estimator: expected a non-empty list of distinct values from pathwise, dense_ste, score, swap; got"),
+    ({"score_samples": 0}, r"^score_samples: expected an integer >= 1"),
+    ({"estimators": {"swap_weight": -1}}, r"^swap_weight: expected a number > 0"),
+    ({"single_skill_steps": -1}, r"^single_skill_steps: expected an integer >= 0"),
 ])
 def test_bad_names_and_values_are_one_line_errors(raw, message):
     with pytest.raises(ConfigError, match=message) as info:

@@ -272,6 +272,19 @@ def test_grid_cli_on_ray_gives_the_local_executor_rows(ray_cluster, local_store,
 
 @pytest.mark.ray
 @pytest.mark.slow
+def test_a_sampling_estimator_on_ray_gives_the_local_executor_rows(ray_cluster, tmp_path):
+    """The score estimator draws from per-model generators: a Ray worker trains the same rows."""
+    from simulations.grid import run_grid
+
+    config = {**TINY, "router": ["learned"], "estimator": ["score"], "seeds": [0], "single_skill_steps": 3}
+    local = tmp_path / "local"
+    assert run_grid(validate(config), local, progress=False)["failed"] == []
+    out = _cli_on_ray("simulations.grid", config, tmp_path, ray_cluster)
+    pd.testing.assert_frame_equal(load_checked(out), load_checked(local))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_grid_worker_killed_mid_bundle_gives_complete_duplicate_free_store(ray_cluster, local_store,
                                                                           tmp_path):
     from simulations.grid import run_grid

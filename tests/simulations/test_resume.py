@@ -35,6 +35,8 @@ def _files(out):
     ("router_temperature=2.0", "router_temperature"), ("lr=0.02", "lr"), ("n_skills=8", "n_skills"),
     ("training.max_steps=6", "max_steps"), ("seeds=[1]", "seeds"), ("k=[2]", "k"),
     ("task=contextual", "task"), ("top_p=0.7", "top_p"), ("gate=[uniform]", "gate"),
+    ("estimator=[score]", "estimator"), ("score_samples=2", "score_samples"),
+    ("single_skill_steps=3", "single_skill_steps"), ("router_init=teacher", "router_init"),
 ])
 def test_resume_with_another_setting_is_refused_naming_it(store, capsys, item, field):
     path, out = store
@@ -47,7 +49,8 @@ def test_resume_with_another_setting_is_refused_naming_it(store, capsys, item, f
 
 @pytest.mark.parametrize("item, new_rows", [("seeds=[0, 1]", 2), ("k=[1, 2, 3]", 1), ("k=all", 2),
                                             ("complexity=[1, 2]", 2),
-                                            ("gate=[softmax, sigmoid]", 2)])
+                                            ("gate=[softmax, sigmoid]", 2),
+                                            ("estimator=[pathwise, score, swap]", 4)])
 def test_resume_extends_along_an_axis_training_only_the_new_rows(store, capsys, item, new_rows):
     path, out = store
     stored = results.load(out)
@@ -75,7 +78,9 @@ def test_a_manifest_without_the_later_settings_resumes(store, capsys):
     old defaults; resuming at those defaults is the same setting, at another value it is refused."""
     path, out = store
     manifest = results.read_manifest(out)
-    for name in ("router_lr_mult", "balance_loss", "router_noise", "router_temperature", "router_init_scale"):
+    for name in ("router_lr_mult", "balance_loss", "router_noise", "router_temperature", "router_init_scale",
+                 "estimator", "score_samples", "swap_weight", "single_skill_steps", "single_skill_share",
+                 "router_init"):
         del manifest["config"][name]
     (out / results.MANIFEST).write_text(json.dumps(manifest))
     argv = ["--config", str(path), "--out", str(out), "--resume", "--set", "balance_loss=0.1"]

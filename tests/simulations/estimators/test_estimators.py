@@ -219,3 +219,24 @@ def test_a_models_score_samples_do_not_depend_on_its_bundle():
     assert alone.iloc[0][trained].equals(pair.iloc[1][trained])
     # measures batched over the bundle's models may differ in the last bit (a batched GEMM's rounding)
     assert np.allclose(alone.iloc[0], pair.iloc[1], rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+@pytest.mark.slow
+def test_the_score_function_finds_the_composition_with_teacher_experts(tmp_path):
+    """The issue's first criterion on a small grid: the contextual task (S = 4), the teacher's skills as
+    frozen experts (T = S), k = s = 2. The score function's router finds the active skills (recall >= 0.9
+    at k = s) where the pathwise gradient's does not, in the same 400 steps on the same data."""
+    from simulations import results
+    from simulations.config import load_config
+    from simulations.grid import run_grid
+
+    config = {"name": "score", "task": "contextual", "n_skills": 4, "d_in": 4, "d_context": 4,
+              "teacher_width": 8, "complexity": [2], "n_experts": [4], "k": [2], "n_train": [1000],
+              "width": [4], "seeds": [0, 1], "router": ["learned"], "experts": ["teacher"],
+              "gate": ["uniform"], "estimator": ["pathwise", "score"], "lr": 0.03, "max_steps": 400, "eval_every": 50,
+              "patience": 20, "n_val": 200, "n_test": 500, "device": "cpu"}
+    assert run_grid(load_config(overrides=config), tmp_path / "g", progress=False)["failed"] == []
+    rows = results.load(tmp_path / "g")
+    recall = rows.groupby("estimator")["routing_recall"]
+    assert recall.min()["score"] >= 0.9
+    assert recall.max()["pathwise"] < 0.9
