@@ -233,8 +233,8 @@ def test_the_score_function_finds_the_composition_with_teacher_experts(tmp_path)
     config = {"name": "score", "task": "contextual", "n_skills": 4, "d_in": 4, "d_context": 4,
               "teacher_width": 8, "complexity": [2], "n_experts": [4], "k": [2], "n_train": [1000],
               "width": [4], "seeds": [0, 1], "router": ["learned"], "experts": ["teacher"],
-              "gate": ["uniform"], "estimator": ["pathwise", "score"], "lr": 0.03, "max_steps": 400, "eval_every": 50,
-              "patience": 20, "n_val": 200, "n_test": 500, "device": "cpu"}
+              "gate": ["uniform"], "estimator": ["pathwise", "score"], "lr": 0.03, "max_steps": 400,
+              "eval_every": 50, "patience": 20, "n_val": 200, "n_test": 500, "device": "cpu"}
     assert run_grid(load_config(overrides=config), tmp_path / "g", progress=False)["failed"] == []
     rows = results.load(tmp_path / "g")
     recall = rows.groupby("estimator")["routing_recall"]
