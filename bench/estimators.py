@@ -1,11 +1,12 @@
 """Benchmark of the router-gradient estimators (simulations.estimators): the cost of one training step
 under each estimator, as a ratio to the pathwise estimator's on the same bundle in the same process.
 
-One bundle per expert kind (learned, teacher) of the estimator preset's shape: the contextual task at
-s = 4 (S = 8, d = d_c = 8), T = 16 experts of width 4, uniform gates, --models models with k cycling
-through 1, 2, 4, 8, --n-train points each. A step is the estimator's training loss, its backward and an
-Adam step (no evaluation). The estimators take turns within each repeat, so load from other processes
-hits them alike. Prints ms per step (best of --repeats) and the ratio to pathwise as one markdown table.
+One bundle per expert kind (learned, teacher) of the estimator preset's shape (configs/estimators.yaml):
+the contextual task at s = 4 (S = 8, d = d_c = 8), T = 8 experts of width 4, uniform gates, --models
+models with k cycling through 1, 2, 4, 8, --n-train points each. A step is the estimator's training
+loss, its backward and an Adam step (no evaluation). The estimators take turns within each repeat, so
+load from other processes hits them alike. Prints ms per step (best of --repeats) and the ratio to
+pathwise as one markdown table.
 
     python bench/estimators.py [--n-train 2000] [--models 16] [--repeats 5]
 """
@@ -22,15 +23,17 @@ from simulations.families.regression import family
 from simulations.families.regression import train as tr
 from simulations.families.regression.config import GridConfig
 
+N_EXPERTS = 8  # one expert per skill, as the estimator preset
+
 
 def step_function(experts: str, estimator: str, n_train: int, n_models: int):
     """One training step of a fresh bundle under `estimator` (a closure)."""
     cell = {**GridConfig().to_dict(), "task": "contextual", "complexity": 4, "n_train": n_train}
     tasks = [family._task(family.task_spec(cell, seed)) for seed in range(n_models)]
     data = tr.make_bundle_data(tasks, [n_train] * n_models, 8, 8, torch.float32, "cpu",
-                               n_experts=16 if experts == "teacher" else None)
+                               n_experts=N_EXPERTS if experts == "teacher" else None)
     ks = [(1, 2, 4, 8)[i % 4] for i in range(n_models)]
-    model = tr.init_model(16, 8, 4, ks, list(range(n_models)), "auto", "k>1", torch.float32, "cpu",
+    model = tr.init_model(N_EXPERTS, 8, 4, ks, list(range(n_models)), "auto", "k>1", torch.float32, "cpu",
                           gate="uniform", d_context=8)
     student = tr.Student(model, data, tr.TrainSettings(experts=experts, estimator=estimator),
                          seeds=list(range(n_models)))
