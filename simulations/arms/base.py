@@ -22,6 +22,7 @@ from simulations.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from simulations.gates import GATES, gate_family
 from simulations.gating import Gating, Points
 from simulations.moe import TopKMoE
+from simulations.registry import lookup, register
 
 DEFAULT_GATE = GATES[0]  # softmax: the gate of every store written before the gate families
 
@@ -172,10 +173,7 @@ class ExpertsKind:
 
 
 def register_router(cls: type[RouterKind]) -> type[RouterKind]:
-    if cls.name in ROUTERS:
-        raise ValueError(f"router kind {cls.name!r} is registered twice")
-    ROUTERS[cls.name] = cls
-    return cls
+    return register(ROUTERS, cls, "router kind")
 
 
 def settings_fields() -> list[tuple[str, type, dataclasses.Field]]:
@@ -185,24 +183,17 @@ def settings_fields() -> list[tuple[str, type, dataclasses.Field]]:
 
 
 def register_experts(cls: type[ExpertsKind]) -> type[ExpertsKind]:
-    if cls.name in EXPERTS:
-        raise ValueError(f"expert kind {cls.name!r} is registered twice")
-    EXPERTS[cls.name] = cls
-    return cls
+    return register(EXPERTS, cls, "expert kind")
 
 
 def router(name: str) -> type[RouterKind]:
     """The router kind `name`; ValueError naming the allowed values otherwise."""
-    if name not in ROUTERS:
-        raise ValueError(f"router: expected one of {', '.join(ROUTERS)}; got {name!r}")
-    return ROUTERS[name]
+    return lookup(ROUTERS, "router", name)
 
 
 def experts(name: str) -> type[ExpertsKind]:
     """The expert kind `name`; ValueError naming the allowed values otherwise."""
-    if name not in EXPERTS:
-        raise ValueError(f"experts: expected one of {', '.join(EXPERTS)}; got {name!r}")
-    return EXPERTS[name]
+    return lookup(EXPERTS, "experts", name)
 
 
 @dataclass(frozen=True)

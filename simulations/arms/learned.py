@@ -72,16 +72,13 @@ class Learned(RouterKind):
 
     def _jitter(self, split: str, points: Points, x: torch.Tensor) -> torch.Tensor | None:
         """The training jitter [M, T, n] on the logits of a split's points x, N(0, router_noise^2) (None
-        at router_noise 0). Model m's comes from its own generator (simulations.streams), drawn point by
-        point for its own points only (0 on padding), so its draws depend on its seeds, its points and
-        the step, never on the bundle it is in."""
+        at router_noise 0): model m's from its own stream, for its own points only (0 on padding:
+        simulations.streams.per_point)."""
         if self.settings.router_noise <= 0:
             return None
-        valid = self.data.valid(split, points).cpu()
-        noise = torch.zeros(*valid.shape, self.model.n_experts, dtype=x.dtype)  # [M, n, T]
-        for m, gen in enumerate(self._jitter_streams):
-            noise[m, valid[m]] = torch.randn(int(valid[m].sum()), self.model.n_experts, generator=gen,
-                                             dtype=x.dtype)
+        valid = self.data.valid(split, points)
+        T = self.model.n_experts
+        noise = streams.per_point(self._jitter_streams, valid, (T,), x.dtype, "normal", 0.0)  # [M, n, T]
         return (self.settings.router_noise * noise).transpose(1, 2).to(x.device)
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:

@@ -17,6 +17,7 @@ import torch
 from simulations import streams
 from simulations.config_schema import NoSettings, gathered
 from simulations.gating import Gating, Points
+from simulations.registry import lookup, register
 
 ESTIMATORS: dict[str, type[Estimator]] = {}
 DEFAULT_ESTIMATOR = "pathwise"  # the gradient of every store written before the estimator axis
@@ -106,37 +107,29 @@ class Estimator:
         """The training loss [M] on `batch` (each model's own: model i's gradient is its own)."""
         raise NotImplementedError
 
+    def plus_aux(self, loss: torch.Tensor, gating: Gating, batch: Batch) -> torch.Tensor:
+        """`loss` [M] plus the router kind's own term on `gating` (load balancing, ...), where it has one."""
+        aux = self.student.router.aux_loss(gating, batch.split, batch.points)
+        return loss if aux is None else loss + aux
+
     def exponential(self, n_samples: int, batch: Batch, like: torch.Tensor) -> torch.Tensor:
         """Exp(1) draws [n_samples, M, T, n] for the batch's points (as -log U, faster than torch's
-        exponential_), model m's from its own generator (simulations.streams: seeded by its seeds and
-        this estimator's name), drawn point by point for its own points only (1 on padding), so its draws
-        depend on its seeds, its points and the step, never on the bundle it is in."""
+        exponential_), model m's from its own stream (seeded by its seeds and this estimator's name), for
+        its own points only (simulations.streams.per_point)."""
         if self._generators is None:
             self._generators = streams.generators(self.seeds, self.name)
         M, T, n = like.shape
-        valid = batch.valid(M, n).cpu()
-        u = torch.ones(M, n, n_samples, T, dtype=like.dtype)  # point-major: a model's draws, in order
-        for m, gen in enumerate(self._generators):
-            own = int(valid[m].sum())
-            if bool(valid[m, :own].all()):  # its points first (a padded training split): fill in place
-                u[m, :own].uniform_(generator=gen)
-            else:
-                u[m, valid[m]] = torch.rand(own, n_samples, T, generator=gen, dtype=like.dtype)
+        u = streams.per_point(self._generators, batch.valid(M, n), (n_samples, T), like.dtype, "uniform", 1.0)
         return u.clamp_min_(torch.finfo(like.dtype).tiny).log_().neg_().permute(2, 0, 3, 1).to(like.device)
 
 
 def register_estimator(cls: type[Estimator]) -> type[Estimator]:
-    if cls.name in ESTIMATORS:
-        raise ValueError(f"estimator {cls.name!r} is registered twice")
-    ESTIMATORS[cls.name] = cls
-    return cls
+    return register(ESTIMATORS, cls, "estimator")
 
 
 def estimator(name: str) -> type[Estimator]:
     """The estimator `name`; ValueError naming the allowed values otherwise."""
-    if name not in ESTIMATORS:
-        raise ValueError(f"estimator: expected one of {', '.join(ESTIMATORS)}; got {name!r}")
-    return ESTIMATORS[name]
+    return lookup(ESTIMATORS, "estimator", name)
 
 
 def settings_fields() -> list[tuple[str, type, dataclasses.Field]]:

@@ -22,6 +22,4 @@ class DenseSTE(Estimator):
         outputs = experts.outputs(batch.split, batch.points)  # [M, T, n, 1]
         hard = (gating.gates.detach().unsqueeze(-1) * outputs).sum(1)
         dense = (gating.probs.unsqueeze(-1) * outputs.detach()).sum(1)
-        loss = batch.mean(batch.point_loss(hard + (dense - dense.detach())))
-        aux = router.aux_loss(gating, batch.split, batch.points)
-        return loss if aux is None else loss + aux
+        return self.plus_aux(batch.mean(batch.point_loss(hard + (dense - dense.detach()))), gating, batch)

@@ -21,5 +21,4 @@ class Pathwise(Estimator):
         router, experts = self.student.router, self.student.experts
         gating = router.route(batch.split, batch.points, training=True)
         loss = batch.mean(batch.point_loss(experts.combine(gating, batch.split, batch.points)))
-        aux = router.aux_loss(gating, batch.split, batch.points)
-        return loss if aux is None else loss + aux
+        return self.plus_aux(loss, gating, batch)

@@ -50,6 +50,4 @@ class Score(Estimator):
         advantage = (losses - baseline).detach()
         task = torch.stack([batch.mean(v) for v in losses]).mean(0)
         surrogate = torch.stack([batch.mean(v) for v in advantage * log_prob]).mean(0)
-        aux = router.aux_loss(Gating(selected[0], gates[0], p), batch.split, batch.points)
-        loss = task + surrogate
-        return loss if aux is None else loss + aux
+        return self.plus_aux(task + surrogate, Gating(selected[0], gates[0], p), batch)

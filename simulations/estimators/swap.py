@@ -71,5 +71,4 @@ class Swap(Estimator):
         valid = torch.arange(order.shape[1], device=p.device).view(1, -1, 1) < router.k.view(-1, 1, 1)
         membership = -plackett_luce.log_prob(log_w, order, valid)  # [M, n]
         loss = batch.mean(batch.point_loss(pred)) + self.settings.swap_weight * batch.mean(membership)
-        aux = router.aux_loss(gating, batch.split, batch.points)
-        return loss if aux is None else loss + aux
+        return self.plus_aux(loss, gating, batch)

@@ -182,14 +182,14 @@ def _work(bundle) -> float:
     phase's included)."""
     c = bundle.models[0].cell
     n = max(m.cell["n_train"] for m in bundle.models) + c["n_val"] / c["eval_every"]
-    steps = c["max_steps"] + c.get("single_skill_steps", 0)
+    steps = c["max_steps"] + c["single_skill_steps"]
     return len(bundle.models) * n * c["n_experts"] * c["width"] * (c["d_in"] + 2) * steps
 
 
 def _step_kind(bundle) -> tuple[str, str, str]:
     """What sets the cost of a bundle's step beyond its work: its router, expert kind and estimator."""
     c = bundle.models[0].cell
-    return c["router"], c["experts"], c.get("estimator", "pathwise")
+    return c["router"], c["experts"], c["estimator"]
 
 
 def estimate_seconds(bundles: list, n_steps: int = 10) -> float:
@@ -229,7 +229,7 @@ def _estimate_group(bundles: list, n_steps: int) -> float:
     timed(1)  # warm-up
     t_eval = timed(0)  # the evaluations alone (validation, train and test metrics)
     per_step = max(timed(n_steps) - t_eval, 0.0) / n_steps
-    steps = first["max_steps"] + first.get("single_skill_steps", 0)
+    steps = first["max_steps"] + first["single_skill_steps"]
     per_bundle = per_step * steps + t_eval * (1 + first["max_steps"] / first["eval_every"])
     return per_bundle * sum(_work(b) for b in bundles) / _work(big)
 

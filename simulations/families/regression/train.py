@@ -376,6 +376,16 @@ class WarmUp:
     steps: int
 
 
+def _update(opt: torch.optim.Optimizer, params: list[torch.Tensor], loss: torch.Tensor, frozen: torch.Tensor,
+            clip_norm: float) -> None:
+    """One optimizer step on the loss [M] of the models not `frozen` (a frozen model's loss counts 0),
+    with non-finite gradient entries zeroed and each model's gradient clipped to `clip_norm`."""
+    torch.where(frozen, torch.zeros_like(loss), loss).sum().backward()
+    _finite_grads(params)
+    _per_model_clip(params, clip_norm)
+    opt.step()
+
+
 def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, opt: torch.optim.Optimizer,
              options: Mapping[str, Any] | None, seeds: list[int] | None) -> None:
     """Run a WarmUp phase on the bundle's models in place, with the main phase's optimizer (a model
@@ -387,10 +397,7 @@ def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, opt: torc
     for _ in range(warm_up.steps):
         opt.zero_grad(set_to_none=False)
         loss = student.training_loss()
-        torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss)).sum().backward()
-        _finite_grads(params)
-        _per_model_clip(params, settings.clip_norm)
-        opt.step()
+        _update(opt, params, loss, ~torch.isfinite(loss), settings.clip_norm)
     model.router.k = own_k
 
 
@@ -434,10 +441,7 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings,
         steps = torch.where(bad, step, steps)
         diverged |= bad
         frozen = stopped | diverged
-        torch.where(frozen, torch.zeros_like(loss), loss).sum().backward()
-        _finite_grads(params)
-        _per_model_clip(params, settings.clip_norm)
-        opt.step()
+        _update(opt, params, loss, frozen, settings.clip_norm)
         _copy_models(params, best, frozen)
 
     with torch.no_grad():  # every model ends at its best validation checkpoint
