@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench standard regime composition adaptive law active-compute sraven estimators clean
+.PHONY: run test test-fast bench reference standard regime composition adaptive law active-compute sraven estimators clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +103,12 @@ sraven: $(STAMP)
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven-feat --metric feat_ood
 	$(BIN)/python -m figures --sraven results/sraven-learnable --only sraven_accuracy sraven_kstar
+
+# Every reference result in docs/reference/ (fits/references.py lists them): runs or resumes each preset's
+# grids, fits them and writes docs/reference/<name>/ with provenance; refused from a tree with uncommitted
+# changes. `make reference ARGS=--dry-run` prints each grid's estimated time; ARGS="law quick" picks some.
+reference: $(STAMP)
+	$(BIN)/python -m fits.references $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/layer.py

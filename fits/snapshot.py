@@ -1,26 +1,30 @@
-"""`python -m fits.snapshot FITS_DIR STORE OUT --wall-s S --command "..."`: a reference result.
+"""A reference result: one fits run of one store, with what reproduces it (written by fits.references).
 
-Copies a fits run's `cells.csv`, `optimal_k.json` and `report.md` into OUT beside `provenance.json`: the
-store's manifest (config, commit, versions, device), the machine (platform, processor, CPU count), the
-grid's wall time and the command that made it. docs/reference/ holds the presets' (docs/reference.md), so
-a user compares a run with them instead of re-running an hour; tests/fits/test_reference.py checks that
-they parse and match the presets' designs. Files land together (atomically) or not at all.
+docs/reference/<name>/ holds the fits run's `cells.csv`, `optimal_k.json` and `report.md`; `means.csv`,
+the store's seed-mean of every deterministic number per cell, at full precision (what the slice test
+compares bit for bit); and `provenance.json`: the store's manifest (config, commit, versions, device,
+every run), the machine, the grid's wall time, the commands, and the commit the fits ran at. It is
+refused unless the tree is clean and every run of the store was made from a clean tree at the commit
+its rows record, so one commit reproduces it. Files land together (atomically) or not at all.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
+import pandas as pd
+
 from fits.data import FitInputError
+from simulations import results
 from simulations.atomic import staged_files
-from simulations.results import read_manifest
+from simulations.provenance import git_commit, tree_state
 
 FILES = ("cells.csv", "optimal_k.json", "report.md")
+# Row columns that are not results: timings differ run to run.
+NOT_RESULTS = ("wall_s",)
 
 
 def machine() -> dict:
@@ -29,38 +33,58 @@ def machine() -> dict:
             "cpu_count": os.cpu_count()}
 
 
-def snapshot(fits_dir: Path, store: Path, wall_s: float, command: str) -> dict[str, str]:
-    """{file name: text} of the reference result (see module doc); FitInputError on a missing input."""
+def cell_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """Seed-mean of every float result column per cell (rows sorted by cell and seed, so the sums run
+    in one order), with the number of seeds: what a rerun of any of the cells must give bit for bit."""
+    cols = [c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS]
+    rows = rows.sort_values(["cell_id", "seed"], kind="stable")
+    means = rows.groupby("cell_id", sort=True)[cols].mean()
+    return means.assign(n_seeds=rows.groupby("cell_id", sort=True).size()).reset_index()
+
+
+def store_problem(manifest: dict, rows: pd.DataFrame) -> str | None:
+    """Why the store cannot back a reference (None when it can): a run from a dirty tree or none
+    recorded, runs at several commits, or rows from a commit other than the runs'."""
+    runs = manifest.get("runs") or []
+    if not runs:
+        return "its manifest records no runs (made before provenance recorded the tree state)"
+    dirty = [r["started"] for r in runs if r.get("git_clean") is not True]
+    if dirty:
+        return f"run(s) started {', '.join(dirty)} came from a tree with uncommitted changes"
+    commits = {r["git_commit"] for r in runs} | set(rows["git_commit"].unique())
+    if len(commits) != 1:
+        return f"its runs and rows span commits {', '.join(sorted(c[:9] for c in commits))}"
+    return None
+
+
+def snapshot(fits_dir: Path, store: Path, wall_s: float | None, grid_command: str,
+             fit_command: str) -> dict[str, str]:
+    """{file name: text} of the reference result (see module doc); FitInputError when an input is
+    missing or the tree or the store is not clean."""
     missing = [f for f in FILES if not (fits_dir / f).is_file()]
     if missing:
         raise FitInputError(f"fits dir {fits_dir} lacks {', '.join(missing)} (run python -m fits.optimal_k)")
-    manifest = read_manifest(store) if store.is_dir() else None
+    manifest = results.read_manifest(store) if store.is_dir() else None
     if manifest is None:
         raise FitInputError(f"store {store} has no manifest.json")
-    prov = {"store": str(store), "fits": str(fits_dir), "command": command, "wall_s": wall_s,
-            "machine": machine(), "manifest": manifest}
-    return {f: (fits_dir / f).read_text() for f in FILES} | {"provenance.json": json.dumps(prov, indent=1)}
+    state = tree_state()
+    if state["git_clean"] is not True:
+        raise FitInputError("the working tree has uncommitted changes: commit them, then make the reference")
+    rows = results.load(store)
+    problem = store_problem(manifest, rows)
+    if problem:
+        raise FitInputError(f"store {store}: {problem}; rerun it from a clean tree")
+    prov = {"store": str(store), "fits": str(fits_dir), "command": grid_command, "fit_command": fit_command,
+            "wall_s": wall_s, "fits_commit": git_commit(), "machine": machine(), "manifest": manifest}
+    return ({f: (fits_dir / f).read_text() for f in FILES}
+            | {"means.csv": cell_means(rows).to_csv(index=False, float_format="%.17g"),
+               "provenance.json": json.dumps(prov, indent=1)})
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fits.snapshot", description=__doc__.splitlines()[0])
-    p.add_argument("fits_dir", type=Path)
-    p.add_argument("store", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--wall-s", type=float, required=True, help="the grid's wall time in seconds")
-    p.add_argument("--command", required=True, help="the command that ran the grid")
-    args = p.parse_args(argv)
-    try:
-        files = snapshot(args.fits_dir, args.store, args.wall_s, args.command)
-    except FitInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with staged_files(args.out) as stage:
+def write_snapshot(fits_dir: Path, store: Path, out: Path, wall_s: float | None, grid_command: str,
+                   fit_command: str) -> None:
+    files = snapshot(fits_dir, store, wall_s, grid_command, fit_command)
+    with staged_files(out) as stage:
         for name, text in files.items():
             stage(name, lambda tmp, text=text: Path(tmp).write_text(text))
-    print(f"wrote {', '.join(files)} to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    print(f"wrote {', '.join(files)} to {out}")

@@ -30,7 +30,7 @@ from simulations.config import load_config, parse_override, parse_seeds, preset_
 from simulations.config_schema import ConfigError, resume_conflict, stable_hash
 from simulations.executors import LocalExecutor, ProcessExecutor
 from simulations.families import DEFAULT, Family, family_of, get_family
-from simulations.provenance import provenance
+from simulations.provenance import provenance, tree_state
 from simulations.ray_executor import RayExecutor  # cheap: Ray itself is imported when one is built
 
 DELAY_ENV = "MOE_SPARSITY_BUNDLE_DELAY"
@@ -177,8 +177,17 @@ def run_grid(config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         check_resumable(config, out)
     skip = results.done_keys(out) if resume else set()
     bundles = make_bundles(config, device, skip)
-    results.write_manifest(out, {"family": fam.name, "config": config.to_dict(),
-                                 "config_hash": config.config_hash(), "device": device, **provenance()})
+    # Every run that wrote to the store (a resume appends), so a reference can tell a store made in
+    # one clean commit from one resumed across commits or from a dirty tree (fits.references). A
+    # resume with nothing left to train leaves the store as it was.
+    stored = results.read_manifest(out) if resume else None
+    if stored is None or bundles:
+        state = tree_state()
+        this_run = {"git_commit": provenance()["git_commit"], **state,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        results.write_manifest(out, {"family": fam.name, "config": config.to_dict(),
+                                     "config_hash": config.config_hash(), "device": device, **provenance(),
+                                     **state, "runs": [*(stored or {}).get("runs", []), this_run]})
     total = sum(len(b.models) for b in bundles)
     failed: list[str] = []
     bar = tqdm(total=total, unit="model", desc=f"{fam.out_prefix}{config.runtime.name}", disable=not progress)
@@ -234,20 +243,39 @@ def build_parser(fam: Family | None = None, prog: str = "python -m simulations.g
     return p
 
 
+def config_from_args(args: argparse.Namespace, fam: Family):
+    """The config a parsed grid command line asks for (ConfigError on a bad one)."""
+    overrides = dict(parse_override(item) for item in args.set)
+    if args.seeds is not None:
+        overrides["seeds"] = parse_seeds(args.seeds)
+    if args.device is not None:
+        overrides["device"] = args.device
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    return load_config(args.config, overrides, family=fam.name, preset_name=getattr(args, "preset", None))
+
+
+def plan(config, device: str, out: Path, resume: bool) -> dict[str, Any]:
+    """What a run would do: `cells`, `models` to train, `skipped` (stored), `bundles`, `seconds` (the
+    family's estimate spread over the workers; an upper bound where `bound`, without early stopping)."""
+    skip = set()
+    if resume and out.is_dir():
+        check_resumable(config, out)
+        skip = results.done_keys(out)
+    bundles = make_bundles(config, device, skip)
+    fam = family_of(config)
+    workers = 1 if fam.estimate_is_bound else min(config.runtime.workers, max(len(bundles), 1))
+    return {"cells": len(cells(config)), "models": sum(len(b.models) for b in bundles), "skipped": len(skip),
+            "bundles": len(bundles), "seconds": estimate_seconds(bundles) / workers, "workers": workers,
+            "bound": fam.estimate_is_bound}
+
+
 def main(argv: list[str] | None = None, family: str = DEFAULT, parser=None) -> int:
     """The CLI of `family`'s grid: parse, validate everything, then run or (--dry-run) describe it."""
     fam = get_family(family)
     args = (parser or build_parser(fam)).parse_args(argv)
     try:
-        overrides = dict(parse_override(item) for item in args.set)
-        if args.seeds is not None:
-            overrides["seeds"] = parse_seeds(args.seeds)
-        if args.device is not None:
-            overrides["device"] = args.device
-        if args.workers is not None:
-            overrides["workers"] = args.workers
-        config = load_config(args.config, overrides, family=fam.name,
-                             preset_name=getattr(args, "preset", None))
+        config = config_from_args(args, fam)
         if args.executor not in ("local", "ray"):
             raise ConfigError(f"executor: expected one of local, ray; got {args.executor!r}")
         if args.gpus_per_bundle < 0:
@@ -256,21 +284,15 @@ def main(argv: list[str] | None = None, family: str = DEFAULT, parser=None) -> i
         device = resolve_device(config.runtime.device, gpus)
         out = Path(args.out or f"results/{fam.out_prefix}{config.runtime.name}")
         if args.dry_run:
-            skip = set()
-            if args.resume and out.is_dir():
-                check_resumable(config, out)
-                skip = results.done_keys(out)
-            bundles = make_bundles(config, device, skip)
-            n_models = sum(len(b.models) for b in bundles)
-            print(f"cells: {len(cells(config))}  models: {n_models} (skipping {len(skip)} stored)  "
-                  f"bundles: {len(bundles)}  device: {device}")
-            seconds = estimate_seconds(bundles)
-            if fam.estimate_is_bound:
-                print(f"estimated time: at most {seconds:.0f} s (without early stopping)")
+            p = plan(config, device, out, args.resume)
+            print(f"cells: {p['cells']}  models: {p['models']} (skipping {p['skipped']} stored)  "
+                  f"bundles: {p['bundles']}  device: {device}")
+            if p["bound"]:
+                print(f"estimated time: at most {p['seconds']:.0f} s (without early stopping)")
             else:
-                workers = min(config.runtime.workers, max(len(bundles), 1))
-                print(f"estimated time: {seconds:.0f} s one bundle after another on {device}"
-                      + (f", about {seconds / workers:.0f} s with {workers} workers" if workers > 1 else ""))
+                serial, w = p["seconds"] * p["workers"], p["workers"]
+                print(f"estimated time: {serial:.0f} s one bundle after another on {device}"
+                      + (f", about {p['seconds']:.0f} s with {w} workers" if w > 1 else ""))
             return 0
         executor = None
         if args.executor == "ray":

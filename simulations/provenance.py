@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from functools import lru_cache
@@ -20,6 +21,27 @@ def git_commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
+                         text=True, timeout=30, check=True)
+    return out.stdout
+
+
+def tree_state() -> dict[str, object]:
+    """Whether the checkout matches its commit: `git_clean`, and `git_diff_sha256`, a hash of the
+    uncommitted changes (tracked diff and untracked file names; None when clean). A result made from a
+    dirty tree cannot be reproduced from its commit alone, so references refuse one (fits.references).
+    Not cached: the tree can change while a process runs. Outside a checkout: clean None, hash None."""
+    try:
+        diff = _git("diff", "HEAD", "--binary")
+        untracked = _git("ls-files", "--others", "--exclude-standard")
+    except (OSError, subprocess.SubprocessError):
+        return {"git_clean": None, "git_diff_sha256": None}
+    if not diff and not untracked:
+        return {"git_clean": True, "git_diff_sha256": None}
+    return {"git_clean": False, "git_diff_sha256": hashlib.sha256((diff + untracked).encode()).hexdigest()}
 
 
 def device_name(device: torch.device | str) -> str:
