@@ -36,7 +36,7 @@ def tree_state() -> dict[str, object]:
     Not cached: the tree can change while a process runs. Outside a checkout: clean None, hash None."""
     try:
         diff = _git("diff", "HEAD", "--binary")
-        untracked = _git("ls-files", "--others", "--exclude-standard")
+        untracked = _git("ls-files", "--others", "--exclude-standard", ":/")
     except (OSError, subprocess.SubprocessError):
         return {"git_clean": None, "git_diff_sha256": None}
     if not diff and not untracked:
