@@ -132,6 +132,12 @@ REFERENCES: dict[str, Reference] = {r.name: r for r in (
 )}
 
 
+def registered_fits() -> dict[str, tuple[Fit, Grid]]:
+    """Every reference directory's name: its fit and the grid of its store."""
+    return {f.name: (f, next(g for g in r.grids if g.store == f.store))
+            for r in REFERENCES.values() for f in r.fits}
+
+
 def grids_of(names: list[str]) -> list[Grid]:
     return [g for n in names for g in REFERENCES[n].grids]
 

@@ -11,6 +11,7 @@ its rows record, so one commit reproduces it. Files land together (atomically) o
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -33,13 +34,19 @@ def machine() -> dict:
             "cpu_count": os.cpu_count()}
 
 
+def _exact_mean(values: pd.Series) -> float:
+    """Mean of the non-NaN values with an exactly rounded sum (math.fsum): the same bits whatever the
+    order or the other groups (pandas' grouped mean is not, for one group alone against many)."""
+    v = values.dropna().to_numpy(dtype=float)
+    return math.fsum(v) / len(v) if len(v) else float("nan")
+
+
 def cell_means(rows: pd.DataFrame) -> pd.DataFrame:
-    """Seed-mean of every float result column per cell (rows sorted by cell and seed, so the sums run
-    in one order), with the number of seeds: what a rerun of any of the cells must give bit for bit."""
+    """Seed-mean of every float result column per cell, with the number of seeds: what a rerun of any
+    of the cells must give bit for bit."""
     cols = [c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS]
-    rows = rows.sort_values(["cell_id", "seed"], kind="stable")
-    means = rows.groupby("cell_id", sort=True)[cols].mean()
-    return means.assign(n_seeds=rows.groupby("cell_id", sort=True).size()).reset_index()
+    groups = rows.groupby("cell_id", sort=True)
+    return groups[cols].agg(_exact_mean).assign(n_seeds=groups.size()).reset_index()
 
 
 def store_problem(manifest: dict, rows: pd.DataFrame) -> str | None:

@@ -1,5 +1,6 @@
-"""The reference results in docs/reference/ (fits.snapshot): each parses, its provenance names the preset
-that made it (same config hash), and its cells and arms match that preset's design."""
+"""The reference results in docs/reference/ (fits.references): each is one of the registered fits, parses,
+was made by its preset at one clean commit (same config hash, every model), and its cells and arms match
+that preset's design."""
 
 from __future__ import annotations
 
@@ -9,56 +10,65 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fits.references import REFERENCES, Fit, Grid, registered_fits
 from simulations import grid
 from simulations.arms import arm
-from simulations.config import load_config
+from simulations.families import get_family
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference"
-TEACHER = {"experts": ["teacher"], "width": [4]}
-# directory -> (preset file, --set overrides, metric): how `make law` / `make standard` made it
-DESIGNS = {
-    "law": ("configs/law.yaml", {}, "id"),
-    "law-ood": ("configs/law.yaml", {}, "ood"),
-    "law-teacher": ("configs/law.yaml", TEACHER, "id"),
-    "law-teacher-ood": ("configs/law.yaml", TEACHER, "ood"),
-    "standard": ("configs/standard.yaml", {}, "ood"),
-    "active-compute": ("configs/active_compute.yaml", {}, "id"),
-}
-# directory -> (preset file, --set overrides): how `make estimators` made it (ID metric, no theory fit)
-ESTIMATOR_DESIGNS = {
-    "estimators": ("configs/estimators.yaml", {}),
-    "estimators-compositional": ("configs/estimators.yaml", {"task": "compositional"}),
-    "estimators-single-skill": ("configs/estimators_single_skill.yaml", {}),
-    "estimators-teacher-init": ("configs/estimators.yaml", {"router_init": "teacher",
-                                                            "estimator": ["pathwise", "score"],
-                                                            "complexity": [2, 4], "k": [2, 4, 8]}),
-    "gate_values": ("configs/gate_values.yaml", {}),
-}
+FITS = registered_fits()
+ESTIMATOR_FITS = sorted(f.name for f in REFERENCES["estimators"].fits)
+# the regression fits whose top-level cells are the primary arm's over the preset's axes
+DESIGN_FITS = sorted(n for n, (f, g) in FITS.items() if g.family == "regression"
+                     and n not in ESTIMATOR_FITS and n != "adaptive")
 
 
-def test_every_reference_directory_is_a_known_design():
-    known = {**DESIGNS, **ESTIMATOR_DESIGNS}
-    assert sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()) == sorted(known)
+def config_of(g: Grid):
+    """The config the grid command of a registered store builds."""
+    fam = get_family(g.family)
+    return grid.config_from_args(grid.build_parser(fam).parse_args(list(g.args)), fam)
 
 
-@pytest.mark.parametrize("name", sorted(DESIGNS))
-def test_a_reference_result_matches_its_preset(name):
-    path, overrides, metric = DESIGNS[name]
+def metric_of(f: Fit) -> str:
+    return f.args[f.args.index("--metric") + 1] if "--metric" in f.args else "ood"
+
+
+def test_every_reference_directory_is_a_registered_fit_and_every_fit_has_one():
+    assert sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()) == sorted(FITS)
+
+
+@pytest.mark.parametrize("name", sorted(FITS))
+def test_a_reference_was_made_by_its_preset_at_one_clean_commit(name):
+    f, g = FITS[name]
     ref = REFERENCE / name
     prov = json.loads((ref / "provenance.json").read_text())
+    manifest = prov["manifest"]
+    config = config_of(g)
+    assert manifest["config_hash"] == config.config_hash()
+    assert prov["command"] == g.command() and prov["wall_s"] > 0 and prov["machine"]["cpu_count"] >= 1
+    runs = manifest["runs"]
+    assert runs and all(r["git_clean"] is True for r in runs)
+    assert {r["git_commit"] for r in runs} == {manifest["git_commit"]} and len(manifest["git_commit"]) == 40
+    assert len(prov["fits_commit"]) == 40
+    doc = json.loads((ref / "optimal_k.json").read_text())
+    assert doc["n_rows"] == len(grid.cells(config)) * len(config.axes.seeds)
+    means = pd.read_csv(ref / "means.csv")
+    assert len(means) == len(grid.cells(config)) and (means["n_seeds"] == len(config.axes.seeds)).all()
+    assert (ref / "report.md").is_file() and (ref / "cells.csv").is_file()
+
+
+@pytest.mark.parametrize("name", DESIGN_FITS)
+def test_a_reference_matches_its_presets_design(name):
+    """The top-level cells are the primary arm's over the preset's levels (an OOD fit leaves out the
+    levels without held-out combinations: s = 1), and every arm has its laws."""
+    f, g = FITS[name]
+    ref = REFERENCE / name
     doc = json.loads((ref / "optimal_k.json").read_text())
     cells = pd.read_csv(ref / "cells.csv")
     assert (ref / "report.md").read_text().startswith("# Optimal k per cell and the law of k*")
-    config = load_config(ROOT / path, overrides)
-    manifest = prov["manifest"]
-    assert manifest["config_hash"] == config.config_hash()
-    assert prov["wall_s"] > 0 and prov["machine"]["cpu_count"] >= 1 and len(manifest["git_commit"]) == 40
+    config, metric = config_of(g), metric_of(f)
     assert doc["metric"] == f"test_mse_{metric}"
-    n_models = len(grid.cells(config)) * len(config.axes.seeds)
-    assert doc["n_rows"] == n_models
-    # the top-level cells: the primary arm's, over the preset's levels (an OOD fit leaves out the
-    # levels without held-out combinations: s = 1 here)
     axes = config.axes
     levels = [s for s in axes.complexity if metric == "id" or s > 1]
     assert sorted(cells["complexity"].unique()) == levels
@@ -76,20 +86,11 @@ def estimator_map(name: str) -> pd.DataFrame:
     return pd.DataFrame(doc["gate_map"]["rows"])
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATOR_DESIGNS))
-def test_an_estimator_reference_matches_its_preset(name):
-    """Made from its preset (same config hash, every model), and its estimator map has a row per routed
-    arm of the preset and complexity, each over all the preset's seeds."""
-    path, overrides = ESTIMATOR_DESIGNS[name]
-    ref = REFERENCE / name
-    prov = json.loads((ref / "provenance.json").read_text())
-    config = load_config(ROOT / path, overrides)
-    assert prov["manifest"]["config_hash"] == config.config_hash()
-    assert prov["wall_s"] > 0 and len(prov["manifest"]["git_commit"]) == 40
-    doc = json.loads((ref / "optimal_k.json").read_text())
-    assert doc["n_rows"] == len(grid.cells(config)) * len(config.axes.seeds)
+@pytest.mark.parametrize("name", ESTIMATOR_FITS)
+def test_an_estimator_map_has_every_routed_arm(name):
+    """A row per routed arm of the preset and complexity, each over all the preset's seeds."""
+    axes = config_of(FITS[name][1]).axes
     table = estimator_map(name)
-    axes = config.axes
     arms = {arm(r, e, g, est) for r, e in axes.arms() for g in axes.gates_for(r)
             for est in axes.estimators_for(r)}
     assert set(table["arm"]) == {a.name for a in arms if a.routes}
