@@ -29,7 +29,7 @@ from fits.families import FAMILIES, REGRESSION, Family, family_of
 from fits.law import K_SOURCES, METHODS, LawFit
 from fits.law_grid import law_band_table
 from fits.options import FitOptions
-from fits.summary import ci_text, clean, fmt, law_summary, markdown_table
+from fits.summary import ci_text, clean, fmt, interval_text, law_summary, markdown_table
 from simulations.arms import primary as primary_arm
 from simulations.atomic import staged_files
 
@@ -104,8 +104,9 @@ def cells_table(cf: CellFits, family: Family = REGRESSION) -> pd.DataFrame:
     ).rename(columns=names)
 
 
-def law_text(law: LawFit | None, reason: str | None, names: dict | None = None) -> str:
-    """The law as printed and in report.md; `names` labels the factors (a family's factor_names)."""
+def law_text(law: LawFit | None, reason: str | None, names: dict | None = None, ks=None) -> str:
+    """The law as printed and in report.md; `names` labels the factors (a family's factor_names), `ks`
+    the k grid (an interval that cannot resolve the exponent says so, with the grid's step)."""
     names = names or {}
     if law is None:
         return f"Law of k*: {reason}"
@@ -118,8 +119,8 @@ def law_text(law: LawFit | None, reason: str | None, names: dict | None = None) 
         if r.factor in law.factors:
             lines.append(
                 f"    {r.estimate:+.3f} log {names.get(r.factor, r.factor):<10}  se {r.se:.3f}"
-                f"  95% CI {ci_text((r.ci_low, r.ci_high), 3)}"
-                f"  bootstrap CI {ci_text((r.boot_ci_low, r.boot_ci_high), 3)}"
+                f"  95% CI {interval_text(r.estimate, (r.ci_low, r.ci_high), ks, 3)}"
+                f"  bootstrap CI {interval_text(r.estimate, (r.boot_ci_low, r.boot_ci_high), ks, 3)}"
             )
         else:
             lines.append(f"    (no {names.get(r.factor, r.factor)} term: one level in the usable cells)")
@@ -152,7 +153,7 @@ def _report(opts: FitOptions, cf: CellFits, law, reason, sections: list[str], no
         "## Law",
         "",
         "```",
-        law_text(law, reason, family.factor_names),
+        law_text(law, reason, family.factor_names, cf.curves["k"]),
         "```",
         "",
     ]
@@ -261,7 +262,7 @@ def fit(opts: FitOptions) -> tuple[dict, dict[str, str | bytes]]:
     } | {name: _parquet(t) for name, t in tables.items()}
     print(cells_table(cf, family).to_string(index=False))
     print()
-    print(law_text(law, reason, family.factor_names))
+    print(law_text(law, reason, family.factor_names, cf.curves["k"]))
     for line in blocks.summaries(ctx, values):
         print(line)
     for n in notes:

@@ -67,6 +67,28 @@ def ci_text(ci, nd=2):
     return "-" if not all(math.isfinite(v) for v in ci) else f"[{fmt(ci[0], nd)}, {fmt(ci[1], nd)}]"
 
 
+def k_step_text(ks) -> str:
+    """One step of a k grid in log k, as "x" or "x-y" (smallest to largest adjacent step)."""
+    logs = np.diff(np.log(np.unique(np.asarray(ks, dtype=float))))
+    if len(logs) == 0:
+        return "-"
+    lo, hi = fmt(logs.min()), fmt(logs.max())
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def interval_text(estimate: float, ci, ks=None, nd=2) -> str:
+    """An interval as ci_text writes it, or, where it has zero width or the estimate sits at one of its
+    ends (a seed bootstrap of a discrete estimand on a coarse k grid), "not resolvable at this grid"
+    with one k step of `ks` in log k: the interval cannot say how uncertain the estimate is."""
+    lo, hi = ci
+    if all(math.isfinite(v) for v in (estimate, lo, hi)) and (
+            math.isclose(lo, hi, abs_tol=1e-9) or math.isclose(estimate, lo, abs_tol=1e-9)
+            or math.isclose(estimate, hi, abs_tol=1e-9)):
+        step = "" if ks is None else f" (one k step = {k_step_text(ks)} in log k)"
+        return f"not resolvable at this grid{step}"
+    return ci_text(ci, nd)
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table, values as str() writes them."""
     cols = [str(c) for c in df.columns]
