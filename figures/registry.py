@@ -1,4 +1,12 @@
-"""The paper figures, in order. Adding a figure is one line: its module path in FIGURE_MODULES.
+"""The paper figures, in order. Adding a figure takes more than its line here:
+
+- a module in figures/ that defines the names below, and its module path in FIGURE_MODULES;
+- its inputs: a table it plots is one the fits write (figures compute no fit, so a new table is a fits
+  block's `tables`), and a new kind of input directory is a `Source` in figures.inputs.SOURCES plus an
+  argument of `Inputs` (the CLI's flag follows from SOURCES);
+- its tests: tests/figures/test_figures.py draws every registered figure from small stores
+  (tests/figure_fixtures.py and the other fixtures), which must hold what it plots; a figure that does not
+  read "results" joins the set `test_missing_grid_results_name_the_grid_first` expects drawn without them.
 
 Each module defines NAME, TITLE, INPUTS (which of figures.inputs.SOURCES it reads), `data(inputs) ->
 DataFrame` (exactly what is plotted) and `plot(df) -> matplotlib Figure` (decorate it with

@@ -3,9 +3,10 @@
 An arm is a (router kind, expert kind) pair (docs/tasks.md, "Controls"), with the gate family and the
 estimator where the router kind varies by them. Each kind is one class in one
 module of this package, registered by `register_router` / `register_experts`; importing the package
-imports every module in it, so a new kind is one new file. Trainer, fits and figures ask this registry
-(names, labels, which arms exist, where an arm's k comes from, how a kind gates and trains) and spell
-no arm name themselves.
+imports every module in it, so a new kind is one new file here and no change to the trainer, fits or
+figures (its own settings also touch the config's hash tests: docs/architecture.md, "Where a new thing
+goes"). Trainer, fits and figures ask this registry (names, labels, which arms exist, where an arm's k
+comes from, how a kind gates and trains) and spell no arm name themselves.
 
 Public API: `ROUTERS`, `EXPERTS` (name -> kind class, registration order), `router(name)`,
 `experts(name)`, `Arm`, `arm(router, experts)`, `arms()` (every arm, in figure and fit order),
