@@ -36,7 +36,7 @@ def required_columns(family: str = DEFAULT) -> tuple[str, ...]:
     return ("seed", "k", *CELL_KEYS, "diverged", *FAMILIES[family].metrics.values())
 
 
-#: Columns the fits need of a regression store; the full schema (docs/results.md) has more, which are
+#: Columns the fits need of a regression store; the full schema (docs/store.md) has more, which are
 #: carried but not used.
 REQUIRED_COLUMNS = required_columns()
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from fits.data import FitInputError
 from fits.snapshot import write_snapshot
 from simulations.atomic import atomic_write_text
+from simulations.families import get_family
+from simulations.grid import build_parser, config_from_args, plan, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("results")
@@ -144,9 +146,6 @@ def grids_of(names: list[str]) -> list[Grid]:
 
 def dry_run(names: list[str], workers: int | None) -> float:
     """Print each grid's models left and estimated seconds; returns the total."""
-    from simulations.families import get_family
-    from simulations.grid import build_parser, config_from_args, plan, resolve_device
-
     total = 0.0
     for g in grids_of(names):
         args = build_parser(get_family(g.family)).parse_args(g.argv(workers))

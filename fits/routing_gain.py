@@ -1,4 +1,4 @@
-"""The share of the routing gain each row realizes (docs/results.md, "Routing-gain share").
+"""The share of the routing gain each row realizes (docs/store.md, "Routing-gain share").
 
 Routing can gain at most the distance from the route-free baseline (the best fixed mix of the true
 skills: no routing at all) to the oracle router's best error. For every row of every arm and each test

@@ -1,7 +1,7 @@
 """simulations: the compositional task, the batched top-k MoE layer (with its router) and the Soft MoE
 layer, the bundle trainer and the grid with its results store.
 
-Entry points: `python -m simulations.grid` (docs/tasks.md, docs/results.md),
+Entry points: `python -m simulations.grid` (docs/tasks.md, docs/store.md),
 `python -m simulations.families.sraven` (docs/sraven.md; both on the grid driver, over the task families
 of simulations.families) and
 `python -m simulations.families.softmoe` (docs/softmoe.md).

@@ -1,4 +1,4 @@
-"""The results store: one Parquet file per bundle plus `manifest.json` (schema in docs/results.md).
+"""The results store: one Parquet file per bundle plus `manifest.json` (schema in docs/store.md).
 
 Beside each bundle file, `keval-<bundle_id>.parquet` holds the inference-time-k table: one row per
 (cell, seed, k_eval) with the ID and OOD test MSE (regression) or accuracies (SRAVEN: `acc_*`,
@@ -22,8 +22,8 @@ import pandas as pd
 from simulations.atomic import atomic_write_text, staged_files
 from simulations.families import DEFAULT, GRID_FAMILIES, get_schema
 
-REQUIRED_COLUMNS = get_schema(DEFAULT).required_columns  # the regression grid's (docs/results.md)
-# Written by every grid since the routing controls (docs/results.md); stores from before lack them.
+REQUIRED_COLUMNS = get_schema(DEFAULT).required_columns  # the regression grid's (docs/store.md)
+# Written by every grid since the routing controls (docs/store.md); stores from before lack them.
 ROUTING_COLUMNS = ("routing_recall", "routing_gate_mass", "routing_recall_baseline",
                    "routing_gate_mass_baseline")
 BUNDLE_GLOB = "bundle-*.parquet"

@@ -96,30 +96,3 @@ def test_an_estimator_map_has_every_routed_arm(name):
     assert set(table["arm"]) == {a.name for a in arms if a.routes}
     assert len(table) == len(set(table["arm"])) * len(axes.complexity) * len(axes.n_train)
     assert (table["n_seeds"] == len(axes.seeds)).all()
-
-
-def _row(name: str, experts: str, estimator: str, s: int, n_train: int) -> pd.Series:
-    t = estimator_map(name)
-    hit = t[(t["router"] == "learned") & (t["experts"] == experts) & (t["estimator"] == estimator)
-            & (t["complexity"] == s) & (t["n_train"] == n_train)]
-    assert len(hit) == 1
-    return hit.iloc[0]
-
-
-def test_the_readme_states_the_estimator_maps_numbers():
-    """The README's paragraph on the estimator map says what docs/reference/estimators* hold."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-
-    def pair(name, experts, estimator, n_train, col="recall_at_s"):
-        return " and ".join(f"{_row(name, experts, estimator, s, n_train)[col]:.2f}" for s in (2, 4))
-
-    assert f"recall at k = s {pair('estimators', 'teacher', 'score', 2000)} at s = 2 and 4, against " \
-           f"{pair('estimators', 'teacher', 'pathwise', 2000)} with the pathwise" in readme
-    assert f"(score function {pair('estimators', 'learned', 'score', 2000)})" in readme
-    phase = [_row("estimators-single-skill", "learned", "score", s, 8000) for s in (2, 4)]
-    ratios = " and ".join(f"{r['ratio_id']:.2f} [{r['ratio_id_lo']:.2f}, {r['ratio_id_hi']:.2f}]"
-                          for r in phase)
-    assert f"recall {phase[0]['recall_at_s']:.2f} and {phase[1]['recall_at_s']:.2f}, best ID error {ratios}" \
-           in readme
-    control = pair("estimators-single-skill", "learned", "pathwise", 8000)
-    assert f"pathwise gradient reaches recall {control}" in readme

@@ -1,4 +1,4 @@
-"""The error split of a learned router (docs/tasks.md, "The error split"; columns in docs/results.md).
+"""The error split of a learned router (docs/tasks.md, "The error split"; columns in docs/store.md).
 
 A learned-router model's excess error over the oracle has two routing parts: which experts it selects,
 and what gate values it gives them. Each trained model is evaluated twice more on the ID and OOD test

@@ -167,7 +167,7 @@ def train(bundle) -> pd.DataFrame:
     cols["route_free_nmse"] = [t.route_free_nmse for t in tasks]
     cols["route_free_nmse_ood"] = [t.route_free_nmse_ood for t in tasks]
     rows = pd.concat([cols, metrics], axis=1)
-    # the share of the route-free baseline's error left, each split's by its own (docs/results.md)
+    # the share of the route-free baseline's error left, each split's by its own (docs/store.md)
     for split, base in (("id", "route_free_nmse"), ("ood", "route_free_nmse_ood")):
         rows[f"rel_nmse_{split}"] = rows[f"test_nmse_{split}"] / rows[base]
     rows["bundle_id"] = bundle.bundle_id

@@ -1,4 +1,4 @@
-"""The regression family's row record (docs/results.md) and the fits' view of it.
+"""The regression family's row record (docs/store.md) and the fits' view of it.
 
 Its rows are the fits' generic table itself: complexity, n_train, width and n_experts are the cell axes
 and the `--metric` choices name MSE columns. The record lists the required columns in row order, with

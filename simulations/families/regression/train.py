@@ -270,7 +270,7 @@ def learned_skill_map(student: Student) -> torch.Tensor:
 @torch.no_grad()
 def routing_report(student: Student, seed: int = 0, mapping: torch.Tensor | None = None
                    ) -> dict[str, torch.Tensor]:
-    """Routing measures per model on the ID test split (docs/results.md): experts are mapped to skills
+    """Routing measures per model on the ID test split (docs/store.md): experts are mapped to skills
     from co-activation on the training split (`learned_skill_map`, or `mapping` when the caller has it);
     the baseline routes inputs permuted across points (so they carry no information about each point's
     active set). NaN for an arm that does not route."""
@@ -292,7 +292,7 @@ def routing_report(student: Student, seed: int = 0, mapping: torch.Tensor | None
 
 @torch.no_grad()
 def experts_used(student: Student) -> dict[str, np.ndarray]:
-    """How many experts each model's router selects per ID test input (docs/results.md): {"mean" [M]},
+    """How many experts each model's router selects per ID test input (docs/store.md): {"mean" [M]},
     and for a mixed-complexity task {"by_s" [M, S]}: the mean over the inputs of each level s = 1..S
     (column s - 1; NaN for levels the task does not have). NaN for an arm that does not route."""
     data, M = student.data, student.data.x_id.shape[0]

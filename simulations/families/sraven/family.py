@@ -4,7 +4,7 @@ A cell is (k, n_rules R, distinct, permute and every model/training setting); `c
 "family": "sraven", so it can never equal a regression cell. All cells share one model shape, so any of
 them may share a bundle; models are ordered by (distinct, R, seed, k), so that the k sweep of one
 (R, seed) sits in one bundle where it fits: those models share one problem stream (drawn once per
-step) and one init. Every row follows the store contract in docs/results.md ("SRAVEN stores").
+step) and one init. Every row follows the store contract in docs/store.md ("SRAVEN stores").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SRAVEN family's row record (docs/results.md, "SRAVEN stores") and how the fits read it.
+"""The SRAVEN family's row record (docs/store.md, "SRAVEN stores") and how the fits read it.
 
 The fits work on one table shape: a cell is (complexity, n_train, width, n_experts), its runs span k and
 seeds, and the metric is an error to minimise over k. SRAVEN rows are mapped onto it (`sraven_table`):
