@@ -16,6 +16,9 @@ from figures.inputs import SOURCES, InputError
 
 N_CURVE = 60  # points on each law / theory curve (as the fits' law_band.parquet)
 BAND = "law_band.parquet"
+# What the theory's curve is: `theory.continuous_optimum` at the theory's placeholder constants, not the
+# bound calibrated on the runs (figure theory_fit).
+THEORY = "theory: risk-bound argmin over real $k$,\nplaceholder constants (not fitted)"
 
 
 class StaleFits(InputError):
@@ -151,10 +154,10 @@ def legend_handles(ax, df: pd.DataFrame):
     """Extra legend entries explaining the line styles and markers of `draw`."""
     law = df[df["kind"] == "law"]
     if law["k_star"].notna().any():
-        ax.plot([], [], color=style.GREY, label="fitted law, 95 % band")
+        ax.plot([], [], color=style.GREY, label="fitted law, 95 % band of its mean")
     else:
         ax.plot([], [], linestyle="none", label="(law not fitted: see report.md)")
-    ax.plot([], [], color=style.GREY, linestyle=":", linewidth=1.6, label=r"theory $k^*$ (real $k$)")
+    ax.plot([], [], color=style.GREY, linestyle=":", linewidth=1.6, label=THEORY)
     ax.errorbar([], [], yerr=[], color=style.GREY, marker="o", linestyle="none", label="cell $k^*$, 95 % CI")
     ax.plot([], [], color=style.GREY, marker="o", markerfacecolor="white", linestyle="none",
             label="censored / excluded")

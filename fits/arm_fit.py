@@ -88,7 +88,7 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
             block["affine_vs_power_law_delta_aic"] = float(aic["affine in s"] - aic["power law"])
     estimands = [col for name in ESTIMANDS for col in (name, f"{name}_ci", censored_column(name))]
     cells = cf.cells[["complexity", "n_train", "width", "n_experts", *estimands, "k_flat_low", "k_flat_high",
-                      "k_star_cont", "n_seeds"]].copy()
+                      "k_star_cont", "k_star_cont_ci", "cont_at_edge", "n_seeds"]].copy()
     try:
         theory = predicted_exponents(cells, **theory_kwargs(df, metric))
         cells["k_star_theory"] = theory["k_star_theory"].to_numpy()

@@ -2,8 +2,9 @@
 
 Per-cell optimal k with seed-cluster bootstrap uncertainty, the scaling law of k*, and its comparison
 with the theory. Prints a summary; writes `optimal_k.json`, `cells.csv`, `report.md` and the tables the
-figures draw (`law_band.parquet`, and the blocks' tables, e.g. `bound_curves.parquet` and
-`theory_terms.parquet`) to DIR, all at the end and atomically (nothing is written when the input is bad).
+figures draw (`law_band.parquet`, `kstar_arms.parquet`, and the blocks' tables, e.g.
+`bound_curves.parquet` and `theory_terms.parquet`) to DIR, all at the end and atomically (nothing is
+written when the input is bad).
 The analyses beyond the primary arm's cells and law are blocks (`fits.blocks`). A SRAVEN store is mapped
 onto the same cells (`fits.families`: complexity = R, error = 1 - accuracy); the blocks that model the
 regression task (theory, surface, routing arms) are skipped for it, each with its reason.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fits import blocks
+from fits import blocks, kstar_arms
 from fits.arm_fit import fit_arm
 from fits.blocks import FitContext
 from fits.cells import CellFits
@@ -254,7 +255,10 @@ def fit(opts: FitOptions) -> tuple[dict, dict[str, str | bytes]]:
             "notes": notes,
         }
     )
-    tables = {"law_band.parquet": law_band_table(cf.cells, law_doc)} | blocks.tables(ctx, values)
+    # kstar_arms.parquet: the top-level arm alone, unless `by_router` writes every arm's
+    one_arm = {top: (cf.cells, law_doc, opts.k_source)}
+    tables = {"law_band.parquet": law_band_table(cf.cells, law_doc),
+              kstar_arms.TABLE: kstar_arms.kstar_arms_table(one_arm)} | blocks.tables(ctx, values)
     files = {
         "optimal_k.json": json.dumps(doc, indent=2),
         "cells.csv": _cells_csv(cf),

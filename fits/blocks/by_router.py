@@ -1,11 +1,14 @@
 """Block `by_router`: every routed arm's per-cell k* and law (`fits.arm_fit.arm_block`), each arm's k*
 from the estimator its router kind names (`simulations.arms`: `Arm.k_source`), and every arm's
-estimands (docs/fits.md, "Estimands") per cell and the law fitted on each."""
+estimands (docs/fits.md, "Estimands") per cell and the law fitted on each. Its tables: the estimands per
+arm and cell (`estimands.parquet`) and each arm's k* and law along s (`kstar_arms.parquet`,
+`fits.kstar_arms`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from fits import kstar_arms
 from fits.arm_fit import ESTIMAND_LAWS, arm_block, fit_arm
 from fits.blocks.context import FitContext
 from fits.cells import censored_column
@@ -30,8 +33,10 @@ def applies(ctx: FitContext) -> str | None:
 def run(ctx: FitContext) -> dict:
     out = {}
     for name, part in ctx.arms.items():
-        fit = ctx.fitted if name == ctx.primary else fit_arm(part, ctx.options, arm_named(name).k_source)
-        out[name] = arm_block(part, *fit, ctx.options.metric, ctx.options.method)
+        # the primary arm is the top level's fit, on the run's --k-source (fits.optimal_k)
+        k_source = (None if name == ctx.primary else arm_named(name).k_source) or ctx.options.k_source
+        fit = ctx.fitted if name == ctx.primary else fit_arm(part, ctx.options, k_source)
+        out[name] = arm_block(part, *fit, ctx.options.metric, ctx.options.method) | {"k_source": k_source}
     return out
 
 
@@ -110,4 +115,5 @@ def estimand_table(value: dict) -> pd.DataFrame:
 
 
 def tables(ctx: FitContext, value: dict) -> dict[str, pd.DataFrame]:
-    return {TABLE: estimand_table(value)}
+    arms = {arm: (block["cells"], block["law"], block["k_source"]) for arm, block in value.items()}
+    return {TABLE: estimand_table(value), kstar_arms.TABLE: kstar_arms.kstar_arms_table(arms)}

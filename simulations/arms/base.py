@@ -61,6 +61,8 @@ class RouterKind:
         k*, no routing measures and no inference-time-k curve.
     needs_replicas: n_experts must be a multiple of n_skills (r replicas of each skill).
     k_source: the k* estimator the fits use for this arm (None: the CLI's --k-source).
+    k_star_note: what fixes its k* by construction rather than by the data, for figures to print beside
+        its k* (None: nothing does).
     trains: the TopKMoE parameters it trains (by name: "router.weight", ...).
     uses_gate: its gates are the model's own gate family's (TopKMoE `gate`), so the grid's `gate` axis
         varies it; a kind with other gates (fixed ones) has its cells once, at gate "softmax".
@@ -87,6 +89,7 @@ class RouterKind:
     routes: ClassVar[bool] = True
     needs_replicas: ClassVar[bool] = False
     k_source: ClassVar[str | None] = None
+    k_star_note: ClassVar[str | None] = None
     primary: ClassVar[bool] = False  # the arm the toolkit's question is about (learned router)
     reference: ClassVar[bool] = False  # routing given, not learned: the theory's modular student
     trains: ClassVar[tuple[str, ...]] = ()
@@ -248,6 +251,10 @@ class Arm:
     @property
     def k_source(self) -> str | None:
         return self.router.k_source
+
+    @property
+    def k_star_note(self) -> str | None:
+        return self.router.k_star_note
 
 
 def arm(router_name: str, experts_name: str, gate: str = DEFAULT_GATE,

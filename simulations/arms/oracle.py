@@ -19,6 +19,7 @@ class Oracle(FixedGates):
     # The oracle's curve is flat past k = s r by construction (docs/tasks.md): only the discrete argmin
     # of its curve is meaningful.
     k_source = "discrete"
+    k_star_note = "its error is flat past k = s r by construction"
 
     def gates(self, split: str, points: Points, k: torch.Tensor) -> torch.Tensor:
         return routing.oracle_gates(self.data.z[split][:, points], self.data.levels(split, points), k,

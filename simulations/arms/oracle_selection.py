@@ -24,6 +24,7 @@ class OracleSelection(Learned):
     takes_estimator = False  # its selection is given: there is nothing for an estimator to sample
     # As the oracle's: flat past k = s r by construction (the surplus slots stay empty).
     k_source = "discrete"
+    k_star_note = "its error is flat past k = s r by construction"
 
     def _selection(self, split: str, points: Points, k: torch.Tensor) -> torch.Tensor:
         z = self.data.z[split][:, points]

@@ -16,7 +16,7 @@ class TeacherExperts(ExpertsKind):
 
     name = "teacher"
     arm_name = "teacher_experts"
-    label = "teacher experts"
+    label = "teacher's skills as experts"
     order = 2
     routers = ("learned", "oracle_select")
     needs_replicas = True

@@ -105,15 +105,36 @@ def test_figure1_k_star_is_the_fits_discrete_k_star(inputs):
 
 @pytest.mark.slow
 def test_law_curve_reproduces_the_fitted_exponents(inputs):
-    """Figure 2's law line has the slope the fits report, and its band brackets it."""
+    """Figure 2's law line of every arm has the slope the fits report for that arm, and its band brackets
+    it; the learned arm's is the top-level law."""
     from figures import kstar_complexity
 
     df = kstar_complexity.data(inputs)
-    law = inputs.fits["law"]
-    for _, g in df[df["kind"] == "law"].groupby("n_train"):
+    laws = {arm: block["law"] for arm, block in inputs.fits["by_router"].items()}
+    assert laws["learned"] == inputs.fits["law"]
+    assert set(df.loc[df["kind"] == "law", "arm"]) == set(laws) == {"learned", "oracle", "teacher_experts"}
+    for (arm, _), g in df[df["kind"] == "law"].groupby(["arm", "n_train"]):
         slope = np.polyfit(np.log(g["complexity"]), np.log(g["k_star"]), 1)[0]
-        assert slope == pytest.approx(law["exponents"]["complexity"]["estimate"], rel=1e-6)
+        assert slope == pytest.approx(laws[arm]["exponents"]["complexity"]["estimate"], rel=1e-6)
         assert (g["ci_lo"] < g["k_star"]).all() and (g["k_star"] < g["ci_hi"]).all()
+
+
+@pytest.mark.slow
+def test_k_star_figure_has_the_fits_cells_of_every_arm(inputs):
+    """Figure 2's points are each arm's k* as the fits have it per cell: the estimand of the arm's law
+    (the argmin for the oracle, the smooth-fit k* otherwise) with its CI."""
+    from figures import kstar_complexity
+
+    df = kstar_complexity.data(inputs)
+    for arm, block in inputs.fits["by_router"].items():
+        col = {"continuous": "k_star_cont", "discrete": "k_star"}[block["k_source"]]
+        cells = pd.DataFrame(block["cells"]).set_index(["complexity", "n_train", "width"])
+        drawn = df[(df["kind"] == "cell") & (df["arm"] == arm)]
+        assert len(drawn) > 0 and drawn["label"].nunique() == 1
+        for r in drawn.itertuples():
+            ref = cells.loc[(r.complexity, r.n_train, r.width)]
+            assert r.k_star == pytest.approx(ref[col])
+            assert [r.ci_lo, r.ci_hi] == pytest.approx(list(ref[f"{col}_ci"]))
 
 
 def test_seed_ci_matches_statsmodels():
@@ -238,14 +259,22 @@ def test_module_requires_name_their_own_command(tmp_path):
 
 @pytest.mark.slow
 def test_k_star_figures_without_a_fitted_law(store, tmp_path):
-    """When the fits could not fit the law, figures 2-3 still draw the cells and the theory."""
+    """When the fits could not fit a law, figures 2-3 still draw the cells and the theory: figure 3
+    without the top-level law, figure 2 without one arm's law (its label says so)."""
     doc = json.loads((store[1] / "optimal_k.json").read_text())
     doc["law"] = None
     (tmp_path / "optimal_k.json").write_text(json.dumps(doc))
     shutil.copy(store[1] / "law_band.parquet", tmp_path)  # the rest of the fits output
+    arms = pd.read_parquet(store[1] / "kstar_arms.parquet")
+    arms[(arms["arm"] != "oracle") | (arms["kind"] != "law")].to_parquet(tmp_path / "kstar_arms.parquet")
     out = tmp_path / "out"
     assert main(["--results", str(store[0]), "--fits", str(tmp_path), "--out", str(out),
                  "--only", "kstar_complexity", "kstar_data_width"]) == 0
-    df = pd.read_csv(out / "kstar_complexity.csv")
+    df = pd.read_csv(out / "kstar_data_width.csv")
     assert df.loc[df["kind"] == "law", "k_star"].isna().all()
+    assert df.loc[df["kind"] != "law", "k_star"].notna().all()
+    df = pd.read_csv(out / "kstar_complexity.csv")
+    assert set(df.loc[df["kind"] == "law", "arm"]) == {"learned", "teacher_experts"}
+    labels = df.groupby("arm")["label"].first()
+    assert labels["oracle"].endswith("law not fitted") and not labels["learned"].endswith("law not fitted")
     assert df.loc[df["kind"] != "law", "k_star"].notna().all()

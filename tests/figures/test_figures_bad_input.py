@@ -137,7 +137,8 @@ def test_fits_file_of_the_wrong_shape(inputs, tmp_path, capsys, edit, expected):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("table, figure", [("law_band.parquet", "kstar_complexity"),
+@pytest.mark.parametrize("table, figure", [("kstar_arms.parquet", "kstar_complexity"),
+                                           ("law_band.parquet", "kstar_data_width"),
                                            ("bound_curves.parquet", "theory_fit"),
                                            ("theory_terms.parquet", "theory_terms")])
 def test_fits_without_the_figure_tables(inputs, tmp_path, capsys, table, figure):
@@ -151,7 +152,8 @@ def test_fits_without_the_figure_tables(inputs, tmp_path, capsys, table, figure)
 
 
 @pytest.mark.parametrize("table, figure, keep", [
-    ("law_band.parquet", "kstar_complexity", lambda t: t[t["x"] != "complexity"]),
+    ("law_band.parquet", "kstar_data_width", lambda t: t[t["x"] != "n_train"]),
+    ("kstar_arms.parquet", "kstar_complexity", lambda t: t[t["arm"] != "oracle"]),
     ("bound_curves.parquet", "theory_fit", lambda t: t[t["k"] > 1]),
 ])
 def test_fits_of_other_cells(inputs, tmp_path, capsys, table, figure, keep):

@@ -43,8 +43,9 @@ def test_cli_writes_the_contract(store, tmp_path):
     assert run.returncode == 0, run.stderr
     printed = run.stdout
     assert "Law of k*" in printed and "k*_cont" in printed and "diverged row(s) excluded" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["bound_curves.parquet", "cells.csv", "law_band.parquet",
-                                                     "optimal_k.json", "report.md", "theory_terms.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bound_curves.parquet", "cells.csv", "kstar_arms.parquet", "law_band.parquet", "optimal_k.json",
+        "report.md", "theory_terms.parquet"]
     doc = json.loads((out / "optimal_k.json").read_text())
     assert len(doc["cells"]) == 16
     for cell in doc["cells"]:
