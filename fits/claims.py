@@ -22,12 +22,21 @@ import pandas as pd
 
 from fits.references import REFERENCES
 from fits.summary import interval_text, k_step_text
+from simulations.arms import EXPERTS, primary, reference
+from simulations.arms import arm as arm_of
 from simulations.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
 DOCS = ("README.md", "docs/results.md", "docs/reference.md")
 MARK = re.compile(r"(<!-- claims:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /claims:(?P=name) -->)", re.S)
+
+
+# The arms the blocks read, from the registry: the learned router with learned experts, the oracle, and
+# the learned router with the teacher's skills as experts.
+LEARNED, ORACLE = primary(), reference()
+TEACHER_KIND = next(k for k in EXPERTS.values() if k.needs_expert_out)
+TEACHER = arm_of(LEARNED.router.name, TEACHER_KIND.name)
 
 
 @cache
@@ -86,8 +95,8 @@ def ordered(df: pd.DataFrame, by: str) -> pd.DataFrame:
 # ---- the law (make law) ------------------------------------------------------------------------------
 
 LAW_ARMS = (
-    ("learned", "learned", "law", "law-ood"),
-    ("teacher experts", "teacher_experts", "law-teacher", "law-teacher-ood"),
+    (LEARNED.label, LEARNED.name, "law", "law-ood"),
+    (TEACHER.label, TEACHER.name, "law-teacher", "law-teacher-ood"),
 )
 
 
@@ -116,7 +125,7 @@ def law_table() -> str:
                 f"{exponent(ref, arm, 'n_train')} | {b_h} | {exponent(ref, arm, 'complexity', 'discrete')}"
                 f", {exponent(ref, arm, 'n_train', 'discrete')} |"
             )
-    c = cells("law", "learned")
+    c = cells("law", LEARNED.name)
     levels = (
         f"s in {{{', '.join(num(s) for s in sorted(c['complexity'].unique()))}}}, m in "
         f"{{{', '.join(num(m) for m in sorted(c['n_train'].unique()))}}}, h in "
@@ -206,7 +215,7 @@ def _levels(name: str, arm: str, col: str = "complexity") -> str:
 def standard_table() -> str:
     rows = [
         "| arm | k enough at s = "
-        + _levels("standard-id", "learned")
+        + _levels("standard-id", LEARNED.name)
         + " (ID) | b_s, ID: k enough / argmin | "
         "b_s, OOD (s >= 2): k enough / argmin | best ID NMSE | recall at k = s (chance) |",
         "|---|---|---|---|---|---|",
@@ -227,7 +236,9 @@ def standard_table() -> str:
 def composition_table() -> str:
     g = gate_rows("composition-id")
     rows = [
-        "| arm | k enough at s = " + _levels("composition-id", "oracle") + " (ID) | best ID NMSE / oracle's "
+        "| arm | k enough at s = "
+        + _levels("composition-id", ORACLE.name)
+        + " (ID) | best ID NMSE / oracle's "
         "(mean over s) | recall at k = s (chance) |",
         "|---|---|---|---|",
     ]
@@ -244,8 +255,8 @@ def composition_table() -> str:
 def oracle_r4() -> str:
     return (
         "With r = 4 replicas per skill (`oracle-r4`) the oracle's argmin is "
-        f"{_k_list('oracle-r4', 'oracle', 'k_star')}"
-        f" and its k enough {_k_list('oracle-r4', 'oracle')} at s = {_levels('oracle-r4', 'oracle')}."
+        f"{_k_list('oracle-r4', ORACLE.name, 'k_star')}"
+        f" and its k enough {_k_list('oracle-r4', ORACLE.name)} at s = {_levels('oracle-r4', ORACLE.name)}."
     )
 
 
@@ -256,7 +267,7 @@ def active_compute() -> str:
             f"{_k_list('active-compute', arm, 'k_star')})"
             for arm in doc("active-compute")["by_router"]
         )
-        + f" at s = {_levels('active-compute', 'oracle')}."
+        + f" at s = {_levels('active-compute', ORACLE.name)}."
     )
 
 
@@ -295,7 +306,7 @@ def quick() -> str:
 def _est_row(name: str, experts: str, estimator: str, s: int, n_train: int) -> pd.Series:
     t = gate_rows(name)
     hit = t[
-        (t["router"] == "learned")
+        (t["router"] == LEARNED.router.name)
         & (t["experts"] == experts)
         & (t["estimator"] == estimator)
         & (t["complexity"] == s)
@@ -308,19 +319,20 @@ def estimators() -> str:
     def pair(name, experts, estimator, n_train, col="recall_at_s"):
         return " and ".join(f2(_est_row(name, experts, estimator, s, n_train)[col]) for s in (2, 4))
 
-    phase = [_est_row("estimators-single-skill", "learned", "score", s, 8000) for s in (2, 4)]
+    T, L = TEACHER_KIND.name, LEARNED.experts.name
+    phase = [_est_row("estimators-single-skill", L, "score", s, 8000) for s in (2, 4)]
     ratios = " and ".join(
         f"{f2(r['ratio_id'])} [{f2(r['ratio_id_lo'])}, {f2(r['ratio_id_hi'])}]" for r in phase
     )
     return (
         "Teacher skills as experts, m = 2000: recall at k = s "
-        f"{pair('estimators', 'teacher', 'score', 2000)} "
-        f"at s = 2 and 4 with the score function, {pair('estimators', 'teacher', 'pathwise', 2000)} with the "
+        f"{pair('estimators', T, 'score', 2000)} "
+        f"at s = 2 and 4 with the score function, {pair('estimators', T, 'pathwise', 2000)} with the "
         f"pathwise gradient. Learned experts, m = 2000: score function "
-        f"{pair('estimators', 'learned', 'score', 2000)}. Single-skill phase first, learned experts, "
-        f"m = 8000: score function recall {pair('estimators-single-skill', 'learned', 'score', 8000)}, best "
+        f"{pair('estimators', L, 'score', 2000)}. Single-skill phase first, learned experts, "
+        f"m = 8000: score function recall {pair('estimators-single-skill', L, 'score', 8000)}, best "
         f"ID error {ratios} times the oracle's; pathwise "
-        f"{pair('estimators-single-skill', 'learned', 'pathwise', 8000)}."
+        f"{pair('estimators-single-skill', L, 'pathwise', 8000)}."
     )
 
 
@@ -339,12 +351,15 @@ def sraven() -> str:
 
 
 def answers() -> str:
-    law, teacher = cells("law", "learned"), cells("law-teacher", "teacher_experts")
+    law, teacher = cells("law", LEARNED.name), cells("law-teacher", TEACHER.name)
     m_top = law["n_train"].max()
     law_top = law[(law["n_train"] == m_top) & (law["width"] == law["width"].max())]
     t_top = teacher[teacher["n_train"] == m_top]
     g_law, g_t = gate_rows("law"), gate_rows("law-teacher")
-    phase = [_est_row("estimators-single-skill", "learned", "score", s, 8000) for s in (2, 4)]
+    phase, pathwise = (
+        [_est_row("estimators-single-skill", LEARNED.experts.name, est, s, 8000) for s in (2, 4)]
+        for est in ("score", "pathwise")
+    )
     h = doc("law")["theory_fit"]["heldout"]
     sr = cells("sraven-learnable")
     lines = [
@@ -353,24 +368,23 @@ def answers() -> str:
         f"| How does k* grow with task complexity s? Learned router (pathwise gradient), learned experts | "
         f"k enough {', '.join(num(v) for v in ordered(law_top, 'complexity')['k_enough'])} at s = "
         f"{', '.join(num(v) for v in sorted(law_top['complexity']))} (m = {num(m_top)}); b_s "
-        f"{exponent('law', 'learned', 'complexity')}; but recall at k = s is only "
+        f"{exponent('law', LEARNED.name, 'complexity')}; but recall at k = s is only "
         f"{span(g_law['recall_at_s'])}: "
         "the students have not found the composition | [law](docs/reference/law) |",
         f"| The same with the teacher's skills as experts | k enough "
         f"{', '.join(num(v) for v in ordered(t_top, 'complexity')['k_enough'])}; b_s "
-        f"{exponent('law-teacher', 'teacher_experts', 'complexity')}; recall at k = s "
+        f"{exponent('law-teacher', TEACHER.name, 'complexity')}; recall at k = s "
         f"{span(g_t['recall_at_s'])} "
         "| [law-teacher](docs/reference/law-teacher) |",
         "| Oracle router (the theory's modular student) | k* = s r, its cap: holds by construction, "
         "not evidence "
-        f"(argmin {_k_list('oracle-r4', 'oracle', 'k_star')} at r = 4) "
+        f"(argmin {_k_list('oracle-r4', ORACLE.name, 'k_star')} at r = 4) "
         "| [oracle-r4](docs/reference/oracle-r4) |",
         "| Which router gradient finds the composition? | the score function with a single-skill phase "
         f"(m = 8000): recall at k = s {f2(phase[0]['recall_at_s'])} and "
         f"{f2(phase[1]['recall_at_s'])} at s = 2 "
         f"and 4; the pathwise gradient "
-        f"{f2(_est_row('estimators-single-skill', 'learned', 'pathwise', 2, 8000)['recall_at_s'])} and "
-        f"{f2(_est_row('estimators-single-skill', 'learned', 'pathwise', 4, 8000)['recall_at_s'])} "
+        f"{f2(pathwise[0]['recall_at_s'])} and {f2(pathwise[1]['recall_at_s'])} "
         "| [estimators-single-skill](docs/reference/estimators-single-skill) |",
         "| Does the calibrated bound predict held-out k*? | within 1 in "
         f"{h['share_within_1']:.0%} of held-out "
@@ -412,7 +426,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "adaptive": adaptive,
     "quick": quick,
     "estimators": estimators,
-    "sraven": sraven,
+    "sraven-learnable": sraven,
 }
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from fits.data import FitInputError
 from fits.snapshot import write_snapshot
+from simulations.arms import EXPERTS
 from simulations.atomic import atomic_write_text
-from simulations.families import get_family
+from simulations.families import REGRESSION, SRAVEN, get_family
 from simulations.grid import build_parser, config_from_args, plan, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +39,12 @@ class Grid:
 
     store: str
     args: tuple[str, ...] = ()
-    family: str = "regression"
+    family: str = REGRESSION
     slice: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
-        return "simulations.grid" if self.family == "regression" else f"simulations.families.{self.family}"
+        return "simulations.grid" if self.family == REGRESSION else f"simulations.families.{self.family}"
 
     def argv(self, workers: int | None = None) -> list[str]:
         extra = ["--workers", str(workers)] if workers else []
@@ -76,8 +77,12 @@ def _set(**kw: str) -> tuple[str, ...]:
 
 ID, NO_THEORY = ("--metric", "id"), ("--no-theory",)
 LAW, EST = ("--config", "configs/law.yaml"), ("--config", "configs/estimators.yaml")
-TEACHER = _set(experts="teacher", width="4")
-TEACHER_INIT = _set(router_init="teacher", estimator="[pathwise,score]", complexity="[2,4]", k="[2,4,8]")
+# the teacher's skills as experts (the registry's expert kind that reads the teacher's outputs), and the
+# router started at the teacher's scores (the router_init choice of that name)
+TEACHER_EXPERTS = next(k for k in EXPERTS.values() if k.needs_expert_out).name
+TEACHER = _set(experts=TEACHER_EXPERTS, width="4")
+TEACHER_INIT = _set(router_init=TEACHER_EXPERTS, estimator="[pathwise,score]", complexity="[2,4]",
+                    k="[2,4,8]")
 
 # In the order `make reference` runs them (cheapest first, so a short session finishes the most).
 REFERENCES: dict[str, Reference] = {r.name: r for r in (
@@ -97,7 +102,7 @@ REFERENCES: dict[str, Reference] = {r.name: r for r in (
                     slice=_set(complexity="[2]", k="[8]")),),
               (Fit("oracle-r4", "oracle_r4", ID),)),
     Reference("sraven-learnable", "SRAVEN, column tokens, 600 steps: k* on R (whole problems, per feature)",
-              (Grid("sraven-learnable", ("--preset", "learnable"), "sraven", _set(n_rules="[2]")),),
+              (Grid("sraven-learnable", ("--preset", "learnable"), SRAVEN, _set(n_rules="[2]")),),
               (Fit("sraven-learnable", "sraven-learnable"),
                Fit("sraven-learnable-feat", "sraven-learnable", ("--metric", "feat_ood")))),
     Reference("composition", "every gate family on the contextual and the compositional task",
