@@ -28,8 +28,8 @@ from simulations.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
-DOCS = ("README.md", "docs/results.md", "docs/reference.md")
-MARK = re.compile(r"(<!-- claims:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /claims:(?P=name) -->)", re.S)
+DOCS = ("README.md", "docs/results.md", "docs/reference.md", "docs/tasks.md")
+MARK = re.compile(r"(<!-- claims:(?P<name>[\w:-]+) -->\n)(?P<body>.*?)(<!-- /claims:(?P=name) -->)", re.S)
 
 
 # The arms the blocks read, from the registry: the learned router with learned experts, the oracle, and
@@ -347,6 +347,71 @@ def sraven() -> str:
     )
 
 
+# ---- the map tables of docs/tasks.md (one reference's gate_map rows each) ----------------------------
+
+
+def _f(x, fmt: str = "{:.2f}") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def _ci(r, col: str, fmt: str = "{:.2f}") -> str:
+    return f"{_f(r[col], fmt)} [{_f(r[col + '_lo'], fmt)}, {_f(r[col + '_hi'], fmt)}]"
+
+
+def gate_map_table(name: str) -> str:
+    """Every arm and s of a composition reference: recall, k*, best error against the oracle's, the
+    error split at k*."""
+    g = gate_rows(name).sort_values(["complexity", "arm"], kind="stable")
+    rows = [
+        "| arm | s | recall at k = s (chance) | k* (ID) [CI] | best ID / oracle [CI] | best OOD / oracle "
+        "| NMSE at k*: own / oracle selection / equal gates | misrouted |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in g.iterrows():
+        split = " / ".join(
+            _f(r[c], "{:.3f}")
+            for c in ("nmse_id_at_k_star", "nmse_oracle_selection_id", "nmse_equal_gates_id")
+        )
+        rows.append(
+            f"| {r['arm']} | {num(r['complexity'])} | {_f(r['recall_at_s'])} ({_f(r['recall_chance_at_s'])}) "
+            f"| {_ci(r, 'k_star_id', '{:g}')} | {_ci(r, 'ratio_id')} | {_f(r['ratio_ood'])} | {split} "
+            f"| {_f(r['misrouted_share_id'])} |"
+        )
+    return "\n".join(rows)
+
+
+def estimator_map_table(name: str) -> str:
+    """The routed arms of an estimator reference per (m, experts, estimator, s), with the oracle's best
+    ID NMSE the ratios are relative to."""
+    g = gate_rows(name)
+    oracle = g[g["router"] == ORACLE.router.name].sort_values(["n_train", "complexity"])
+    base = ", ".join(
+        f"s = {num(r.complexity)}, m = {num(r.n_train)}: {r.best_nmse_id:.3f}" for r in oracle.itertuples()
+    )
+    routed = g[g["router"] != ORACLE.router.name]
+    order = {e: i for i, e in enumerate(dict.fromkeys(routed["estimator"]))}
+    routed = routed.assign(_e=routed["estimator"].map(order)).sort_values(
+        ["n_train", "experts", "_e", "complexity"], kind="stable"
+    )
+    rows = [
+        f"Oracle's best ID NMSE: {base}.",
+        "",
+        "| m | experts | estimator | s | recall at k = s (chance) | best ID NMSE / oracle's [95 % CI] "
+        "| best OOD NMSE / oracle's | routing-gain share, ID "
+        "| at the ID argmin: NMSE with the oracle's selection, misrouted share | ms / step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in routed.iterrows():
+        rows.append(
+            f"| {num(r['n_train'])} | {r['experts']} | {r['estimator']} | {num(r['complexity'])} | "
+            f"{_f(r['recall_at_s'])} ({_f(r['recall_chance_at_s'])}) | {_ci(r, 'ratio_id')} | "
+            f"{_f(r['ratio_ood'])} | {_f(r['best_share_id'])} | "
+            f"{_f(r['nmse_oracle_selection_id'], '{:.3f}')}, "
+            f"{_f(r['misrouted_share_id'])} | {_f(r['ms_per_step'], '{:.1f}')} |"
+        )
+    return "\n".join(rows)
+
+
 # ---- the first screen -------------------------------------------------------------------------------
 
 
@@ -430,15 +495,27 @@ BLOCKS: dict[str, Callable[[], str]] = {
 }
 
 
+# blocks with an argument, `<!-- claims:NAME:REFERENCE -->`: the table of one reference directory
+TABLES: dict[str, Callable[[str], str]] = {"gate-map": gate_map_table, "estimator-map": estimator_map_table}
+
+
+def block_text(name: str) -> str:
+    kind, _, arg = name.partition(":")
+    if arg and kind in TABLES:
+        return TABLES[kind](arg)
+    if name in BLOCKS:
+        return BLOCKS[name]()
+    known = [*BLOCKS, *(f"{t}:<reference>" for t in TABLES)]
+    raise KeyError(f"claims block {name!r}: expected one of {', '.join(known)}")
+
+
 def render(text: str) -> tuple[str, list[str]]:
     """The text with every block rewritten, and the names of the blocks that changed."""
     changed: list[str] = []
 
     def one(m: re.Match) -> str:
         name = m["name"]
-        if name not in BLOCKS:
-            raise KeyError(f"claims block {name!r}: expected one of {', '.join(BLOCKS)}")
-        body = BLOCKS[name]().rstrip("\n") + "\n"
+        body = block_text(name).rstrip("\n") + "\n"
         if body != m["body"]:
             changed.append(name)
         return m.group(1) + body + m.group(4)

@@ -34,7 +34,8 @@ def metric_of(f: Fit) -> str:
     return f.args[f.args.index("--metric") + 1] if "--metric" in f.args else "ood"
 
 
-MADE = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir())
+PREDICTIONS = "predictions"  # fits.predictions: the bound's k*, written before the measurement; not a fit
+MADE = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir() and p.name != PREDICTIONS)
 CLEAN = sorted(set(FITS) - set(NOT_MADE_CLEAN))
 
 
