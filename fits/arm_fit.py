@@ -11,6 +11,7 @@ from fits.cells import ESTIMANDS, CellFits, cell_optimal_k, censored_column
 from fits.data import FitInputError, law_rows, metric_column
 from fits.families import family_of
 from fits.law import ESTIMAND_OF, LawFit, LawNotIdentified, fit_law, wald_tests
+from fits.m_direction import direction_in_m
 from fits.options import FitOptions
 from fits.summary import law_summary
 from fits.theory_compare import predicted_exponents, theory_kwargs
@@ -104,4 +105,7 @@ def arm_block(df: pd.DataFrame, cf: CellFits, law: LawFit | None, reason: str | 
     block["n_censored"] = int((cf.cells["censored"] != "").sum())
     # Curves flat past the knee: k within one paired SE of the minimum spans a factor of 2 or more.
     block["n_flat"] = int((cf.cells["k_flat_high"] >= 2 * cf.cells["k_flat_low"]).sum())
+    block["direction_in_m"] = direction_in_m(cf.cells)
+    if law is not None and len(law.alternatives):
+        block["law_preferred_by_aic"] = str(law.alternatives.sort_values("aic")["model"].iloc[0])
     return block

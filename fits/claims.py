@@ -142,41 +142,31 @@ def law_table() -> str:
     )
 
 
-def direction_counts(name: str, arm: str, estimand: str) -> dict[str, int]:
-    """Steps from one level of m to the next (per s and h): k moving towards s, away from it, or not."""
-    c = cells(name, arm)
-    counts = {"towards": 0, "away": 0, "unchanged": 0}
-    for (s, _), g in c.groupby(["complexity", "width"]):
-        ks = ordered(g, "n_train")[estimand].to_numpy(dtype=float)
-        for a, b in zip(ks[:-1], ks[1:], strict=True):
-            da, db = abs(math.log(a / s)), abs(math.log(b / s))
-            counts["unchanged" if a == b else "towards" if db < da else "away"] += 1
-    return counts
+def direction_rows(name: str, arm: str) -> pd.DataFrame:
+    """The arm's `direction_in_m` rows (fits.m_direction): per estimand and (s, h), slope and steps."""
+    return pd.DataFrame(doc(name)["by_router"][arm]["direction_in_m"])
 
 
 def law_direction() -> str:
-    parts = []
+    """The steps in m of every law table, counted, and the slope in m per (s, h) beside the pooled b_m."""
+    lines, total = [], {"towards": 0, "away": 0, "unchanged": 0}
     for label, arm, id_ref, ood_ref in LAW_ARMS:
         for err, ref in (("ID", id_ref), ("OOD", ood_ref)):
+            d = direction_rows(ref, arm)
             for est, col in (("k enough", "k_enough"), ("argmin", "k_star")):
-                n = direction_counts(ref, arm, col)
-                parts.append(
-                    f"{label} {err} {est}: {n['towards']} towards s, {n['away']} away, "
-                    f"{n['unchanged']} unchanged"
-                )
-    total = {
-        k: sum(
-            direction_counts(r, a, c)[k]
-            for _, a, i, o in LAW_ARMS
-            for r in (i, o)
-            for c in ("k_enough", "k_star")
-        )
-        for k in ("towards", "away", "unchanged")
-    }
-    return (
-        f"Steps in m (each pair of neighbouring m levels per s and h): {total['towards']} towards s, "
-        f"{total['away']} away, {total['unchanged']} unchanged ({'; '.join(parts)})."
-    )
+                e = d[d["estimand"] == col]
+                n = {k: int(e[k].sum()) for k in total}
+                total = {k: total[k] + n[k] for k in total}
+                slopes = ", ".join(f"s = {num(r.complexity)}, h = {num(r.width)}: {r.slope:+.2f}"
+                                   for r in e.itertuples())
+                lines.append(f"| {label}, {err} | {est} | {n['towards']} / {n['away']} / {n['unchanged']} "
+                             f"| {slopes} |")
+    head = ("Steps in m (each pair of neighbouring m levels per s and h), over all four law tables and "
+            f"both estimands: {total['towards']} towards s, {total['away']} away, {total['unchanged']} "
+            "unchanged.")
+    table = ["| arm, error | estimand | steps towards / away / unchanged "
+             "| slope of log k on log m per (s, h) |", "|---|---|---|---|"]
+    return "\n".join([head, "", *table, *lines])
 
 
 def law_regime() -> str:

@@ -34,10 +34,18 @@ def test_an_unknown_block_is_named_with_the_known_ones():
         claims.render("<!-- claims:nope -->\nx\n<!-- /claims:nope -->")
 
 
-def test_the_direction_counts_come_from_the_law_cells():
-    """Every step in m is counted once per arm, error and estimand (issue: the README's direction in m)."""
+def test_the_direction_in_m_counts_every_step_of_the_law_cells_once():
+    """Every step between neighbouring m levels is counted once per arm, error and estimand."""
     for _, arm, id_ref, ood_ref in claims.LAW_ARMS:
         for ref in (id_ref, ood_ref):
             c = claims.cells(ref, arm)
             steps = sum(g["n_train"].nunique() - 1 for _, g in c.groupby(["complexity", "width"]))
-            assert sum(claims.direction_counts(ref, arm, "k_enough").values()) == steps
+            d = claims.direction_rows(ref, arm)
+            for est in ("k_enough", "k_star"):
+                e = d[d["estimand"] == est]
+                assert int(e[["towards", "away", "unchanged"]].to_numpy().sum()) == steps
+
+
+def test_the_readme_first_screen_is_at_most_60_lines():
+    lines = (claims.ROOT / "README.md").read_text().splitlines()
+    assert lines.index("## Entry points") <= 60
