@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--theory-bootstrap", type=int, default=d.theory_bootstrap,
                    help="seed-cluster resamples of the calibrated risk bound (default %(default)s)")
     p.add_argument("--no-theory", action="store_true", help="skip the calibrated risk bound (theory_fit)")
+    p.add_argument("--predictions", default=d.predictions,
+                   help="a fits.predictions directory: compare its predicted k* with the measured (block "
+                        "prediction_check)")
     return p
 
 

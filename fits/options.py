@@ -16,7 +16,8 @@ class FitOptions:
     bootstrap / seed: seed-cluster resamples of the per-cell k* and their seed; method / k_source: the
     law's estimator and the k* feeding it; shape: the smooth fit's estimation term; surface_bootstrap /
     no_surface and theory_bootstrap / no_theory: the joint loss surface's and the calibrated risk
-    bound's resamples, or skip them."""
+    bound's resamples, or skip them; predictions: a fits.predictions directory to hold the measured
+    k* against (block `prediction_check`; empty: none)."""
 
     results: str = str(DEFAULT_RESULTS)
     metric: str = "ood"
@@ -30,6 +31,7 @@ class FitOptions:
     no_surface: bool = False
     theory_bootstrap: int = 100
     no_theory: bool = False
+    predictions: str = ""
 
     @classmethod
     def from_mapping(cls, values: dict) -> FitOptions:

@@ -31,6 +31,7 @@ BLOCK_MODULES = (
     "fits.blocks.routing_gain",
     "fits.blocks.adaptive_k",
     "fits.blocks.gate_map",
+    "fits.blocks.prediction_check",
 )
 
 BLOCKS = [importlib.import_module(path) for path in BLOCK_MODULES]
