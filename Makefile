@@ -61,7 +61,7 @@ adaptive: $(STAMP)
 	$(BIN)/python -m fits.optimal_k results/adaptive --out results/fits-adaptive
 
 # Issue 21's law of k* over s, m and h (configs/law.yaml: the learned arm over s x m x h, the teacher-experts
-# arm over s x m; wall time on 2 cores in the README), each fitted on ID and on OOD error (the OOD fits
+# arm over s x m; wall time in docs/reference/law/provenance.json), each fitted on ID and on OOD error (the OOD fits
 # leave out s = 1, which has no held-out combinations).
 law: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/law.yaml --resume
@@ -82,7 +82,7 @@ active-compute: $(STAMP)
 # Issue 27's estimator map (docs/tasks.md, "Estimators"): each gradient estimator of the learned router, with
 # learned and with teacher experts, beside the oracle, on the contextual and the compositional task; then a
 # single-skill phase first, the router started at the teacher's selection, and gate values on their own.
-# Five stores, each resumed; fits and the estimator_map figure per store (wall time on 2 cores: README).
+# Five stores, each resumed; fits and the estimator_map figure per store (wall time: docs/reference/*/provenance.json).
 ESTIMATOR_STORES := estimators estimators-compositional estimators-single-skill estimators-teacher-init gate_values
 estimators: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume
