@@ -28,7 +28,7 @@ def _ci2(est: float, ci) -> str:
 
 def _kci(r, col: str) -> str:
     """A k estimand with its interval, as "k [lo, hi]"."""
-    lo, hi = r[f"{col}ci_cols"]
+    lo, hi = r[f"{col}_ci"]
     return f"{num(r[col])} [{num(lo)}, {num(hi)}]"
 
 
