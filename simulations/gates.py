@@ -3,8 +3,8 @@ selects on, and how the selected experts' gates follow from p.
 
 A family is one class registered with `register_gate`; the layer looks it up by name (`gate_family`)
 and asks it for the scores, the batched gates and the per-model gates of its loop reference. `GATES`
-lists the names in registration order (softmax, sigmoid, uniform): they are stored in results and
-hashed, so a name never changes.
+lists the names in registration order (softmax, sigmoid, uniform, head): they are stored in results
+and hashed, so a name never changes and a new family is appended.
 """
 
 from __future__ import annotations
@@ -34,6 +34,14 @@ class GateFamily:
     #: Whether the gate values are fixed by the selection alone (then only a straight-through term, if
     #: any, carries the scores' gradient, and an estimator has no gate values to learn pathwise).
     fixed_values: ClassVar[bool] = False
+    #: Whether the scores reach the gates only through a straight-through term (exactly 0 in the forward:
+    #: the selection's surrogate gradient), so an estimator with its own gradient for the selection
+    #: gates on detached scores (uniform, head).
+    straight_through: ClassVar[bool] = False
+    #: Whether the gate values come from a gate head of their own (the router's `gate_weight`): then
+    #: the router asks `head_gates` / `reference_head_gates`, with the head's values, instead of `gates` /
+    #: `reference_gates`.
+    head: ClassVar[bool] = False
 
     @classmethod
     def scores(cls, logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -123,6 +131,7 @@ class UniformGates(SoftmaxGates):
     name = "uniform"
     renormalizes = False
     fixed_values = True
+    straight_through = True
 
     @classmethod
     def gates(cls, p: torch.Tensor, mask: torch.Tensor, k: torch.Tensor, renorm: torch.Tensor
@@ -136,3 +145,46 @@ class UniformGates(SoftmaxGates):
     @classmethod
     def reference_gates(cls, p: torch.Tensor, keep: torch.Tensor, k: int, renorm: bool) -> torch.Tensor:
         return torch.where(keep, 1.0 / k + (p - p.detach()), torch.zeros_like(p))
+
+
+@register_gate
+class HeadGates(SoftmaxGates):
+    """"head": selection and gate values decoupled. The selection is the top k of p = softmax(l) of the
+    router logits, as for "softmax"; the gate values come from a gate head of their own (the router's
+    `gate_weight` [M, d, T], as its `weight`): h = sigmoid(x @ gate_weight) on the selected experts,
+    divided by their sum where `renormalize` applies (a renormalized k = 1 gate is the constant 1). A
+    selected expert's h can saturate at ~0, so with s right experts among k >= s selected the gates can
+    be 1 / s on them and ~0 on the rest. The head learns pathwise through the gate values; the selection
+    learns, as uniform's, by the straight-through term sel * (p - stop_grad(p)), exactly 0 in the
+    forward, whose backward is that of gating by the selected softmax probabilities."""
+
+    name = "head"
+    straight_through = True
+    head = True
+
+    @classmethod
+    def gates(cls, p: torch.Tensor, mask: torch.Tensor, k: torch.Tensor, renorm: torch.Tensor
+              ) -> torch.Tensor:
+        raise TypeError("gate 'head' reads its values off its gate head: use head_gates (Router.gates "
+                        "with the inputs x)")
+
+    @classmethod
+    def reference_gates(cls, p: torch.Tensor, keep: torch.Tensor, k: int, renorm: bool) -> torch.Tensor:
+        raise TypeError("gate 'head' reads its values off its gate head: use reference_head_gates")
+
+    @classmethod
+    def head_gates(cls, p: torch.Tensor, h: torch.Tensor, mask: torch.Tensor, k: torch.Tensor,
+                   renorm: torch.Tensor) -> torch.Tensor:
+        """[M, T, N] gates on the selection `mask` of scores p: the base rule (`GateFamily.gates`) on the
+        head's values h [M, T, N] in (0, 1), plus the straight-through term mask * (p - stop_grad(p))."""
+        return GateFamily.gates(h, mask, k, renorm) + mask.to(p.dtype) * (p - p.detach())
+
+    @classmethod
+    def reference_head_gates(cls, p: torch.Tensor, h: torch.Tensor, keep: torch.Tensor, k: int,
+                             renorm: bool) -> torch.Tensor:
+        """One model's [N, T] gates (`head_gates`'s rule, per model): kept h, renormalized if `renorm`,
+        plus the straight-through term on the kept p."""
+        g = torch.where(keep, h, torch.zeros_like(h))
+        if renorm:
+            g = g / g.sum(-1, keepdim=True)
+        return g + torch.where(keep, p - p.detach(), torch.zeros_like(p))

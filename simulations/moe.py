@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from simulations.expert_kernel import dense_chunks, expert_mlp, sparse_chunks, with_ones
+from simulations.gates import gate_family
 from simulations.router import Router
 
 IMPLS = ("auto", "dense", "sparse", "reference")
@@ -46,7 +47,9 @@ class TopKMoE(nn.Module):
     index wins); the kept p are divided by their sum when ``renormalize`` applies ("k>1", the default:
     only models whose k > 1); the output is the gate-weighted sum of the kept experts' outputs.
     ``gate`` names a family in simulations.gates.GATES: "softmax" (default), "sigmoid" (the DeepSeek-V3
-    form), "uniform" (forward gates exactly 1 / k, learned by a straight-through estimator).
+    form), "uniform" (forward gates exactly 1 / k, learned by a straight-through estimator), "head"
+    (the selection of "softmax", the gate values sigmoid(x @ router.gate_weight) of a gate head of their
+    own, renormalized as sigmoid's; the selection learns straight-through as uniform's).
     ``k`` is an int or a LongTensor [M] (one k per model, so one bundle can hold a k sweep);
     ``router.route(x, k=j)`` gates at another k without changing the model's (inference-time k), and
     ``mix`` combines the experts by any gates.
@@ -73,7 +76,8 @@ class TopKMoE(nn.Module):
     Init, like nn.Linear: every weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in =
     d_in for ``router.weight``, ``w1``, ``b1`` and d_hidden for ``w2``, ``b2`` (the router has no bias).
     Values come from a CPU torch.Generator seeded per model from (seed, model index), drawn in the order
-    router, w1, b1, w2, b2, so the same seed gives the same weights on every device, and model i's
+    router, w1, b1, w2, b2 (then, for gate "head" only, ``router.gate_weight``, fan_in as the router's),
+    so the same seed gives the same weights on every device and whatever the gate, and model i's
     weights do not depend on n_models. ``seed=None`` draws the seed from torch's global generator.
 
     ``d_context`` > 0 (a contextual task): inputs are [M, N, d_in + d_context], x followed by a context
@@ -123,6 +127,8 @@ class TopKMoE(nn.Module):
             "w2": ((T, d_hidden, d_out), d_hidden),
             "b2": ((T, d_out), d_hidden),
         }
+        if gate_family(gate).head:  # drawn last, so every other weight is the one without a head
+            shapes["gate_weight"] = ((d_in + d_context, T), d_in + d_context)
         values: dict[str, list[torch.Tensor]] = {name: [] for name in shapes}
         for i in range(M):
             gen = torch.Generator().manual_seed(_model_seed(seed, i))
@@ -132,7 +138,7 @@ class TopKMoE(nn.Module):
                 values[name].append(u.mul_(2 * bound).sub_(bound))
         stacked = {name: torch.stack(chunks).to(device) for name, chunks in values.items()}
         self.router = Router(stacked.pop("router"), k, d_context=d_context, temperature=temperature,
-                             gate=gate, renormalize=renormalize)
+                             gate=gate, renormalize=renormalize, gate_weight=stacked.pop("gate_weight", None))
         for name, value in stacked.items():
             setattr(self, name, nn.Parameter(value))
 
@@ -246,7 +252,11 @@ class TopKMoE(nn.Module):
             keep = np.zeros((N, T), dtype=bool)
             np.put_along_axis(keep, order, True, axis=-1)
             keep_t = torch.as_tensor(keep, device=x.device)
-            g = router.family.reference_gates(p, keep_t, k_i, renorm[i])
+            if router.family.head:
+                h = torch.sigmoid(x[i] @ router.gate_weight[i])
+                g = router.family.reference_head_gates(p, h, keep_t, k_i, renorm[i])
+            else:
+                g = router.family.reference_gates(p, keep_t, k_i, renorm[i])
             y = x.new_zeros(N, self.d_out)
             for j in range(T):
                 rows = keep_t[:, j].nonzero(as_tuple=True)[0]

@@ -50,19 +50,30 @@ class Router(nn.Module):
     simulations.gates.GATES (`family` is its class). renormalize: when kept scores are divided by their
     sum, "k>1" (only models whose k > 1: at k = 1 a renormalized gate is the constant 1 and the router
     would get no gradient), "always" or "never"; unused by a family that does not renormalize (uniform).
-    All four can be reassigned (validated); `k_per_model` is k as a LongTensor [M], `k_mean` its mean.
+    All four can be reassigned (validated; a family with a gate head only where the router has one);
+    `k_per_model` is k as a LongTensor [M], `k_mean` its mean. gate_weight: the initial weights of a
+    gate head [M, d_in + d_context, T], the parameter `gate_weight`, for a family whose gate values come
+    from one ("head": values sigmoid(u @ gate_weight[m]) on the selection); None (the parameter is
+    absent from the parameters and the state dict) otherwise.
 
     The decision: `logits(x)`, `scores(x, noise)`, `route(x, k, noise) -> Gating`; on any selection
-    `gates(p, selected, k)`; its statistics `stats(p, selected) -> RouterStats`. Nothing here draws
-    random numbers: a training-time jitter is the caller's (`noise`), so it controls the streams.
+    `gates(p, selected, k, x)` (x: the inputs, read by a gate head, `head_values(x)`); its statistics
+    `stats(p, selected) -> RouterStats`. Nothing here draws random numbers: a training-time jitter is
+    the caller's (`noise`), so it controls the streams.
     """
 
     def __init__(self, weight: torch.Tensor, k: int | torch.Tensor, d_context: int = 0,
-                 temperature: float = 1.0, gate: str = "softmax", renormalize: str = "k>1") -> None:
+                 temperature: float = 1.0, gate: str = "softmax", renormalize: str = "k>1",
+                 gate_weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.n_models, width, self.n_experts = weight.shape
         self.d_in, self.d_context = width - d_context, d_context
         self.weight = nn.Parameter(weight)
+        if gate_weight is not None and gate_weight.shape != weight.shape:
+            raise ValueError(f"gate_weight must have the router weight's shape {tuple(weight.shape)}, "
+                             f"got {tuple(gate_weight.shape)}")
+        # Registered (None) without a head, so the parameter set and state dict stay those of the others.
+        self.register_parameter("gate_weight", None if gate_weight is None else nn.Parameter(gate_weight))
         self.temperature, self.gate, self.renormalize = temperature, gate, renormalize
         self.register_buffer("_k_vec", torch.empty(self.n_models, dtype=torch.long, device=weight.device),
                              persistent=False)
@@ -87,7 +98,11 @@ class Router(nn.Module):
 
     @gate.setter
     def gate(self, value: str) -> None:
-        self.family: type[GateFamily] = gate_family(value)
+        family = gate_family(value)
+        if family.head and self.gate_weight is None:
+            raise ValueError(f"gate {value!r} needs a gate head: build the router with its gate_weight "
+                             f"(TopKMoE(gate={value!r}) draws one)")
+        self.family: type[GateFamily] = family
 
     @property
     def renormalize(self) -> str:
@@ -181,15 +196,29 @@ class Router(nn.Module):
         and their gates (differentiable through the scores), each [M, T, N]."""
         p = self.scores(x, noise)
         selected = topk_mask(p, *self._k_of(k))
-        return Gating(selected, self.gates(p, selected, k), p)
+        return Gating(selected, self.gates(p, selected, k, x=x), p)
 
-    def gates(self, p: torch.Tensor, selected: torch.Tensor, k: int | torch.Tensor | None = None
-              ) -> torch.Tensor:
+    def gates(self, p: torch.Tensor, selected: torch.Tensor, k: int | torch.Tensor | None = None,
+              x: torch.Tensor | None = None) -> torch.Tensor:
         """[M, T, N] gates on any selection `selected` (bool [M, T, N]) of scores p by the gate family's
         rule (GateFamily.gates) at k, default the router's own: kept p, renormalized per model where it
-        applies, zeros elsewhere (gate "uniform": 1 / the number selected, straight-through)."""
+        applies, zeros elsewhere (gate "uniform": 1 / the number selected, straight-through). A family
+        with a gate head ("head") gates by its values on the inputs x [M, N, d_in + d_context] that p
+        came from (`head_values`; required for it, unused by the others)."""
         k_vec = self._k_of(k)[0]
+        if self.family.head:
+            if x is None:
+                raise ValueError(f"gate {self.gate!r} reads its gate values off the inputs: pass x")
+            return self.family.head_gates(p, self.head_values(x), selected, k_vec, self._renormalized(k_vec))
         return self.family.gates(p, selected, k_vec, self._renormalized(k_vec))
+
+    def head_values(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate head's values h = sigmoid(x @ gate_weight) [M, T, N] of inputs x [M, N, d_in +
+        d_context] (no temperature: the head learns its own scale); only for a family with a head."""
+        if self.gate_weight is None:
+            raise ValueError(f"gate {self.gate!r} has no gate head")
+        self.check_input(x)
+        return torch.sigmoid(torch.bmm(self.gate_weight.transpose(1, 2), x.transpose(1, 2)))
 
     def stats(self, p: torch.Tensor, selected: torch.Tensor) -> RouterStats:
         """Per-model statistics (RouterStats) of scores p and their selection `selected`, [M, T, N]."""

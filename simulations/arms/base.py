@@ -63,7 +63,8 @@ class RouterKind:
     k_source: the k* estimator the fits use for this arm (None: the CLI's --k-source).
     k_star_note: what fixes its k* by construction rather than by the data, for figures to print beside
         its k* (None: nothing does).
-    trains: the TopKMoE parameters it trains (by name: "router.weight", ...).
+    trains: the TopKMoE parameters it trains (by name: "router.weight", ...), of those the model has (the
+        gate head "router.gate_weight" exists only under a gate family with one, "head").
     uses_gate: its gates are the model's own gate family's (TopKMoE `gate`), so the grid's `gate` axis
         varies it; a kind with other gates (fixed ones) has its cells once, at gate "softmax".
     learns_through_gates: its router learns only through the gates' effect on the task loss (no loss of
@@ -102,10 +103,12 @@ class RouterKind:
     def frozen_at(cls, k: int, gate: str, renormalize: str, estimator: str = DEFAULT_ESTIMATOR) -> bool:
         """Whether a model of this kind at `k` gets no router gradient: one selected expert whose
         softmax or sigmoid gate is renormalized to the constant 1 (`renormalize: always`; the default
-        "k>1" keeps the raw probability at k = 1, and a family that does not renormalize, `uniform`,
-        passes a straight-through gradient), under an estimator that learns through the gates alone."""
+        "k>1" keeps the raw probability at k = 1, and a straight-through family, `uniform` or `head`,
+        passes the selection a gradient whatever its values), under an estimator that learns through the
+        gates alone."""
+        family = gate_family(gate)
         return (cls.learns_through_gates and ESTIMATORS[estimator].through_gates and k == 1
-                and gate_family(gate).renormalizes and renormalize == "always")
+                and family.renormalizes and not family.straight_through and renormalize == "always")
 
     def __init__(self, model: TopKMoE, data: BundleView, settings: Any, seeds: list[tuple[int, ...]]) -> None:
         self.model, self.data, self.settings, self.seeds = model, data, settings, seeds

@@ -1,6 +1,6 @@
 """The learned router: the model's own router (simulations.router.Router: linear scores, top-k selection
-and the model's gate family, softmax by default, sigmoid or uniform by the grid's `gate` axis), with its
-training options: a learning-rate multiple, a load-balancing loss and logit jitter."""
+and the model's gate family, softmax by default, sigmoid, uniform or head by the grid's `gate` axis), with
+its training options: a learning-rate multiple, a load-balancing loss and logit jitter."""
 
 from __future__ import annotations
 
@@ -28,14 +28,16 @@ class LearnedSettings:
 
 @register_router
 class Learned(RouterKind):
-    """The estimator-facing methods (`probs`, `gates_on`, `k`, `learns_gate_values`, `route`,
-    `aux_loss`) are what simulations.estimators read of a router that takes them."""
+    """The estimator-facing methods (`probs`, `gates_on`, `k`, `straight_through`, `route`,
+    `aux_loss`) are what simulations.estimators read of a router that takes them. It trains the router
+    weight and, under a gate family with a gate head ("head"), the head (`router.gate_weight`, absent
+    otherwise)."""
 
     name = "learned"
     label = "learned router"
     order = 0
     primary = True
-    trains = ("router.weight",)
+    trains = ("router.weight", "router.gate_weight")
     uses_gate = True
     learns_through_gates = True
     takes_estimator = True
@@ -48,12 +50,19 @@ class Learned(RouterKind):
     def probs(self, split: str, points: Points = slice(None), training: bool = False) -> torch.Tensor:
         """The router's scores p [M, T, n] on a split's points (the gate family's; `training`: with the
         training jitter), differentiable: what an estimator samples from and gates with."""
-        x = self.data.split(split)[0][:, points]
+        x = self.inputs(split, points)
         return self.model.router.scores(x, self._jitter(split, points, x) if training else None)
 
-    def gates_on(self, p: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-        """The model's gates [M, T, n] on a selection `selected` from scores p, at the model's k."""
-        return self.model.router.gates(p, selected)
+    def inputs(self, split: str, points: Points = slice(None)) -> torch.Tensor:
+        """What the router reads of a split's points, [M, n, d_in + d_context]."""
+        return self.data.split(split)[0][:, points]
+
+    def gates_on(self, p: torch.Tensor, selected: torch.Tensor, split: str, points: Points = slice(None),
+                 k: int | None = None) -> torch.Tensor:
+        """The model's gates [M, T, n] on a selection `selected` from scores p of a split's points (a
+        gate head reads its values off them), at k (default the model's own). Detached scores give gates
+        whose only gradient is the gate head's, where the family has one."""
+        return self.model.router.gates(p, selected, k, x=self.inputs(split, points))
 
     @property
     def k(self) -> torch.Tensor:
@@ -61,13 +70,14 @@ class Learned(RouterKind):
         return self.model.router.k_per_model
 
     @property
-    def learns_gate_values(self) -> bool:
-        """Whether its gate values depend on the scores (softmax, sigmoid), so they can learn pathwise;
-        uniform gates are 1 / k whatever the scores."""
-        return not self.model.router.family.fixed_values
+    def straight_through(self) -> bool:
+        """Whether its scores reach the gates only through a straight-through term (uniform: 1 / k
+        whatever the scores; head: values from its gate head), so an estimator that trains the selection
+        its own way gates on detached scores; softmax and sigmoid gate values are the scores'."""
+        return self.model.router.family.straight_through
 
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
-        x = self.data.split(split)[0][:, points]
+        x = self.inputs(split, points)
         return self.model.router.route(x, noise=self._jitter(split, points, x) if training else None)
 
     def _jitter(self, split: str, points: Points, x: torch.Tensor) -> torch.Tensor | None:
@@ -94,7 +104,7 @@ class Learned(RouterKind):
         p = self.probs(split, points)
         rank = routing.skill_ranks(p.transpose(1, 2)).transpose(1, 2)  # [M, T, n]: each expert's place
         for j in range(self.model.n_experts):
-            yield self.model.router.gates(p, rank <= j, k=j + 1)
+            yield self.gates_on(p, rank <= j, split, points, k=j + 1)
 
     def lr_mult(self) -> float:
         return self.settings.router_lr_mult

@@ -33,10 +33,10 @@ class OracleSelection(Learned):
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         p = self.probs(split, points, training)
         selected = self._selection(split, points, self.model.router.k_per_model)
-        return Gating(selected, self.model.router.gates(p, selected), p)
+        return Gating(selected, self.gates_on(p, selected, split, points), p)
 
     def gates_by_k(self, split: str, points: Points) -> Iterator[torch.Tensor]:
         p = self.probs(split, points)
         for j in range(self.model.n_experts):
             k = torch.full_like(self.model.router.k_per_model, j + 1)
-            yield self.model.router.gates(p, self._selection(split, points, k), k=j + 1)
+            yield self.gates_on(p, self._selection(split, points, k), split, points, k=j + 1)

@@ -57,7 +57,7 @@ class TopP(Learned):
     def route(self, split: str, points: Points = slice(None), training: bool = False) -> Gating:
         p = self.probs(split, points, training)
         mask = top_p_mask(p, self.settings.top_p, self.model.router.k_per_model)
-        return Gating(mask, self.model.router.gates(p, mask), p)
+        return Gating(mask, self.gates_on(p, mask, split, points), p)
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None:
         """The learned router's load-balancing term plus `top_p_entropy` x the mean entropy [M] of the
@@ -76,4 +76,4 @@ class TopP(Learned):
         p = self.probs(split, points)
         for j in range(self.model.n_experts):
             k = torch.full_like(self.model.router.k_per_model, j + 1)
-            yield self.model.router.gates(p, top_p_mask(p, self.settings.top_p, k), k=j + 1)
+            yield self.gates_on(p, top_p_mask(p, self.settings.top_p, k), split, points, k=j + 1)

@@ -54,13 +54,17 @@ class RouterView(Protocol):
     """What an estimator reads of a router kind that takes estimators (simulations.arms.learned)."""
 
     k: torch.Tensor  # [M] each model's k
-    learns_gate_values: bool  # its gate values depend on the scores (they can learn pathwise)
+    # its scores reach the gates only straight-through (uniform, head): an estimator that trains the
+    # selection its own way gates on detached scores (a gate head, if any, still learns pathwise)
+    straight_through: bool
 
     def route(self, split: str, points: Points, training: bool = False) -> Gating: ...
 
     def probs(self, split: str, points: Points, training: bool = False) -> torch.Tensor: ...
 
-    def gates_on(self, p: torch.Tensor, selected: torch.Tensor) -> torch.Tensor: ...
+    def gates_on(self, p: torch.Tensor, selected: torch.Tensor, split: str, points: Points) -> torch.Tensor:
+        """Its gates on a selection from scores p of a split's points (a gate head reads them)."""
+        ...
 
     def aux_loss(self, gating: Gating, split: str, points: Points) -> torch.Tensor | None: ...
 

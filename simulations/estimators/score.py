@@ -3,8 +3,9 @@ the router's log-scores), `score_samples` samples per point; the experts and the
 pathwise on each sample, the selection by REINFORCE on the ranked sample's log-probability with a
 leave-one-out baseline (RLOO: each sample's baseline is the mean loss of the other samples of the same
 point; with one sample, the model's mean loss over the batch). Gates are the model's gate family on the
-sampled set (uniform: exactly 1 / k, with no pathwise term: the selection learns by the score alone).
-The experts run once, densely, and each sample regates them."""
+sampled set (uniform: exactly 1 / k, with no pathwise term: the selection learns by the score alone;
+head: its gate head learns pathwise, the selection by the score alone). The experts run once, densely,
+and each sample regates them."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ class Score(Estimator):
         order, valid = plackett_luce.gumbel_topk(log_w, draws, router.k)
         selected = plackett_luce.selection_mask(order, valid, p.shape[1])  # [n_samples, M, T, n]
         log_prob = plackett_luce.log_prob(log_w, order, valid)  # [n_samples, M, n]
-        scores = p if router.learns_gate_values else p.detach()
-        gates = torch.stack([router.gates_on(scores, sel) for sel in selected])
+        scores = p.detach() if router.straight_through else p
+        gates = torch.stack([router.gates_on(scores, sel, batch.split, batch.points) for sel in selected])
         losses = batch.point_loss((gates.unsqueeze(-1) * outputs).sum(2))  # [n_samples, M, n]
         if n_samples > 1:
             baseline = (losses.sum(0, keepdim=True) - losses) / (n_samples - 1)

@@ -3,7 +3,8 @@ local search): for each training point, the loss of every single swap of a selec
 unselected one j under the current experts (j takes i's gate value), and the best of these sets and the
 current one is the router's target; the router fits it by the Plackett-Luce log-likelihood of the
 target set ranked by the router's current scores, weighted `swap_weight`. Experts and gate values learn
-pathwise on the router's own top-k (uniform gates: no pathwise term)."""
+pathwise on the router's own top-k (uniform gates: no pathwise term; head: the gate head alone, the
+selection by the membership loss alone)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ class Swap(Estimator):
         router, experts = self.student.router, self.student.experts
         gating = router.route(batch.split, batch.points, training=True)
         outputs = experts.outputs(batch.split, batch.points)  # [M, T, n, 1]
-        gates = gating.gates if router.learns_gate_values else gating.gates.detach()
+        gates = gating.gates if not router.straight_through else \
+            router.gates_on(gating.probs.detach(), gating.selected, batch.split, batch.points)
         pred = (gates.unsqueeze(-1) * outputs).sum(1)
         with torch.no_grad():
             residual = (batch.y - pred).squeeze(-1)

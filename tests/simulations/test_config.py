@@ -16,6 +16,7 @@ from simulations.families.regression.train import TrainSettings
 from simulations.families.sraven.config import SravenConfig, SravenModel, SravenTraining
 from simulations.families.sraven.config import validate as validate_sraven
 from simulations.families.sraven.train import SravenSettings
+from simulations.gates import GATES
 
 
 @pytest.mark.parametrize("raw", [{"lr": 0.01}, {"training": {"lr": 0.01}}, {"training.lr": 0.01}])
@@ -84,7 +85,7 @@ def test_arm_choices_come_from_the_registry():
         with pytest.raises(ConfigError, match=f"^{name}: .*{', '.join(kinds)}; got"):
             validate({name: ["no-such-kind"]})
     every = validate({"router": list(arms.ROUTERS), "experts": list(arms.EXPERTS), "n_experts": [16],
-                      "gate": ["softmax", "sigmoid", "uniform"], "estimator": list(estimators.ESTIMATORS)})
+                      "gate": list(GATES), "estimator": list(estimators.ESTIMATORS)})
     assert {arms.arm(r, e, g, est).name for r, e in every.axes.arms() for g in every.axes.gates_for(r)
             for est in every.axes.estimators_for(r)} == {a.name for a in arms.arms()}
 

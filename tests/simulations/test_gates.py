@@ -1,4 +1,4 @@
-"""Gate families of TopKMoE (`gate`: softmax, sigmoid, uniform): every fast impl against the per-model
+"""Gate families of TopKMoE (`gate`: softmax, sigmoid, uniform, head): every fast impl against the per-model
 loop reference (outputs and gradients, per-model k with k = 1 among them), each family's rule against a
 hand computation, the router's gradient at k = 1, the uniform family's exact 1/k gates and its
 straight-through estimator, the softmax family unchanged, and the registry (a new family is one
@@ -43,13 +43,15 @@ def run(moe: TopKMoE, x: torch.Tensor, impl: str):
     y, stats = moe(x, return_stats=True)
     w = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype).view_as(y)
     ((w * y).sum() + (y**2).sum() + stats.load_balancing_loss.sum()).backward()
-    grads = {n: moe.get_parameter(n).grad.clone() for n in PARAMS}
+    names = PARAMS + (("router.gate_weight",) if moe.router.gate_weight is not None else ())
+    grads = {n: moe.get_parameter(n).grad.clone() for n in names}
     grads["x"] = x.grad.clone()
     return y.detach(), stats.load_balancing_loss.detach(), grads
 
 
 def assert_fast_impls_match_the_reference(moe, x) -> None:
-    """Outputs, load-balancing loss and gradients of the dense and sparse paths equal the loop's."""
+    """Outputs, load-balancing loss and gradients (a gate head's too) of the dense and sparse paths equal
+    the loop's."""
     y_ref, lb_ref, g_ref = run(moe, x, "reference")
     for impl in ("dense", "sparse"):
         y, lb, g = run(moe, x, impl)
@@ -82,9 +84,9 @@ def test_float64_matches_the_reference_on_a_larger_bundle(gate):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("gate", ["sigmoid", "uniform"])
+@pytest.mark.parametrize("gate", ["sigmoid", "uniform", "head"])
 def test_the_router_learns_at_k1(gate, impl):
-    """sigmoid (renormalize "k>1": raw sigmoid gates at k = 1) and uniform (straight-through) give
+    """sigmoid (renormalize "k>1": raw sigmoid gates at k = 1), uniform and head (straight-through) give
     every k = 1 model a router gradient; a renormalized k = 1 gate (renormalize "always", softmax or
     sigmoid) is the constant 1 and gives none, exactly."""
     for g, renormalize, expect in ((gate, "k>1", True), ("softmax", "always", False),
@@ -179,11 +181,14 @@ def test_gates_on_a_given_selection(gate):
     sel[:, :2] = True  # experts 0 and 1 for every token
     if gate == "uniform":
         sel[:, :, 0] = False  # token 0: nothing selected (softmax and sigmoid would divide 0 by 0)
-    g = moe.router.gates(p, sel, k=2)
+    g = moe.router.gates(p, sel, k=2, x=x)
     assert torch.equal(g[~sel], torch.zeros_like(g[~sel]))
     picked = p[:, :2, 1:]  # tokens 1.. (token 0 is checked above for uniform)
+    h = torch.sigmoid(torch.bmm(moe.router.gate_weight.transpose(1, 2), x.transpose(1, 2)))[:, :2, 1:] \
+        if gate == "head" else None
     want = {"uniform": torch.full_like(picked, 0.5), "softmax": picked / picked.sum(1, keepdim=True),
-            "sigmoid": picked / picked.sum(1, keepdim=True)}[gate]
+            "sigmoid": picked / picked.sum(1, keepdim=True),
+            "head": None if h is None else h / h.sum(1, keepdim=True)}[gate]
     torch.testing.assert_close(g[:, :2, 1:], want, atol=1e-6, rtol=1e-6)
 
 
@@ -199,12 +204,13 @@ def test_gate_validation_and_repr():
 
 
 def test_the_registry_keeps_the_stored_names_in_order():
-    """The names are stored in results and hashed: these three, first, in this order."""
-    assert GATES[:3] == ("softmax", "sigmoid", "uniform") and GATES == tuple(gates.GATE_FAMILIES)
+    """The names are stored in results and hashed: these four, first, in this order (a new family is
+    appended)."""
+    assert GATES[:4] == ("softmax", "sigmoid", "uniform", "head") and GATES == tuple(gates.GATE_FAMILIES)
     assert all(gates.gate_family(name).name == name for name in GATES)
     with pytest.raises(ValueError, match="registered twice"):
         gates.register_gate(gates.GATE_FAMILIES["softmax"])
-    allowed = r"\('softmax', 'sigmoid', 'uniform'\)"
+    allowed = r"\('softmax', 'sigmoid', 'uniform', 'head'\)"
     with pytest.raises(ValueError, match=f"gate must be one of {allowed}, got 'relu'") as err:
         gates.gate_family("relu")
     assert "\n" not in str(err.value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simulations.gates import GATES
+from simulations.gates import GATES, gate_family
 from simulations.gating import Gating
 from simulations.moe import TopKMoE
 from simulations.router import RENORMALIZE, Router
@@ -16,6 +16,8 @@ from simulations.selection import topk_mask
 
 def router(M: int = 3, T: int = 6, d: int = 4, k=None, **kw) -> Router:
     weight = torch.randn(M, d, T, generator=torch.Generator().manual_seed(1))
+    if gate_family(kw.get("gate", "softmax")).head:  # a family with a gate head needs its weights
+        kw["gate_weight"] = torch.randn(M, d, T, generator=torch.Generator().manual_seed(5))
     return Router(weight, torch.tensor([1, 2, 4]) if k is None else k, **kw)
 
 
@@ -35,7 +37,7 @@ def test_logits_scores_and_route_are_the_definitions(gate):
     assert isinstance(gating, Gating)
     assert torch.equal(gating.probs, r.scores(x, noise))
     assert torch.equal(gating.selected, topk_mask(gating.probs, r.k_per_model, 1, 4))
-    assert torch.equal(gating.gates, r.gates(gating.probs, gating.selected))
+    assert torch.equal(gating.gates, r.gates(gating.probs, gating.selected, x=x))
     with pytest.raises(ValueError, match=r"x must have shape \[n_models=3, N, d_in=4\]"):
         r.scores(inputs(d=5))
 

@@ -116,7 +116,7 @@ def error_split(student: Student, mapping: torch.Tensor | None, chunk: int = 409
             own = student.router.route(split, sl).selected
             p = router.scores(x[:, sl])
             picked = oracle_selection(p, mapping, z[:, sl], data.levels(split, sl), router.k_per_model)
-            gates = {"nmse_oracle_selection": router.gates(p, picked).nan_to_num(0.0),  # no expert: 0
+            gates = {"nmse_oracle_selection": router.gates(p, picked, x=x[:, sl]).nan_to_num(0.0),  # none: 0
                      "nmse_equal_gates": own / own.sum(1, keepdim=True).clamp_min(1)}
             for name, g in gates.items():
                 pred = (g.to(experts.dtype).unsqueeze(-1) * experts).sum(1)

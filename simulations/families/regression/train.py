@@ -178,7 +178,8 @@ def init_model(n_experts: int, d_in: int, width: int, ks: list[int], init_seeds:
     with torch.no_grad():
         for i, s in enumerate(init_seeds):
             if s not in singles:
-                singles[s] = TopKMoE(1, n_experts, d_in, width, k=1, dtype=dtype, seed=s, d_context=d_context)
+                singles[s] = TopKMoE(1, n_experts, d_in, width, k=1, dtype=dtype, seed=s, d_context=d_context,
+                                     gate=gate)
             for name, p in model.named_parameters():
                 p[i].copy_(singles[s].get_parameter(name)[0])
         if router_init_scale != 1.0:

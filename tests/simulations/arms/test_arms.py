@@ -24,11 +24,11 @@ from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 S, T = 4, 8
 
 
-def bundle(teacher_experts: bool = False, ks=(1, 2, 4)):
+def bundle(teacher_experts: bool = False, ks=(1, 2, 4), gate: str = "softmax"):
     tasks = [CompositionalTask(TaskSpec(S, s, 4, teacher_width=8, seed=s, n_ref=4000)) for s in (1, 2, 2)]
     data = tr.make_bundle_data(tasks, [48, 64, 64], 24, 48, torch.float64, "cpu",
                                n_experts=T if teacher_experts else None)
-    model = tr.init_model(T, 4, 4, list(ks), [0, 1, 2], "dense", "k>1", torch.float64, "cpu")
+    model = tr.init_model(T, 4, 4, list(ks), [0, 1, 2], "dense", "k>1", torch.float64, "cpu", gate=gate)
     return model, data
 
 
@@ -58,8 +58,8 @@ def test_every_arm_resolves_and_has_a_unique_name_label_and_order():
 
 def test_every_kind_implements_what_the_trainer_asks():
     """Routing kinds gate and gate at every k; expert kinds combine and give their outputs; what they
-    train are the model's parameters."""
-    params = {n for n, _ in bundle()[0].named_parameters()}
+    train are the model's parameters (a gate head's where the gate family has one)."""
+    params = {n for n, _ in bundle(gate="head")[0].named_parameters()}
     for kind in arms.ROUTERS.values():
         assert kind.route is not arms.RouterKind.route, kind.name
         if kind.routes:
@@ -95,15 +95,18 @@ def test_unknown_names_and_pairs_are_one_line_errors_naming_the_allowed_values(c
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("a", [a for a in arms.arms() if a.gate == "softmax"], ids=lambda a: a.name)
+@pytest.mark.parametrize("a", [a for a in arms.arms() if a.gate in ("softmax", "head")], ids=lambda a: a.name)
 def test_each_arm_trains_exactly_its_kinds_parameters(a):
-    model, data = bundle(teacher_experts=a.experts.needs_expert_out)
+    """Of the parameters the model has: the gate head (router.gate_weight) exists under gate "head"
+    only, and a learned router trains it with its own weight."""
+    model, data = bundle(teacher_experts=a.experts.needs_expert_out, gate=a.gate)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert ("router.gate_weight" in before) == (a.gate == "head")
     settings = tr.TrainSettings(max_steps=5, eval_every=5, patience=100, router=a.router.name,
-                                experts=a.experts.name)
+                                experts=a.experts.name, estimator=a.estimator)
     options = {"router_lr_mult": 2.0}  # a learned router's own setting
     student = tr.Student(model, data, settings, options)
-    trains = {*a.router.trains, *a.experts.trains}
+    trains = {*a.router.trains, *a.experts.trains} & set(before)
     assert [n for n, _ in student.trainable()] == sorted(trains)
     lrs = {id(p): g.get("lr", settings.lr) for g in student.param_groups(settings.lr) for p in g["params"]}
     mult = {n: 2.0 if n in a.router.trains else 1.0 for n in trains}
