@@ -174,7 +174,7 @@ def test_teacher_arm_trains_only_the_router():
     ({"router": ["learned", "magic"]}, "router: expected a non-empty list"),
     ({"experts": "frozen"}, "experts: expected"),
     ({"router": ["oracle"], "experts": ["learned"], "n_experts": [6]}, "n_experts: the oracle router need"),
-    ({"router": ["learned"], "n_experts": [6]}, "n_experts: teacher experts need"),
+    ({"router": ["learned"], "n_experts": [6]}, "n_experts: teacher's skills as experts need"),
     ({"balance_loss": -1}, "balance_loss: expected a number >= 0"),
     ({"router_lr_mult": 0}, "router_lr_mult: expected a number > 0"),
     ({"router_temperature": 0}, "router_temperature: expected a number > 0"),
