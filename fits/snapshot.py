@@ -24,6 +24,7 @@ from simulations.atomic import staged_files
 from simulations.provenance import git_commit, tree_state
 
 FILES = ("cells.csv", "optimal_k.json", "report.md")
+OUTPUTS = "docs/reference"  # what `make reference` writes, one directory after another
 # Row columns that are not results: timings differ run to run.
 NOT_RESULTS = ("wall_s",)
 
@@ -74,9 +75,10 @@ def snapshot(fits_dir: Path, store: Path, wall_s: float | None, grid_command: st
     manifest = results.read_manifest(store) if store.is_dir() else None
     if manifest is None:
         raise FitInputError(f"store {store} has no manifest.json")
-    state = tree_state()
+    state = tree_state(outputs=(OUTPUTS,))
     if state["git_clean"] is not True:
-        raise FitInputError("the working tree has uncommitted changes: commit them, then make the reference")
+        raise FitInputError("the working tree has uncommitted changes (outside docs/reference/): commit "
+                            "them, then make the reference")
     rows = results.load(store)
     problem = store_problem(manifest, rows)
     if problem:

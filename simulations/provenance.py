@@ -29,14 +29,17 @@ def _git(*args: str) -> str:
     return out.stdout
 
 
-def tree_state() -> dict[str, object]:
+def tree_state(outputs: tuple[str, ...] = ()) -> dict[str, object]:
     """Whether the checkout matches its commit: `git_clean`, and `git_diff_sha256`, a hash of the
-    uncommitted changes (tracked diff and untracked file names; None when clean). A result made from a
-    dirty tree cannot be reproduced from its commit alone, so references refuse one (fits.references).
-    Not cached: the tree can change while a process runs. Outside a checkout: clean None, hash None."""
+    uncommitted changes (tracked diff and untracked file names; None when clean), leaving out the
+    folders `outputs` (relative to the checkout's top: what the caller itself writes, e.g. the
+    reference directories `make reference` writes one after another). A result made from a dirty tree
+    cannot be reproduced from its commit alone, so references refuse one (fits.references). Not cached:
+    the tree can change while a process runs. Outside a checkout: clean None, hash None."""
+    paths = [":/", *(f":(top,exclude){o}" for o in outputs)]
     try:
-        diff = _git("diff", "HEAD", "--binary")
-        untracked = _git("ls-files", "--others", "--exclude-standard", ":/")
+        diff = _git("diff", "HEAD", "--binary", "--", *paths)
+        untracked = _git("ls-files", "--others", "--exclude-standard", "--", *paths)
     except (OSError, subprocess.SubprocessError):
         return {"git_clean": None, "git_diff_sha256": None}
     if not diff and not untracked:

@@ -58,11 +58,11 @@ def _fits_dir(tmp_path):
 def test_a_reference_is_refused_from_a_dirty_tree_and_lands_whole_from_a_clean_one(tmp_path, monkeypatch):
     out = _run(tmp_path, monkeypatch, CLEAN)
     fits_dir, ref = _fits_dir(tmp_path), tmp_path / "ref"
-    monkeypatch.setattr(snapshot, "tree_state", lambda: {"git_clean": False, "git_diff_sha256": "d"})
+    monkeypatch.setattr(snapshot, "tree_state", lambda **_: {"git_clean": False, "git_diff_sha256": "d"})
     with pytest.raises(FitInputError, match="uncommitted"):
         snapshot.write_snapshot(fits_dir, out, ref, 1.0, "grid", "fit")
     assert not ref.exists() or not any(ref.iterdir())
-    monkeypatch.setattr(snapshot, "tree_state", lambda: dict(CLEAN))
+    monkeypatch.setattr(snapshot, "tree_state", lambda **_: dict(CLEAN))
     snapshot.write_snapshot(fits_dir, out, ref, 1.0, "grid", "fit")
     assert sorted(p.name for p in ref.iterdir()) == sorted([*snapshot.FILES, "means.csv", "provenance.json"])
     shipped = pd.read_csv(ref / "means.csv")
