@@ -6,7 +6,7 @@ read them; each fit becomes docs/reference/<fit name>/ (fits.snapshot: cells.csv
 report.md, means.csv and provenance.json). Grids resume, so a killed run continues where it stopped;
 the dry run prints each grid's estimated time and the total. A reference is written only from a clean
 tree and from a store that every run made at that tree's commit from a clean tree (the store's manifest
-"runs"), so its commit alone reproduces it; tests/fits/test_reference_slices.py reruns a slice of each.
+"runs"), so its commit alone reproduces it; tests/fits/test_reference_slices.py reruns a bundle of each.
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ WALL = "reference_wall.json"  # a store's grid wall time summed over the runs of
 
 @dataclass(frozen=True)
 class Grid:
-    """One store: `results/<store>`, made by the grid CLI of `family` with `args`. `slice` are the
-    `--set` overrides of a small part of it that the reproduction test reruns (every seed, few cells)."""
+    """One store: `results/<store>`, made by the grid CLI of `family` with `args`."""
 
     store: str
     args: tuple[str, ...] = ()
     family: str = REGRESSION
-    slice: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -87,52 +85,41 @@ TEACHER_INIT = _set(router_init=TEACHER_EXPERTS, estimator="[pathwise,score]", c
 # In the order `make reference` runs them (cheapest first, so a short session finishes the most).
 REFERENCES: dict[str, Reference] = {r.name: r for r in (
     Reference("quick", "the main job's grid (make run): every arm at m <= 500",
-              (Grid("quick", slice=_set(complexity="[2]", n_train="[150]", k="[2,4]", router="[oracle]")),),
+              (Grid("quick"),),
               (Fit("quick", "quick"),)),
     Reference("adaptive", "adaptive k: experts per input by the input's s (top-p router)",
-              (Grid("adaptive", ("--config", "configs/adaptive.yaml"),
-                    slice=_set(router="[top_p]", k="[4]")),),
+              (Grid("adaptive", ("--config", "configs/adaptive.yaml")),),
               (Fit("adaptive", "adaptive"),)),
     Reference("active-compute", "k at fixed active width k h (learned, oracle)",
-              (Grid("active_compute", ("--config", "configs/active_compute.yaml"),
-                    slice=_set(complexity="[2]", k="[2]", router="[oracle]")),),
+              (Grid("active_compute", ("--config", "configs/active_compute.yaml")),),
               (Fit("active-compute", "active_compute", ID),)),
     Reference("oracle-r4", "the oracle with r = 4 replicas per skill: k* moves to its cap",
-              (Grid("oracle_r4", ("--config", "configs/oracle_r4.yaml"),
-                    slice=_set(complexity="[2]", k="[8]")),),
+              (Grid("oracle_r4", ("--config", "configs/oracle_r4.yaml")),),
               (Fit("oracle-r4", "oracle_r4", ID),)),
     Reference("sraven-learnable", "SRAVEN, column tokens, 600 steps: k* on R (whole problems, per feature)",
-              (Grid("sraven-learnable", ("--preset", "learnable"), SRAVEN, _set(n_rules="[2]")),),
+              (Grid("sraven-learnable", ("--preset", "learnable"), SRAVEN),),
               (Fit("sraven-learnable", "sraven-learnable"),
                Fit("sraven-learnable-feat", "sraven-learnable", ("--metric", "feat_ood")))),
     Reference("composition", "every gate family on the contextual and the compositional task",
-              (Grid("composition", ("--config", "configs/composition.yaml"),
-                    slice=_set(complexity="[2]", k="[2]", gate="[softmax]", router="[oracle]")),
+              (Grid("composition", ("--config", "configs/composition.yaml")),
                Grid("composition-compositional", ("--config", "configs/composition.yaml",
-                                                  *_set(task="compositional")),
-                    slice=_set(complexity="[2]", k="[2]", gate="[softmax]", router="[oracle]"))),
+                                                  *_set(task="compositional")))),
               (Fit("composition", "composition"), Fit("composition-id", "composition", ID),
                Fit("composition-compositional", "composition-compositional"))),
     Reference("standard", "the answer per router arm on the compositional task, m = 2000, h = 4",
-              (Grid("standard", ("--config", "configs/standard.yaml"),
-                    slice=_set(complexity="[2]", k="[4]", router="[oracle]")),),
+              (Grid("standard", ("--config", "configs/standard.yaml")),),
               (Fit("standard", "standard"), Fit("standard-id", "standard", ID))),
     Reference("law", "the law of k over s, m and h: the learned arm and the teacher-experts arm",
-              (Grid("law", LAW, slice=_set(complexity="[4]", n_train="[1000]", width="[2]", k="[4]")),
-               Grid("law-teacher", (*LAW, *TEACHER),
-                    slice=_set(complexity="[2]", n_train="[1000]", k="[2]"))),
+              (Grid("law", LAW),
+               Grid("law-teacher", (*LAW, *TEACHER))),
               (Fit("law", "law", ID), Fit("law-ood", "law"), Fit("law-teacher", "law-teacher", ID),
                Fit("law-teacher-ood", "law-teacher"))),
     Reference("estimators", "the estimator map: which router gradient finds the composition",
-              (Grid("estimators", EST, slice=_set(complexity="[2]", k="[2]", router="[oracle]")),
-               Grid("estimators-compositional", (*EST, *_set(task="compositional")),
-                    slice=_set(complexity="[2]", k="[2]", router="[oracle]")),
-               Grid("estimators-teacher-init", (*EST, *TEACHER_INIT),
-                    slice=_set(complexity="[2]", k="[2]", estimator="[score]")),
-               Grid("gate_values", ("--config", "configs/gate_values.yaml"),
-                    slice=_set(complexity="[2]", k="[2]")),
-               Grid("estimators-single-skill", ("--config", "configs/estimators_single_skill.yaml"),
-                    slice=_set(complexity="[2]", k="[2]", n_train="[2000]", estimator="[pathwise]"))),
+              (Grid("estimators", EST),
+               Grid("estimators-compositional", (*EST, *_set(task="compositional"))),
+               Grid("estimators-teacher-init", (*EST, *TEACHER_INIT)),
+               Grid("gate_values", ("--config", "configs/gate_values.yaml")),
+               Grid("estimators-single-skill", ("--config", "configs/estimators_single_skill.yaml"))),
               tuple(Fit(s, s, (*ID, *NO_THEORY)) for s in (
                   "estimators", "estimators-compositional", "estimators-single-skill",
                   "estimators-teacher-init", "gate_values"))),
@@ -148,7 +135,7 @@ NOT_MADE_CLEAN: dict[str, str] = {
     **{name: BEFORE_RUNS for name in ("estimators", "estimators-compositional", "estimators-single-skill",
                                       "estimators-teacher-init", "gate_values")},
     "standard": "made before stores recorded their runs' tree state; its store was not kept, so it has no "
-                "means.csv and no slice test",
+                "means.csv, no row digests and no reproduction test",
     "standard-id": "not made yet (a fit added with the registry; needs the standard store remade)",
     **{name: "not made yet" for name in ("composition", "composition-id", "composition-compositional")},
 }

@@ -1,21 +1,24 @@
 """A reference result: one fits run of one store, with what reproduces it (written by fits.references).
 
 docs/reference/<name>/ holds the fits run's `cells.csv`, `optimal_k.json` and `report.md`; `means.csv`,
-the store's seed-mean of every deterministic number per cell, at full precision (what the slice test
-compares bit for bit); and `provenance.json`: the store's manifest (config, commit, versions, device,
-every run), the machine, the grid's wall time, the commands, and the commit the fits ran at. It is
-refused unless the tree is clean and every run of the store was made from a clean tree at the commit
-its rows record, so one commit reproduces it. Files land together (atomically) or not at all.
+the store's seed-mean of every result number per cell, at full precision; `rows.sha256.csv`, a digest
+of each row's result numbers (what the reproduction test compares bit for bit); and `provenance.json`:
+the store's manifest (config, commit, versions, device, every run), the machine, the grid's wall time,
+the commands, and the commit the fits ran at. It is refused unless the tree is clean and every run of
+the store was made from a clean tree at the commit its rows record, so one commit reproduces it. Files
+land together (atomically) or not at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fits.data import FitInputError
@@ -48,6 +51,17 @@ def cell_means(rows: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS]
     groups = rows.groupby("cell_id", sort=True)
     return groups[cols].agg(_exact_mean).assign(n_seeds=groups.size()).reset_index()
+
+
+def row_digests(rows: pd.DataFrame) -> pd.DataFrame:
+    """(cell_id, seed, sha256 of the row's float result columns as float64 bytes): what a rerun of any
+    bundle of the store must give bit for bit (fits.references; tests/fits/test_reference_slices.py)."""
+    cols = sorted(c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS)
+    values = rows[cols].to_numpy(dtype=np.float64)
+    values = np.where(np.isnan(values), np.nan, values)  # one NaN pattern
+    digests = [hashlib.sha256(v.tobytes()).hexdigest()[:32] for v in values]
+    return pd.DataFrame({"cell_id": rows["cell_id"], "seed": rows["seed"], "sha256": digests}).sort_values(
+        ["cell_id", "seed"], kind="stable").reset_index(drop=True)
 
 
 def store_problem(manifest: dict, rows: pd.DataFrame) -> str | None:
@@ -87,6 +101,7 @@ def snapshot(fits_dir: Path, store: Path, wall_s: float | None, grid_command: st
             "wall_s": wall_s, "fits_commit": git_commit(), "machine": machine(), "manifest": manifest}
     return ({f: (fits_dir / f).read_text() for f in FILES}
             | {"means.csv": cell_means(rows).to_csv(index=False, float_format="%.17g"),
+               "rows.sha256.csv": row_digests(rows).to_csv(index=False),
                "provenance.json": json.dumps(prov, indent=1)})
 
 
