@@ -45,7 +45,13 @@ def ks_of(name: str) -> list[float]:
 
 
 def f2(x: float) -> str:
-    return f"{x:.2f}"
+    """Two decimals, never "-0.00"."""
+    return f"{round(x, 2) + 0.0:.2f}"
+
+
+def signed(x: float) -> str:
+    """Two decimals with a sign, never "-0.00"."""
+    return f"{round(x, 2) + 0.0:+.2f}"
 
 
 def num(x: float) -> str:

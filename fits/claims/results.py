@@ -19,6 +19,7 @@ from fits.claims.reference import (
     kspan,
     num,
     ordered,
+    signed,
     span,
 )
 from fits.references import REFERENCES
@@ -89,7 +90,7 @@ def law_direction() -> str:
                 e = d[d["estimand"] == col]
                 n = {k: int(e[k].sum()) for k in total}
                 total = {k: total[k] + n[k] for k in total}
-                slopes = ", ".join(f"s = {num(r.complexity)}, h = {num(r.width)}: {r.slope:+.2f}"
+                slopes = ", ".join(f"s = {num(r.complexity)}, h = {num(r.width)}: {signed(r.slope)}"
                                    for r in e.itertuples())
                 lines.append(f"| {label}, {err} | {est} | {n['towards']} / {n['away']} / {n['unchanged']} "
                              f"| {slopes} |")
