@@ -3,13 +3,11 @@ each reads one reference directory; the prose around it says which."""
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from fits.claims.reference import LEARNED, ORACLE, cells, doc, f2, gate_rows, ks_of, kspan, num, ordered, span
 from fits.claims.results import LAW_ARMS, levels_of
-from fits.summary import ci_text
+from fits.summary import interval_text
 from simulations.arms import arm as arm_of
 from simulations.arms.supervised import Supervised
 from simulations.arms.top_p import TopP
@@ -22,8 +20,8 @@ TOP_P = arm_of(TopP.name, LEARNED.experts.name)
 
 
 def _ci2(est: float, ci) -> str:
-    """An estimate with its interval, "-0.00" written "0.00"."""
-    return re.sub(r"-0\.00\b", "0.00", f"{f2(est)} {ci_text(ci)}")
+    """An estimate with its interval, or "not resolvable at this grid" (fits.summary.interval_text)."""
+    return f"{f2(est)} {interval_text(est, ci)}"
 
 
 def _kci(r, col: str) -> str:
@@ -168,7 +166,8 @@ def law_estimands() -> str:
                     x = ex.get(f)
                     if not x or x.get("estimate") is None:
                         return "-"
-                    return f"{_ci2(x['estimate'], x['ci95_bootstrap'])} (HC3 {_ci2(0, x['ci95'])[5:]})"
+                    return (f"{_ci2(x['estimate'], x['ci95_bootstrap'])} "
+                            f"(HC3 {interval_text(x['estimate'], x['ci95'])})")
 
                 rows.append(
                     f"| {f'{label}, {err}' if first else ''} | {col} | {one('complexity')} | "
@@ -228,7 +227,7 @@ def active_compute_table() -> str:
 def _ac_law(arm: str) -> str:
     e = doc("active-compute")["by_router"][arm]["laws_by_estimand"]["enough"]["law"]
     b = e["exponents"]["complexity"]
-    return (f"b_s (k enough) {f2(b['estimate'])}, bootstrap {ci_text(b['ci95_bootstrap'])}, "
+    return (f"b_s (k enough) {_ci2(b['estimate'], b['ci95_bootstrap'])} (bootstrap), "
             f"{e['n_cells']} cells")
 
 
@@ -278,7 +277,8 @@ def standard_supervised() -> str:
         f"{', '.join(num(s) for s in c['complexity'])} "
         f"(recall at k* {span(c['routing_recall_at_k_star'])}; {a['n_censored']} cells censored), b_s "
         f"({a['law']['k_source']} k*) {f2(b['estimate'])} with seed-cluster bootstrap CI "
-        f"{ci_text(b['ci95_bootstrap'])}; best OOD errors {', '.join(f2(v) for v in g['best_nmse_ood'])} at "
+        f"{interval_text(b['estimate'], b['ci95_bootstrap'])}; best OOD errors "
+        f"{', '.join(f2(v) for v in g['best_nmse_ood'])} at "
         f"s = {', '.join(num(s) for s in g['complexity'])}."
     )
 
@@ -313,7 +313,8 @@ def adaptive_levels() -> str:
         f"the {TOP_P.name} router used {per} experts per input at s = "
         f"{', '.join(num(s) for s in sorted(t['s'].unique()))}: slopes "
         + " and ".join(
-            f"{r.slope:.3f} {ci_text((r.ci_low, r.ci_high), 3)} (k_max {num(r.k)})" for r in st.itertuples()
+            f"{r.slope:.3f} {interval_text(r.slope, (r.ci_low, r.ci_high), nd=3)} (k_max {num(r.k)})"
+            for r in st.itertuples()
         )
         + " experts per unit s (seed-cluster bootstrap 95 %). The oracle's slopes, "
         + " and ".join(f2(r.slope) for r in so.itertuples())
