@@ -132,12 +132,8 @@ BEFORE_RUNS = ("made before stores recorded their runs' tree state, from the sto
 # why: what stands there predates the record of tree states, or nothing does. tests/fits/test_reference.py
 # holds the list to the files, and `make reference ARGS="<names>"` makes them.
 NOT_MADE_CLEAN: dict[str, str] = {
-    **{name: BEFORE_RUNS for name in ("estimators", "estimators-compositional", "estimators-single-skill",
-                                      "estimators-teacher-init", "gate_values")},
-    "standard": "made before stores recorded their runs' tree state; its store was not kept, so it has no "
-                "means.csv, no row digests and no reproduction test",
-    "standard-id": "not made yet (a fit added with the registry; needs the standard store remade)",
-    **{name: "not made yet" for name in ("composition", "composition-id", "composition-compositional")},
+    name: BEFORE_RUNS for name in ("estimators", "estimators-compositional", "estimators-single-skill",
+                                   "estimators-teacher-init", "gate_values")
 }
 
 
