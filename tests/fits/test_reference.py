@@ -43,12 +43,12 @@ def test_every_reference_directory_is_a_registered_fit_and_every_clean_fit_has_o
     assert set(MADE) <= set(FITS) and set(CLEAN) <= set(MADE) and set(NOT_MADE_CLEAN) <= set(FITS)
 
 
-@pytest.mark.parametrize("name", sorted(NOT_MADE_CLEAN))
-def test_a_fit_listed_as_not_made_clean_is_absent_or_predates_the_record_of_runs(name):
+def test_a_fit_listed_as_not_made_clean_is_absent_or_predates_the_record_of_runs():
     """The list cannot hide a reference made by `make reference`: what stands there has no runs."""
-    ref = REFERENCE / name
-    if ref.is_dir():
-        assert "runs" not in json.loads((ref / "provenance.json").read_text())["manifest"]
+    for name in NOT_MADE_CLEAN:
+        ref = REFERENCE / name
+        if ref.is_dir():
+            assert "runs" not in json.loads((ref / "provenance.json").read_text())["manifest"], name
 
 
 @pytest.mark.parametrize("name", MADE)
