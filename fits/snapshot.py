@@ -54,14 +54,17 @@ def cell_means(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def row_digests(rows: pd.DataFrame) -> pd.DataFrame:
-    """(cell_id, seed, sha256 of the row's float result columns as float64 bytes): what a rerun of any
-    bundle of the store must give bit for bit (fits.references; tests/fits/test_reference_slices.py)."""
+    """(cell_id, seed, bundle_id, wall_s, sha256 of the row's float result columns as float64 bytes):
+    what a rerun of any bundle of the store must give bit for bit, and the time each took (so the
+    reproduction test can pick a quick bundle; tests/fits/test_reference_slices.py)."""
     cols = sorted(c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS)
     values = rows[cols].to_numpy(dtype=np.float64)
     values = np.where(np.isnan(values), np.nan, values)  # one NaN pattern
     digests = [hashlib.sha256(v.tobytes()).hexdigest()[:32] for v in values]
-    return pd.DataFrame({"cell_id": rows["cell_id"], "seed": rows["seed"], "sha256": digests}).sort_values(
-        ["cell_id", "seed"], kind="stable").reset_index(drop=True)
+    wall = rows["wall_s"] if "wall_s" in rows else np.nan
+    out = pd.DataFrame({"cell_id": rows["cell_id"], "seed": rows["seed"], "bundle_id": rows["bundle_id"],
+                        "wall_s": wall, "sha256": digests})
+    return out.sort_values(["cell_id", "seed"], kind="stable").reset_index(drop=True)
 
 
 def store_problem(manifest: dict, rows: pd.DataFrame) -> str | None:
