@@ -3,10 +3,11 @@ reference result, made or resumed by one command (`make reference`).
 
 A reference preset (REFERENCES) names the grids that make its stores under results/ and the fits that
 read them; each fit becomes docs/reference/<fit name>/ (fits.snapshot: cells.csv, optimal_k.json,
-report.md, means.csv and provenance.json). Grids resume, so a killed run continues where it stopped;
-the dry run prints each grid's estimated time and the total. A reference is written only from a clean
-tree and from a store that every run made at that tree's commit from a clean tree (the store's manifest
-"runs"), so its commit alone reproduces it; tests/fits/test_reference_slices.py reruns a bundle of each.
+report.md, means.csv, rows.sha256.csv and provenance.json). Grids resume, so a killed run continues
+where it stopped; the dry run prints each grid's estimated time and the total. A reference is written
+only from a clean tree and from a store that every run made at that tree's commit from a clean tree
+(the store's manifest "runs"), so its commit alone reproduces it; tests/fits/test_reference_slices.py
+reruns a bundle of each.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from simulations.atomic import atomic_write_text
 from simulations.families import REGRESSION, SRAVEN, get_family
 from simulations.grid import build_parser, config_from_args, plan, resolve_device
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("results")
 REFERENCE = Path("docs/reference")
 WALL = "reference_wall.json"  # a store's grid wall time summed over the runs of this command
