@@ -44,6 +44,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "active-compute": results.active_compute,
     "adaptive": results.adaptive,
     "quick": results.quick,
+    "k-eval": results.k_eval,
     "estimators": results.estimators,
     "sraven-learnable": results.sraven,
     # docs/fits.md, docs/theory.md, docs/sraven.md, docs/tasks.md

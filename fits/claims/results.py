@@ -223,6 +223,19 @@ def quick() -> str:
     return "Quick grid (OOD error, s >= 2): " + "; ".join(parts) + "."
 
 
+def k_eval() -> str:
+    """Inference-time k (each model at every k without retraining): per reference and arm, the share of
+    cells whose best k_eval is the training k (its range over s) and the mean best k_eval."""
+    parts = []
+    for name in ("standard-id", "law"):
+        b = pd.DataFrame(doc(name)["k_eval"]["by_complexity"])
+        for arm, g in b.groupby("arm", sort=False):
+            pct = sorted({f"{v:.0f}" for v in (g["equal"].min() * 100, g["equal"].max() * 100)}, key=float)
+            parts.append(f"`{name}`, {arm}: best at the training k in {'-'.join(pct)} % of cells per s, "
+                         f"mean best k_eval {span(g['mean_best'])}")
+    return "Inference-time k, ID error: " + "; ".join(parts) + "."
+
+
 # ---- estimators, SRAVEN -----------------------------------------------------------------------------
 
 
