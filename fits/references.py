@@ -51,6 +51,11 @@ class Grid:
     def command(self) -> str:
         return " ".join(["python", "-m", self.module, *self.args, "--out", str(RESULTS / self.store)])
 
+    def config(self, workers: int | None = None):
+        """The config this grid command builds (the family's CLI parses `args`)."""
+        fam = get_family(self.family)
+        return config_from_args(build_parser(fam).parse_args(self.argv(workers)), fam)
+
 
 @dataclass(frozen=True)
 class Fit:
@@ -146,9 +151,8 @@ def dry_run(names: list[str], workers: int | None) -> float:
     """Print each grid's models left and estimated seconds; returns the total."""
     total = 0.0
     for g in grids_of(names):
-        args = build_parser(get_family(g.family)).parse_args(g.argv(workers))
-        config = config_from_args(args, get_family(g.family))
-        p = plan(config, resolve_device(config.runtime.device), Path(args.out), True)
+        config = g.config(workers)
+        p = plan(config, resolve_device(config.runtime.device), RESULTS / g.store, True)
         total += p["seconds"]
         print(f"{g.store:28s} {p['models']:5d} models to train ({p['skipped']} stored)  "
               f"~{p['seconds'] / 60:5.1f} min{' at most' if p['bound'] else ''}")
@@ -156,13 +160,18 @@ def dry_run(names: list[str], workers: int | None) -> float:
     return total
 
 
+def stored_wall(store: str) -> float | None:
+    """The grid wall time of `results/<store>` summed over the runs of this command (None: no record)."""
+    wall_file = RESULTS / store / WALL
+    return json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else None
+
+
 def run_grid(g: Grid, workers: int | None) -> None:
     """Run or resume one grid in its own process and add its wall time to the store's WALL file."""
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", g.module, *g.argv(workers)], check=True)
-    wall_file = RESULTS / g.store / WALL
-    done = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else 0.0
-    atomic_write_text(wall_file, json.dumps({"wall_s": done + time.perf_counter() - t0}))
+    done = stored_wall(g.store) or 0.0
+    atomic_write_text(RESULTS / g.store / WALL, json.dumps({"wall_s": done + time.perf_counter() - t0}))
 
 
 def run_fit(f: Fit, grid: Grid) -> None:
@@ -170,9 +179,7 @@ def run_fit(f: Fit, grid: Grid) -> None:
     fits_dir = RESULTS / f"fits-reference-{f.name}"
     subprocess.run([sys.executable, "-m", "fits.optimal_k", str(RESULTS / f.store), "--out", str(fits_dir),
                     *f.args], check=True)
-    wall_file = RESULTS / f.store / WALL
-    wall_s = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else None
-    write_snapshot(fits_dir, RESULTS / f.store, REFERENCE / f.name, wall_s, grid.command(),
+    write_snapshot(fits_dir, RESULTS / f.store, REFERENCE / f.name, stored_wall(f.store), grid.command(),
                    " ".join(["python", "-m", "fits.optimal_k", str(RESULTS / f.store), *f.args]))
 
 

@@ -38,6 +38,11 @@ def machine() -> dict:
             "cpu_count": os.cpu_count()}
 
 
+def result_columns(rows: pd.DataFrame) -> list[str]:
+    """The rows' float result columns, in row order: every deterministic number (timings left out)."""
+    return [c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS]
+
+
 def _exact_mean(values: pd.Series) -> float:
     """Mean of the non-NaN values with an exactly rounded sum (math.fsum): the same bits whatever the
     order or the other groups (pandas' grouped mean is not, for one group alone against many)."""
@@ -48,7 +53,7 @@ def _exact_mean(values: pd.Series) -> float:
 def cell_means(rows: pd.DataFrame) -> pd.DataFrame:
     """Seed-mean of every float result column per cell, with the number of seeds: what a rerun of any
     of the cells must give bit for bit."""
-    cols = [c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS]
+    cols = result_columns(rows)
     groups = rows.groupby("cell_id", sort=True)
     return groups[cols].agg(_exact_mean).assign(n_seeds=groups.size()).reset_index()
 
@@ -57,7 +62,7 @@ def row_digests(rows: pd.DataFrame) -> pd.DataFrame:
     """(cell_id, seed, bundle_id, wall_s, sha256 of the row's float result columns as float64 bytes):
     what a rerun of any bundle of the store must give bit for bit, and the time each took (so the
     reproduction test can pick a quick bundle; tests/fits/test_reference_slices.py)."""
-    cols = sorted(c for c in rows.columns if rows[c].dtype.kind == "f" and c not in NOT_RESULTS)
+    cols = sorted(result_columns(rows))
     values = rows[cols].to_numpy(dtype=np.float64)
     values = np.where(np.isnan(values), np.nan, values)  # one NaN pattern
     digests = [hashlib.sha256(v.tobytes()).hexdigest()[:32] for v in values]

@@ -10,10 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fits.references import NOT_MADE_CLEAN, REFERENCES, Fit, Grid, registered_fits
+from fits.references import NOT_MADE_CLEAN, REFERENCES, Fit, registered_fits
 from simulations import grid
 from simulations.arms import arm
-from simulations.families import get_family
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference"
@@ -22,12 +21,6 @@ ESTIMATOR_FITS = sorted(f.name for f in REFERENCES["estimators"].fits)
 # the regression fits whose top-level cells are the primary arm's over the preset's axes
 DESIGN_FITS = sorted(n for n, (f, g) in FITS.items() if g.family == "regression" and n not in ESTIMATOR_FITS
                      and n != "adaptive" and (REFERENCE / n).is_dir())
-
-
-def config_of(g: Grid):
-    """The config the grid command of a registered store builds."""
-    fam = get_family(g.family)
-    return grid.config_from_args(grid.build_parser(fam).parse_args(list(g.args)), fam)
 
 
 def metric_of(f: Fit) -> str:
@@ -56,7 +49,7 @@ def test_a_reference_was_made_by_its_preset_with_every_model(name):
     f, g = FITS[name]
     ref = REFERENCE / name
     prov = json.loads((ref / "provenance.json").read_text())
-    config = config_of(g)
+    config = g.config()
     assert prov["manifest"]["config_hash"] == config.config_hash() and prov["wall_s"] > 0
     doc = json.loads((ref / "optimal_k.json").read_text())
     assert doc["n_rows"] == len(grid.cells(config)) * len(config.axes.seeds)
@@ -87,7 +80,7 @@ def test_a_reference_matches_its_presets_design(name):
     doc = json.loads((ref / "optimal_k.json").read_text())
     cells = pd.read_csv(ref / "cells.csv")
     assert (ref / "report.md").read_text().startswith("# Optimal k per cell and the law of k*")
-    config, metric = config_of(g), metric_of(f)
+    config, metric = g.config(), metric_of(f)
     assert doc["metric"] == f"test_mse_{metric}"
     axes = config.axes
     levels = [s for s in axes.complexity if metric == "id" or s > 1]
@@ -110,7 +103,7 @@ def estimator_map(name: str) -> pd.DataFrame:
 @pytest.mark.parametrize("name", [n for n in ESTIMATOR_FITS if (REFERENCE / n).is_dir()])
 def test_an_estimator_map_has_every_routed_arm(name):
     """A row per routed arm of the preset and complexity, each over all the preset's seeds."""
-    axes = config_of(FITS[name][1]).axes
+    axes = FITS[name][1].config().axes
     table = estimator_map(name)
     arms = {arm(r, e, g, est) for r, e in axes.arms() for g in axes.gates_for(r)
             for est in axes.estimators_for(r)}

@@ -13,7 +13,6 @@ import pytest
 from fits.references import NOT_MADE_CLEAN, REFERENCES, Grid, registered_fits
 from fits.snapshot import row_digests
 from simulations import grid
-from simulations.families import get_family
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
 GRIDS = {g.store: g for r in REFERENCES.values() for g in r.grids}
@@ -24,8 +23,7 @@ DIGESTS = {g.store: REFERENCE / name / "rows.sha256.csv" for name, (_, g) in reg
 def quickest_bundle(g: Grid, shipped: pd.DataFrame) -> grid.Bundle:
     """The store's bundle, as the grid forms it from the full preset, that took the least time when the
     reference was made (its rows' summed `wall_s`)."""
-    fam = get_family(g.family)
-    config = grid.config_from_args(grid.build_parser(fam).parse_args(list(g.args)), fam)
+    config = g.config()
     wall = shipped.groupby("bundle_id")["wall_s"].sum()
     return min(grid.make_bundles(config, "cpu"), key=lambda b: wall.get(b.bundle_id, float("inf")))
 

@@ -84,6 +84,4 @@ def test_the_cli_names_an_unknown_reference_and_the_allowed_ones(capsys):
 
 def test_every_registered_grid_builds_its_preset():
     for g in references.grids_of(list(references.REFERENCES)):
-        fam = grid.get_family(g.family)
-        config = grid.config_from_args(grid.build_parser(fam).parse_args(list(g.args)), fam)
-        assert grid.cells(config), g.store
+        assert grid.cells(g.config()), g.store
