@@ -182,11 +182,11 @@ def run_grid(config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     # resume with nothing left to train leaves the store as it was.
     stored = results.read_manifest(out) if resume else None
     if stored is None or bundles:
-        state = tree_state()
-        this_run = {"git_commit": provenance()["git_commit"], **state,
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        prov, state = provenance(), tree_state()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        this_run = {"git_commit": prov["git_commit"], **state, "started": started}
         results.write_manifest(out, {"family": fam.name, "config": config.to_dict(),
-                                     "config_hash": config.config_hash(), "device": device, **provenance(),
+                                     "config_hash": config.config_hash(), "device": device, **prov,
                                      **state, "runs": [*(stored or {}).get("runs", []), this_run]})
     total = sum(len(b.models) for b in bundles)
     failed: list[str] = []

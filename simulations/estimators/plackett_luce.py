@@ -14,6 +14,12 @@ import torch
 from simulations.selection import ranked_top
 
 
+def log_weights(p: torch.Tensor) -> torch.Tensor:
+    """log w of router scores p >= 0, a zero score at the smallest positive float (so its log is finite
+    and its expert merely never drawn first)."""
+    return p.clamp_min(torch.finfo(p.dtype).tiny).log()
+
+
 def gumbel_topk(log_w: torch.Tensor, exponential: torch.Tensor, k: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A ranked sample of k[m] experts per (model m, point): (order [..., M, k_max, n] long, the experts

@@ -35,7 +35,7 @@ class Score(Estimator):
         router, experts = self.student.router, self.student.experts
         p = router.probs(batch.split, batch.points, training=True)  # [M, T, n]
         outputs = experts.outputs(batch.split, batch.points)  # [M, T, n, 1]
-        log_w = p.clamp_min(torch.finfo(p.dtype).tiny).log()
+        log_w = plackett_luce.log_weights(p)
         n_samples = self.settings.score_samples
         draws = self.exponential(n_samples, batch, p)
         order, valid = plackett_luce.gumbel_topk(log_w, draws, router.k)

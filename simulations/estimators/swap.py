@@ -66,7 +66,7 @@ class Swap(Estimator):
             residual = (batch.y - pred).squeeze(-1)
             target = best_swap(gating.selected, gating.gates, outputs.squeeze(-1), residual)
         p = gating.probs
-        log_w = p.clamp_min(torch.finfo(p.dtype).tiny).log()
+        log_w = plackett_luce.log_weights(p)
         # the target set ranked by the router's current scores (members first, ties to the lower index)
         rank_key = torch.where(target, p.detach(), torch.full_like(p, -1.0))
         order = torch.topk(rank_key, int(router.k.max()), dim=1, sorted=True).indices
