@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fits.claims.reference import LEARNED, ORACLE, cells, doc, f2, gate_rows, ks_of, kspan, num, ordered, span
+from fits.claims.reference import (
+    LEARNED,
+    ORACLE,
+    cells,
+    doc,
+    estimate_ci,
+    f2,
+    gate_rows,
+    ks_of,
+    kspan,
+    num,
+    ordered,
+    span,
+)
 from fits.claims.results import LAW_ARMS, levels_of
 from fits.summary import interval_text
 from simulations.arms import arm as arm_of
@@ -17,11 +30,6 @@ from simulations.arms.top_p import TopP
 
 SUPERVISED = arm_of(Supervised.name, LEARNED.experts.name)
 TOP_P = arm_of(TopP.name, LEARNED.experts.name)
-
-
-def _ci2(est: float, ci) -> str:
-    """An estimate with its interval, or "not resolvable at this grid" (fits.summary.interval_text)."""
-    return f"{f2(est)} {interval_text(est, ci)}"
 
 
 def _kci(r, col: str) -> str:
@@ -61,9 +69,13 @@ def _param(p: dict) -> str:
     )
 
 
+def _pooled_row(b: dict, group: str, test: str) -> dict:
+    """One pooled test of the calibrated bound's `outside_bound` (its p_value, n_cells, ...)."""
+    return next(p for p in b["outside_bound"]["pooled"] if p["group"] == group and p["test"] == test)
+
+
 def _pooled(b: dict, group: str, test: str) -> float:
-    pooled = b["outside_bound"]["pooled"]
-    return next(p["p_value"] for p in pooled if p["group"] == group and p["test"] == test)
+    return _pooled_row(b, group, test)["p_value"]
 
 
 def quick_bound_table() -> str:
@@ -95,8 +107,7 @@ def _s1_misfit(b: dict) -> tuple[str, float, int]:
     o = b["outside_bound"]
     s = min(c["complexity"] for c in o["cells"])
     ks = [c["k_star"] for c in o["cells"] if c["complexity"] == s]
-    group = f"complexity={float(s)}"
-    p = next(p for p in o["pooled"] if p["group"] == group and p["test"] == "above_max")
+    p = _pooled_row(b, f"complexity={float(s)}", "above_max")
     return kspan(ks), p["p_value"], p["n_cells"]
 
 
@@ -130,7 +141,7 @@ def quick_first() -> str:
     c = pd.DataFrame(d["cells"])
     law = d["law"]
     ex = " ".join(
-        f"b_{f} = {_ci2(e['estimate'], e['ci95'])}," for f, e in
+        f"b_{f} = {estimate_ci(e['estimate'], e['ci95'])}," for f, e in
         (("s", law["exponents"]["complexity"]), ("m", law["exponents"]["n_train"]),
          ("h", law["exponents"]["width"])) if e.get("fitted", True) and e.get("estimate") is not None
     ).rstrip(",")
@@ -166,7 +177,7 @@ def law_estimands() -> str:
                     x = ex.get(f)
                     if not x or x.get("estimate") is None:
                         return "-"
-                    return (f"{_ci2(x['estimate'], x['ci95_bootstrap'])} "
+                    return (f"{estimate_ci(x['estimate'], x['ci95_bootstrap'])} "
                             f"(HC3 {interval_text(x['estimate'], x['ci95'])})")
 
                 rows.append(
@@ -227,7 +238,7 @@ def active_compute_table() -> str:
 def _ac_law(arm: str) -> str:
     e = doc("active-compute")["by_router"][arm]["laws_by_estimand"]["enough"]["law"]
     b = e["exponents"]["complexity"]
-    return (f"b_s (k enough) {_ci2(b['estimate'], b['ci95_bootstrap'])} (bootstrap), "
+    return (f"b_s (k enough) {estimate_ci(b['estimate'], b['ci95_bootstrap'])} (bootstrap), "
             f"{e['n_cells']} cells")
 
 

@@ -71,13 +71,18 @@ def kspan(values) -> str:
     return lo if lo == hi else f"{lo}-{hi}"
 
 
+def estimate_ci(est: float, ci) -> str:
+    """An estimate with its interval, or "not resolvable at this grid" (fits.summary.interval_text)."""
+    return f"{f2(est)} {interval_text(est, ci)}"
+
+
 def exponent(name: str, arm: str, factor: str, estimand: str = "enough") -> str:
     """A law exponent with its seed-cluster bootstrap interval, or "not resolvable at this grid"."""
     law = doc(name)["by_router"][arm]["laws_by_estimand"][estimand]["law"]
     e = law["exponents"].get(factor)
     if e is None:
         return "-"
-    return f"{f2(e['estimate'])} {interval_text(e['estimate'], e['ci95_bootstrap'])}"
+    return estimate_ci(e["estimate"], e["ci95_bootstrap"])
 
 
 def ordered(df: pd.DataFrame, by: str) -> pd.DataFrame:
