@@ -388,8 +388,8 @@ def theory_quick_table() -> str:
         + (f"goes to the lower edge ({b['params']['est_weight']['estimate']:.0e}): the data give it no role |"
            if b["params"]["est_weight"]["at_search_bound"] else
            f"is {b['params']['est_weight']['estimate']:.2g} |"),
-        "| R_m(H) of our experts, d_N of our router | **ours** (standard results) | level 131-376 in MSE "
-        "units, far above the measured gaps between k (figure 5); only trends can be compared |",
+        "| R_m(H) of our experts, d_N of our router | **ours** (standard results) | its level in MSE units "
+        "is far above the measured gaps between k (figure 5); only trends can be compared |",
         "| approximation bound (hinge at s, decay in k/s, width floor) | **ours** | cannot produce "
         f"k* > ceil(sT/S): at s = 1 (limit 2) the measured k* is {ks} and the loss beyond k = 2 is lower "
         f"(p = {f2(p)} pooled over the {n} cells, OOD); its floor does not depend on s, while the measured "
