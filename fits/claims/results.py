@@ -286,9 +286,10 @@ def sraven() -> str:
 # ---- the first screen -------------------------------------------------------------------------------
 
 
-COMPOSED = " (at least 0.9 somewhere)"
+COMPOSED_RECALL = 0.9  # recall at k = s from which a router counts as having found the composition
+COMPOSED = f" (at least {COMPOSED_RECALL} somewhere)"
 FLAT_IN_K = ": every k within 5 % of the best at every R (k enough at the smallest k)"
-NOT_COMPOSED = ", below 0.9 everywhere: the students have not found the composition"
+NOT_COMPOSED = f", below {COMPOSED_RECALL} everywhere: the students have not found the composition"
 
 
 def answers() -> str:
@@ -310,7 +311,8 @@ def answers() -> str:
         f"k enough {', '.join(num(v) for v in ordered(law_top, 'complexity')['k_enough'])} at s = "
         f"{', '.join(num(v) for v in sorted(law_top['complexity']))} (m = {num(m_top)}); b_s "
         f"{exponent('law', LEARNED.name, 'complexity')}; recall at k = s {span(g_law['recall_at_s'])}"
-        f"{COMPOSED if g_law['recall_at_s'].max() >= 0.9 else NOT_COMPOSED} | [law](docs/reference/law) |",
+        f"{COMPOSED if g_law['recall_at_s'].max() >= COMPOSED_RECALL else NOT_COMPOSED} "
+        "| [law](docs/reference/law) |",
         f"| The same with the teacher's skills as experts | k enough "
         f"{', '.join(num(v) for v in ordered(t_top, 'complexity')['k_enough'])}; b_s "
         f"{exponent('law-teacher', TEACHER.name, 'complexity')}; recall at k = s "
