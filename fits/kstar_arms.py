@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fits.cells import censored_column
-from fits.law import ESTIMAND_OF, law_band
+from fits.law import ESTIMAND_OF, law_band, law_cells
 
 TABLE = "kstar_arms.parquet"
 N_CURVE = 60  # points on each law curve
@@ -36,21 +36,19 @@ def _ci(values) -> np.ndarray:
 
 def measured_rows(arm: str, cells: pd.DataFrame, k_source: str) -> pd.DataFrame:
     """One row per cell: the arm's k* from `k_source`, its CI, its censoring and whether the law used
-    it (the same rule as `fits.law.law_data`)."""
+    it (`fits.law.law_cells`, the law's own rule)."""
     name = ESTIMAND_OF[k_source]
-    cont = k_source == "continuous"
     k = cells[name].astype(float).to_numpy()
-    flag = cells["censored" if cont else censored_column(name)].fillna("").astype(str)
-    censored = flag.isin(["low", "high"]).to_numpy()
-    edge = cells["cont_at_edge"].fillna(False).astype(bool).to_numpy() & ~censored if cont else False
+    flag = cells["censored" if k_source == "continuous" else censored_column(name)].fillna("").astype(str)
+    censored, _, keep = law_cells(cells, k_source)
     ci = _ci(cells[f"{name}_ci"])
     out = cells[KEYS].astype(float).reset_index(drop=True)
     out.insert(0, "kind", "cell")
     out.insert(0, "k_source", k_source)
     out.insert(0, "arm", arm)
     out["k_star"], out["ci_lo"], out["ci_hi"] = k, ci[:, 0], ci[:, 1]
-    out["in_law"] = pd.array(~censored & ~edge & np.isfinite(k), dtype="boolean")
-    out["censored"] = pd.array(np.where(censored, flag.to_numpy(), "no"), dtype="string")
+    out["in_law"] = pd.array(keep.to_numpy(), dtype="boolean")
+    out["censored"] = pd.array(np.where(censored.to_numpy(), flag.to_numpy(), "no"), dtype="string")
     return out
 
 

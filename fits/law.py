@@ -70,6 +70,20 @@ def _term(factor: str) -> str:
     return f"log_{factor}"
 
 
+def law_cells(cells: pd.DataFrame, k_source: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(censored, edge, keep) per cell for the law on `k_source`'s estimand: a censored k* is only a
+    bound, a continuous k* the smooth fit put on the edge of the tested range is not an optimum, and a
+    cell with no k* has nothing to fit; the rest are kept. `cells` as CellFits has them or as
+    optimal_k.json stores them (missing flags read as not set)."""
+    cont = k_source == "continuous"
+    name = ESTIMAND_OF[k_source]
+    k = cells[name].astype(float)
+    censored = cells["censored" if cont else censored_column(name)].fillna("").astype(str) != ""
+    edge = (cells["cont_at_edge"].fillna(False).astype(bool) & ~censored if cont
+            else pd.Series(False, index=cells.index))
+    return censored, edge, ~censored & ~edge & np.isfinite(k)
+
+
 def law_data(cf: CellFits, k_source: str = "continuous") -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Cells usable for the law (one row each, with `y` = log k* and `var` its bootstrap variance), their
     bootstrap draws of log k* (n_cells, B), and notes on what was excluded."""
@@ -81,10 +95,8 @@ def law_data(cf: CellFits, k_source: str = "continuous") -> tuple[pd.DataFrame, 
     k = c[name]
     var = c["log_k_cont_var"] if cont else c[f"log_{name}_var"]
     boot = cf.boot_k_cont if cont else cf.boot[name]
-    censored = c["censored" if cont else censored_column(name)] != ""
-    edge = c["cont_at_edge"] & ~censored if cont else pd.Series(False, index=c.index)
-    missing = ~np.isfinite(k) & ~censored & ~edge
-    keep = ~censored & ~edge & ~missing
+    censored, edge, keep = law_cells(c, k_source)
+    missing = ~keep & ~censored & ~edge
     notes = []
     if censored.any():
         notes.append(
