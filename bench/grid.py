@@ -164,10 +164,15 @@ def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
                 p = model._probs(x)
                 model._gates(p, selection.topk_mask(p, model._k_vec, model._k_min, model._k_max))
 
+    student = tr.Student(model, d, tr.TrainSettings()) if hasattr(tr, "Student") else None
+
     def forward_backward():
         for p in model.parameters():
             p.grad = None
-        tr._masked_mse(model(x), d.y_train, d.mask_train).sum().backward()
+        if student is not None:  # since the estimators, the training loss is the student's
+            student.training_loss().sum().backward()
+        else:
+            tr._masked_mse(model(x), d.y_train, d.mask_train).sum().backward()
 
     def train(n: int):
         with torch.no_grad():
@@ -183,8 +188,7 @@ def pieces(impl: SimpleNamespace, bundle, steps: int) -> dict[str, float]:
     t_final = cpu_seconds(train(0))  # one validation pass + the final metrics
     n_train_steps = 20
     t_step = (cpu_seconds(train(n_train_steps), 2) - t_final) / n_train_steps
-    if hasattr(tr, "Student"):  # since the routing controls, evaluation goes through a Student
-        student = tr.Student(model, d, tr.TrainSettings())
+    if student is not None:  # since the routing controls, evaluation goes through a Student
         t_val = cpu_seconds(lambda: tr._evaluate(student, "val"))
     else:
         t_val = cpu_seconds(lambda: tr._evaluate(model, d.x_val, d.y_val))

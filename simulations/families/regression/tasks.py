@@ -230,27 +230,33 @@ class CompositionalTask:
         return np.tile(one, (1, n_experts // S))
 
     @cached_property
+    def _route_free_fit(self) -> tuple[np.ndarray, float]:
+        """The route-free baseline's mix, least-squares coefficients (intercept first) of the true skills
+        on the first 20,000 ID test points, and its NMSE there (fitted once for both baselines)."""
+        x, y = sample_cached(self, "test_id", 20_000)
+        design = self._route_free_design(x)
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        return coef, float(np.mean((y - design @ coef) ** 2) / self.target_var)
+
+    def _route_free_design(self, x: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(x)), self.skills(x)])
+
+    @cached_property
     def route_free_nmse(self) -> float:
         """NMSE of the best fixed linear mix of the true skills (intercept included, no routing) on
         20,000 ID points: the share of the target that composing skills per input, rather than any
         fixed blend of them, accounts for. Roughly 1 - s / S (docs/tasks.md, "The route-free
         baseline")."""
-        x, y = self.sample("test_id", 20_000)
-        design = np.column_stack([np.ones(len(y)), self.skills(x)])
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        return float(np.mean((y - design @ coef) ** 2) / self.target_var)
+        return self._route_free_fit[1]
 
     @cached_property
     def route_free_nmse_ood(self) -> float:
         """The route-free baseline on the OOD split: the same mix (fitted on the same 20,000 ID points as
         `route_free_nmse`) evaluated on 20,000 OOD points, so OOD errors divide by a baseline of their
         own split (docs/tasks.md, "The route-free baseline")."""
-        x, y = self.sample("test_id", 20_000)
-        design = np.column_stack([np.ones(len(y)), self.skills(x)])
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        x_ood, y_ood = self.sample("test_ood", 20_000)
-        design_ood = np.column_stack([np.ones(len(y_ood)), self.skills(x_ood)])
-        return float(np.mean((y_ood - design_ood @ coef) ** 2) / self.target_var)
+        x, y = sample_cached(self, "test_ood", 20_000)
+        coef = self._route_free_fit[0]
+        return float(np.mean((y - self._route_free_design(x) @ coef) ** 2) / self.target_var)
 
     def active_sets(self, x: np.ndarray) -> np.ndarray:
         """A(x): [N, s] indices of the s largest router scores, sorted ascending."""
