@@ -5,7 +5,8 @@ The presets have one home, this package's presets/ (package data, `python -m sim
 NAME`). Each configs/NAME.yaml is the preset's text under a header saying so, so `--config
 configs/NAME.yaml` (the form older commands, the docs and the reference registry's recorded grid
 commands use) reads the same config: same hash, same cell ids. `--check` writes nothing and exits 1
-when a copy is missing, differs or has no preset (tests/simulations/test_presets.py runs the same check).
+when a copy is missing, differs or has no preset (tests/simulations/families/regression/test_presets.py
+runs the same check).
 """
 
 from __future__ import annotations
