@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench reference standard regime composition adaptive law active-compute sraven estimators clean
+.PHONY: run test test-fast bench reference configs standard regime composition adaptive law active-compute sraven estimators clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,44 +37,49 @@ test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
 
-# The answer per router arm (configs/standard.yaml, ~14 min on 2 cores) and the regime sweep of learned
+# configs/*.yaml: the generated copies of the regression presets (simulations/families/regression/presets/,
+# the one place a preset is edited); run after editing a preset.
+configs: $(STAMP)
+	$(BIN)/python -m simulations.families.regression.copies
+
+# The answer per router arm (the standard preset, ~14 min on 2 cores) and the regime sweep of learned
 # routers (simulations/families/regression/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
 standard: $(STAMP)
-	$(BIN)/python -m simulations.grid --config configs/standard.yaml --resume
+	$(BIN)/python -m simulations.grid --preset standard --resume
 	$(BIN)/python -m fits.optimal_k results/standard --out results/fits-standard
 
 regime: $(STAMP)
 	$(BIN)/python -m simulations.families.regression.regime
 
-# Issue 20's comparison: every gate family on the contextual task beside the oracle (configs/composition.yaml,
+# Issue 20's comparison: every gate family on the contextual task beside the oracle (the composition preset,
 # ~20 min on 2 cores), the same on the compositional task, and the gate map of each; then adaptive k
-# (configs/adaptive.yaml, ~3 min): mean experts per input by the input's s.
+# (the adaptive preset, ~3 min): mean experts per input by the input's s.
 composition: $(STAMP)
-	$(BIN)/python -m simulations.grid --config configs/composition.yaml --resume
+	$(BIN)/python -m simulations.grid --preset composition --resume
 	$(BIN)/python -m fits.optimal_k results/composition --out results/fits-composition
 	$(BIN)/python -m figures --results results/composition --fits results/fits-composition --only gate_map routing_gain --out figures/out/composition
-	$(BIN)/python -m simulations.grid --config configs/composition.yaml --resume --set task=compositional --out results/composition-compositional
+	$(BIN)/python -m simulations.grid --preset composition --resume --set task=compositional --out results/composition-compositional
 	$(BIN)/python -m fits.optimal_k results/composition-compositional --out results/fits-composition-compositional
 
 adaptive: $(STAMP)
-	$(BIN)/python -m simulations.grid --config configs/adaptive.yaml --resume
+	$(BIN)/python -m simulations.grid --preset adaptive --resume
 	$(BIN)/python -m fits.optimal_k results/adaptive --out results/fits-adaptive
 
-# Issue 21's law of k* over s, m and h (configs/law.yaml: the learned arm over s x m x h, the teacher-experts
+# Issue 21's law of k* over s, m and h (the law preset: the learned arm over s x m x h, the teacher-experts
 # arm over s x m; wall time in docs/reference/law/provenance.json), each fitted on ID and on OOD error (the OOD fits
 # leave out s = 1, which has no held-out combinations).
 law: $(STAMP)
-	$(BIN)/python -m simulations.grid --config configs/law.yaml --resume
-	$(BIN)/python -m simulations.grid --config configs/law.yaml --resume --set experts=teacher --set width=4 \
+	$(BIN)/python -m simulations.grid --preset law --resume
+	$(BIN)/python -m simulations.grid --preset law --resume --set experts=teacher --set width=4 \
 		--out results/law-teacher
 	$(BIN)/python -m fits.optimal_k results/law --out results/fits-law --metric id
 	$(BIN)/python -m fits.optimal_k results/law --out results/fits-law-ood
 	$(BIN)/python -m fits.optimal_k results/law-teacher --out results/fits-law-teacher --metric id
 	$(BIN)/python -m fits.optimal_k results/law-teacher --out results/fits-law-teacher-ood
 
-# k* at fixed active compute k h (configs/active_compute.yaml) beside k* at fixed h (the law preset).
+# k* at fixed active compute k h (the active_compute preset) beside k* at fixed h (the law preset).
 active-compute: $(STAMP)
-	$(BIN)/python -m simulations.grid --config configs/active_compute.yaml --resume
+	$(BIN)/python -m simulations.grid --preset active_compute --resume
 	$(BIN)/python -m fits.optimal_k results/active_compute --out results/fits-active-compute --metric id
 
 # P1's SRAVEN task: the learnable preset (column tokens, the one setting that leaves the plateau on the CPU;
@@ -85,13 +90,13 @@ active-compute: $(STAMP)
 # Five stores, each resumed; fits and the estimator_map figure per store (wall time: docs/reference/*/provenance.json).
 ESTIMATOR_STORES := estimators estimators-compositional estimators-single-skill estimators-teacher-init gate_values
 estimators: $(STAMP)
-	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume
-	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume --set task=compositional \
+	$(BIN)/python -m simulations.grid --preset estimators --resume
+	$(BIN)/python -m simulations.grid --preset estimators --resume --set task=compositional \
 		--out results/estimators-compositional
-	$(BIN)/python -m simulations.grid --config configs/estimators_single_skill.yaml --resume
-	$(BIN)/python -m simulations.grid --config configs/estimators.yaml --resume --set router_init=teacher \
+	$(BIN)/python -m simulations.grid --preset estimators_single_skill --resume
+	$(BIN)/python -m simulations.grid --preset estimators --resume --set router_init=teacher \
 		--set 'estimator=[pathwise,score]' --set 'complexity=[2,4]' --set 'k=[2,4,8]' --out results/estimators-teacher-init
-	$(BIN)/python -m simulations.grid --config configs/gate_values.yaml --resume
+	$(BIN)/python -m simulations.grid --preset gate_values --resume
 	for s in $(ESTIMATOR_STORES); do \
 		$(BIN)/python -m fits.optimal_k results/$$s --out results/fits-$$s --metric id --no-theory && \
 		$(BIN)/python -m figures --results results/$$s --fits results/fits-$$s --only estimator_map gate_map \

@@ -19,6 +19,7 @@ from figures.inputs import SOURCES, InputError, Inputs, one_line
 from figures.output import save, save_all
 from figures.registry import FIGURES, by_name
 from simulations.atomic import unwritable_dir
+from simulations.cli import OneLineParser
 
 DEFAULT_OUT = Path("figures/out")
 
@@ -32,9 +33,9 @@ def render(figure, inputs: Inputs, out_dir: Path, df=None) -> list[Path]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m figures",
-                                description="Regenerate the paper figures from the results and the fits; "
-                                            "figures whose inputs are missing are skipped and listed.")
+    p = OneLineParser(prog="python -m figures", label="figures: ",
+                      description="Regenerate the paper figures from the results and the fits; "
+                                  "figures whose inputs are missing are skipped and listed.")
     for name, src in SOURCES.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, default=src.default,
                        metavar="DIR",

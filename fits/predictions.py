@@ -13,7 +13,6 @@ provenance); refused from a dirty tree, so the commit that holds them predates a
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,6 +27,7 @@ from fits.bound_model import CONSTANTS, bound_curves
 from fits.data import FitInputError
 from simulations.arms import primary, reference
 from simulations.atomic import staged_files
+from simulations.cli import OneLineParser
 from simulations.provenance import git_commit, tree_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def predictions(n_draws: int = N_DRAWS) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fits.predictions", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m fits.predictions", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=REFERENCE / "predictions")
     p.add_argument("--draws", type=int, default=N_DRAWS, help="draws of the constants (default %(default)s)")
     args = p.parse_args(argv)

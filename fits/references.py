@@ -12,7 +12,6 @@ reruns a bundle of each.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -24,8 +23,10 @@ from fits.data import FitInputError
 from fits.snapshot import write_snapshot
 from simulations.arms import EXPERTS
 from simulations.atomic import atomic_write_text
+from simulations.cli import OneLineParser
+from simulations.driver import plan, resolve_device
 from simulations.families import REGRESSION, SRAVEN, get_family
-from simulations.grid import build_parser, config_from_args, plan, resolve_device
+from simulations.grid import build_parser, config_from_args
 
 RESULTS = Path("results")
 REFERENCE = Path("docs/reference")
@@ -184,7 +185,7 @@ def run_fit(f: Fit, grid: Grid) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fits.references", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m fits.references", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help=f"references to make (default all): {', '.join(REFERENCES)}")
     p.add_argument("--dry-run", action="store_true", help="print each grid's estimated time and the total")
     p.add_argument("--stage", default="all", choices=("grids", "fits", "all"),

@@ -7,6 +7,7 @@ each family's package defines its own config (the regression grid's: simulations
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,7 @@ from simulations.config_schema import (
 from simulations.families import DEFAULT, REGISTRY, get_family
 
 __all__ = ["IMPL_CHOICES", "ConfigError", "RuntimeConfig", "load_config", "parse_override", "parse_seeds",
-           "preset", "preset_names", "read_file", "stable_hash"]
+           "preset", "preset_names", "preset_text", "read_file", "stable_hash"]
 
 IMPL_CHOICES = ("auto", "dense", "sparse")  # TopKMoE's implementations a config may choose
 
@@ -69,18 +70,30 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return {} if data is None else data
 
 
+def _is_sweep(text: str) -> bool:
+    """A sweep file (a base and its `variants`, simulations.families.regression.regime) shares the
+    presets folder but is no grid config: its top-level `variants` key, which no config has, tells."""
+    return re.search(r"^variants\s*:", text, re.MULTILINE) is not None
+
+
 def preset_names(package: str = REGISTRY[DEFAULT]) -> list[str]:
-    """The built-in presets of a package (its presets/*.yaml)."""
+    """The built-in presets of a package (its presets/*.yaml, less the sweep files beside them)."""
     files = resources.files(package).joinpath("presets").iterdir()
-    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml") and not _is_sweep(f.read_text()))
+
+
+def preset_text(name: str = "quick", package: str = REGISTRY[DEFAULT]) -> str:
+    """The text of the built-in preset `name` (<package>/presets/NAME.yaml), comments included;
+    ConfigError naming the allowed names for any other name."""
+    names = preset_names(package)
+    if name not in names:
+        raise ConfigError(f"preset: expected one of {', '.join(names)}; got {name!r}")
+    return resources.files(package).joinpath("presets", f"{name}.yaml").read_text()
 
 
 def preset(name: str = "quick", package: str = REGISTRY[DEFAULT]) -> dict[str, Any]:
-    """The built-in preset shipped as package data (<package>/presets/NAME.yaml)."""
-    if name not in preset_names(package):
-        raise ConfigError(f"preset: expected one of {', '.join(preset_names(package))}; got {name!r}")
-    text = resources.files(package).joinpath("presets", f"{name}.yaml").read_text()
-    return yaml.safe_load(text)
+    """The built-in preset shipped as package data (<package>/presets/NAME.yaml), parsed."""
+    return yaml.safe_load(preset_text(name, package))
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -13,7 +13,6 @@ registry of blocks, the markers and the rewrite.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from fits.claims import docs, results, tables
 from fits.claims.reference import REFERENCE, ROOT, cells
 from fits.claims.results import LAW_ARMS, direction_rows
 from simulations.atomic import atomic_write_text
+from simulations.cli import OneLineParser
 
 __all__ = ["BLOCKS", "DOCS", "LAW_ARMS", "MARK", "REFERENCE", "ROOT", "TABLES", "block_text", "cells",
            "direction_rows", "main", "render"]
@@ -100,7 +100,7 @@ def render(text: str) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fits.claims", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m fits.claims", description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 if a block is stale")
     args = p.parse_args(argv)
     stale = []

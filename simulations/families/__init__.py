@@ -2,14 +2,14 @@
 
 A family's package holds its config, task, trainer, presets and `schema` (its row record and the view of
 its rows the fits use: simulations.families.record). The families that run on the shared grid driver
-(simulations.grid) have a `family` module whose `FAMILY` gives the driver the rest, and a `schema`
+(simulations.driver) have a `family` module whose `FAMILY` gives the driver the rest, and a `schema`
 module whose `SCHEMA` is that record: its config
 dataclass and validation, its cells, which cells may share a bundle and in which order, the function
 that trains one bundle and returns its rows, a time estimate and a bundle's display name. The driver
 owns everything that does not depend on the task: bundles, executors, the store, `--resume`, the CLI.
 
 Bundles carry their family's *name*, not the Family object, so they pickle cheaply and the top-level
-`simulations.grid.run_bundle` finds the trainer again in a spawned or Ray worker. Families are
+`simulations.driver.run_bundle` finds the trainer again in a spawned or Ray worker. Families are
 registered by package path and imported on first use, so importing this module is cheap and has no
 cycles (families import the driver's helpers, never the reverse at import time).
 """
@@ -49,8 +49,8 @@ class Family:
     group before the group is cut into bundles of `max_models_per_bundle`; train(bundle) -> the
     bundle's rows (one per model, with at least `required_columns`); estimate(bundles) -> seconds to
     train them one after another; label(bundle) -> its name in progress and error messages;
-    out_prefix: the default results directory is results/<out_prefix><config.name>; preset_option: its
-    CLI takes `--preset` (the regression grid's CLI, older than the families, has `--config` only);
+    out_prefix: the default results directory is results/<out_prefix><config.name>; its presets (every
+    file of `presets`/presets/ but the sweeps) are its CLI's `--preset` choices;
     estimate_is_bound: `estimate` is an upper bound (it assumes no early stopping) rather than a forecast.
     """
 
@@ -66,7 +66,6 @@ class Family:
     estimate: Callable[[list[Any]], float]
     label: Callable[[Any], str]
     out_prefix: str = ""
-    preset_option: bool = True
     estimate_is_bound: bool = False
 
     @property

@@ -11,14 +11,14 @@ from grid_fixtures import TINY
 
 from fits import references, snapshot
 from fits.data import FitInputError
-from simulations import grid, results
+from simulations import driver, grid, results
 from simulations.families.regression.config import validate
 
 CLEAN = {"git_clean": True, "git_diff_sha256": None}
 
 
 def _run(tmp_path, monkeypatch, state, resume=False, **changes):
-    monkeypatch.setattr(grid, "tree_state", lambda: dict(state))
+    monkeypatch.setattr(driver, "tree_state", lambda: dict(state))
     out = tmp_path / "store"
     grid.run_grid(validate({**TINY, **changes}), out, resume=resume, progress=False)
     return out

@@ -152,9 +152,9 @@ def test_term_checks_say_what_is_missing(planted):
 
 @pytest.mark.slow
 def test_optimal_k_writes_the_theory_fit_block_and_report_section(planted, tmp_path, monkeypatch):
-    from fits import optimal_k
+    from fits import fit_pipeline, optimal_k
 
-    monkeypatch.setattr(optimal_k, "load_results", lambda path: planted)
+    monkeypatch.setattr(fit_pipeline, "load_results", lambda path: planted)
     doc = optimal_k.run(["store", "--out", str(tmp_path), "--bootstrap", "20", "--no-surface",
                          "--theory-bootstrap", "10", "--metric", "id"])
     block = json.loads((tmp_path / "optimal_k.json").read_text())["theory_fit"]

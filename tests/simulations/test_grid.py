@@ -14,7 +14,7 @@ import pytest
 import yaml
 from grid_fixtures import TINY
 
-from simulations import grid, results
+from simulations import driver, grid, results
 from simulations.families.regression.config import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def test_failing_bundle_is_reported_and_the_grid_goes_on(tmp_path, tiny_raw, mon
             raise RuntimeError("injected failure")
         return real(bundle)
 
-    monkeypatch.setattr(grid, "run_bundle", flaky)
+    monkeypatch.setattr(driver, "run_bundle", flaky)  # the driver runs it
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny_raw))
     code = grid.main(["--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"])

@@ -1,5 +1,6 @@
 """Every preset keeps its stored identities: the config hash and the cell ids of the quick, standard,
-oracle_terms, paper, regime and SRAVEN presets are pinned (tests/simulations/data/pinned_ids.json, written
+oracle_terms, paper, regime and SRAVEN presets (each regression preset both as `preset:NAME`, the
+package's, and as its configs/ copy) are pinned (tests/simulations/data/pinned_ids.json, written
 by the code before the redesign of issue 19). A change that moves one would orphan every store written
 before it: `--resume` would retrain, and fits would see two settings."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulations.config import load_config
+from simulations.config import load_config, preset_names
 from simulations.families.regression.config import validate
 from simulations.families.regression.regime import load_sweep
 from simulations.grid import cells
@@ -41,7 +42,11 @@ def test_preset_identities_are_pinned(key):
 
 
 def test_every_preset_is_pinned():
-    """A new preset file must be added to the pins (regenerate them at the commit that adds it)."""
+    """A new preset must be added to the pins (regenerate them at the commit that adds it); its copy in
+    configs/ is pinned to the same values, as both are one config."""
     files = {f"configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")}
+    presets = {f"preset:{name}" for name in preset_names()}
     regime = {f"regime:{name}" for name, _ in load_sweep()}
-    assert files | regime <= set(PINNED)
+    assert files | presets | regime <= set(PINNED)
+    for name in preset_names():
+        assert PINNED[f"preset:{name}"] == PINNED[f"configs/{name}.yaml"], name

@@ -238,5 +238,5 @@ FAMILY = Family(
     name=REGRESSION, config_cls=GridConfig, validate=validate, presets="simulations.families.regression",
     default_preset="quick",
     cells=cells, group=group, order=order, train=train,
-    estimate=estimate_seconds, label=label, preset_option=False, estimate_is_bound=True,
+    estimate=estimate_seconds, label=label, estimate_is_bound=True,
 )

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from simulations.cli import OneLineParser, add_preset
+
 from . import expert_drop, single_expert
 from .config import preset_config, presets
 from .schema import SCHEMAS
@@ -27,19 +29,13 @@ DEFAULT_OUT = {"single-expert": Path("results/softmoe/single_expert"),
                "expert-drop": Path("results/softmoe/expert_drop")}
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with a one-line error (field and allowed values) and exit status 2."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = OneLineParser(prog="python -m simulations.families.softmoe",
+    prog = "python -m simulations.families.softmoe"
+    p = OneLineParser(prog=prog, label=f"{prog}: ",
                       description="Run one of P3's Soft MoE experiments (output schema: docs/softmoe.md).")
     p.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which P3 experiment to run")
-    p.add_argument("--preset", choices=presets(), default="quick",
-                   help="quick: a few minutes on 2 CPU cores; paper: P3's sizes (a GPU helps)")
+    add_preset(p, presets(), "quick", strict=True, config=False,
+               help="quick: a few minutes on 2 CPU cores; paper: P3's sizes (a GPU helps)")
     p.add_argument("--out", type=Path, default=None, help="output dir (default results/softmoe/<exp>/)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of a non-empty --out")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device")

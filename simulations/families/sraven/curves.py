@@ -30,10 +30,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from simulations import cli
 from simulations.atomic import staged_files
-from simulations.config import load_config, parse_override
+from simulations.config import load_config, preset_names
 from simulations.config_schema import ConfigError, build, flat
-from simulations.grid import resolve_device
+from simulations.driver import resolve_device
 from simulations.provenance import device_name, provenance
 
 from .config import SravenConfig
@@ -49,19 +50,16 @@ SPLITS = ("id", "ood")
 METRICS = ("acc", "feat_acc", "ce")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m simulations.families.sraven.curves", description=__doc__.split("\n")[0])
+    p = cli.OneLineParser(prog="python -m simulations.families.sraven.curves",
+                          description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--preset", help="SRAVEN preset to start from (default: quick; not with --config)")
-    p.add_argument("--config", help="SRAVEN config file (YAML or TOML) to start from")
+    names = preset_names(__package__)
+    cli.add_preset(p, names, "quick", help=f"SRAVEN preset to start from: {', '.join(names)} (default: "
+                   "quick, or --run's)")
+    cli.add_config(p, "quick")
     p.add_argument("--run", choices=sorted(RUNS), help="a named run to start from (see the docstring)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override one config field (value read as YAML)")
+    cli.add_set(p)
     p.add_argument("--k", type=int, nargs="+", help="training k (config field k)")
     p.add_argument("--n-rules", type=int, nargs="+", help="rule pool sizes R (config field n_rules)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (config field seeds)")
@@ -81,7 +79,7 @@ def load(args: argparse.Namespace) -> tuple[SravenConfig, int]:
     if args.preset and args.config:
         raise ConfigError("config: pass --preset or --config, not both")
     overrides = dict(run.get("set", {}))
-    overrides |= dict(parse_override(item) for item in args.set)
+    overrides |= cli.overrides(args)
     for flag, field in (("k", "k"), ("n_rules", "n_rules"), ("seeds", "seeds"), ("steps", "steps"),
                         ("n_eval", "n_eval"), ("device", "device"), ("threads", "threads")):
         if getattr(args, flag) is not None:
