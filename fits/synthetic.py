@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fits.bound_model import bound_curves
 from fits.curve import coefficient_a_for_minimum, estimation_shape, loss_curve
+from fits.theory.bound_model import bound_curves
 
 
 @dataclass(frozen=True)
@@ -158,9 +158,9 @@ def planted_bound_results(
     router: str | None = None,
     rng_seed: int = 0,
 ) -> pd.DataFrame:
-    """Loss curves made by the calibrated risk bound (`fits.bound_model.bound_curves`: floor + A + lambda E
-    with `constants` h0, beta, est_weight, floor), on a grid design (the quick grid's by default), with a
-    multiplicative offset per (seed, cell) and independent multiplicative noise per run. Only the
+    """Loss curves made by the calibrated risk bound (`fits.theory.bound_model.bound_curves`: floor + A +
+    lambda E with `constants` h0, beta, est_weight, floor), on a grid design (the quick grid's by default),
+    with a multiplicative offset per (seed, cell) and independent multiplicative noise per run. Only the
     columns the theory fit reads (and the store's nmse/mse pairs, target_var = 1) are filled."""
     rng = np.random.default_rng(rng_seed)
     ks = np.arange(1, n_experts + 1, dtype=float)
