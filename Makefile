@@ -38,13 +38,14 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 # The answer per router arm (configs/standard.yaml, ~14 min on 2 cores) and the regime sweep of learned
-# routers (simulations/families/regression/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
+# routers (simulations/families/regression/presets/regime.yaml), summarised by `python -m fits.regime`; each resumes, and `python -m figures` then draws regime_map.
 standard: $(STAMP)
 	$(BIN)/python -m simulations.grid --config configs/standard.yaml --resume
 	$(BIN)/python -m fits.optimal_k results/standard --out results/fits-standard
 
 regime: $(STAMP)
 	$(BIN)/python -m simulations.families.regression.regime
+	$(BIN)/python -m fits.regime results/regime --out results/fits-regime
 
 # Issue 20's comparison: every gate family on the contextual task beside the oracle (configs/composition.yaml,
 # ~20 min on 2 cores), the same on the compositional task, and the gate map of each; then adaptive k
