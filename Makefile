@@ -43,13 +43,15 @@ configs: $(STAMP)
 	$(BIN)/python -m simulations.families.regression.copies
 
 # The answer per router arm (the standard preset, ~14 min on 2 cores) and the regime sweep of learned
-# routers (simulations/families/regression/presets/regime.yaml); each resumes, and `python -m figures` then draws regime_map.
+# routers (simulations/families/regression/presets/regime.yaml), summarised by `python -m fits.regime`; each resumes,
+# and `python -m figures` then draws regime_map.
 standard: $(STAMP)
 	$(BIN)/python -m simulations.grid --preset standard --resume
 	$(BIN)/python -m fits.optimal_k results/standard --out results/fits-standard
 
 regime: $(STAMP)
 	$(BIN)/python -m simulations.families.regression.regime
+	$(BIN)/python -m fits.regime results/regime --out results/fits-regime
 
 # Issue 20's comparison: every gate family on the contextual task beside the oracle (the composition preset,
 # ~20 min on 2 cores), the same on the compositional task, and the gate map of each; then adaptive k

@@ -1,4 +1,4 @@
-"""Each term of the calibrated bound against the oracle arm on its own (`fits.theory_terms`; the fits
+"""Each term of the calibrated bound against the oracle arm on its own (`fits.theory.terms`; the fits
 write the table to theory_terms.parquet).
 
 Top, approximation: the oracle arm's test error at the largest m against k/s (points, mean over seeds),

@@ -2,8 +2,6 @@
 Chinchilla-style scaling-law surface fitter. CLI: `python -m fits.optimal_k` (docs/fits.md); its
 analyses are blocks (`fits.blocks`)."""
 
-from .bound_fit import fit_risk_bound
-from .bound_validation import outside_bound, pooled_outside
 from .cells import ESTIMANDS, CellFits, cell_optimal_k
 from .coverage import coverage_study
 from .curve import SHAPES, fit_curves, loss_curve
@@ -34,9 +32,18 @@ from .surface import (
     load_chinchilla,
 )
 from .synthetic import PlantedLaw, planted_bound_results, planted_results
-from .theory_compare import predicted_exponents, theory_comparison
-from .theory_fit import theory_fit_block
-from .theory_terms import approximation_summary, approximation_terms, estimation_slopes, estimation_terms
+from .theory import (
+    approximation_summary,
+    approximation_terms,
+    estimation_slopes,
+    estimation_terms,
+    fit_risk_bound,
+    outside_bound,
+    pooled_outside,
+    predicted_exponents,
+    theory_comparison,
+    theory_fit_block,
+)
 
 __all__ = [
     "CellFits",

@@ -14,7 +14,7 @@ from fits.law import ESTIMAND_OF, LawFit, LawNotIdentified, fit_law, wald_tests
 from fits.m_direction import direction_in_m
 from fits.options import FitOptions
 from fits.summary import law_summary
-from fits.theory_compare import predicted_exponents, theory_kwargs
+from fits.theory.law_comparison import predicted_exponents, theory_kwargs
 
 
 class ArmFit(NamedTuple):

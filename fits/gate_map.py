@@ -33,6 +33,9 @@ from simulations.arms import arm_named, reference
 
 CELL = ["task", "n_experts", "width", "n_train", "complexity"]
 SPLIT_COLUMNS = ("nmse_oracle_selection_id", "nmse_equal_gates_id", "misrouted_share_id")
+#: The gate map's seed means at k = s and at the arm's k*: {store column: table column}.
+AT_S = {"routing_recall": "recall_at_s", "routing_recall_baseline": "recall_chance_at_s"}
+AT_K_STAR = {"test_nmse_id": "nmse_id_at_k_star", **{c: c for c in SPLIT_COLUMNS}}
 #: the store-wide settings a row carries, with the value of stores written before them
 VARIANT = {"single_skill_steps": 0, "single_skill_share": 0.0, "router_init": "random"}
 
@@ -69,8 +72,16 @@ def _interval(draws: np.ndarray, discrete: bool = False) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per (cell, routed arm) as the module docstring says; empty without routed rows."""
+def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0, at_s: dict[str, str] | None = None,
+             at_k_star: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (cell, routed arm) as the module docstring says; empty without routed rows.
+
+    `at_s` and `at_k_star` ({store column: table column}) name the seed means reported at k = s and at
+    the arm's k_star_id (NaN where the store lacks the column or the cell that k); by default AT_S and
+    AT_K_STAR, the gate map's own. Other analyses of the same (cell, arm) read theirs through them
+    (`fits.regime`). With n_boot = 0 the intervals are NaN and the rest is unchanged."""
+    at_s = AT_S if at_s is None else at_s
+    at_k_star = AT_K_STAR if at_k_star is None else at_k_star
     df = rows.assign(arm=arm_names(rows))
     df = df[df["arm"].isin([a.name for a in routed_arms()]) & ~df["diverged"].astype(bool)]
     df = _with_task(df)
@@ -91,9 +102,7 @@ def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFr
             best[split] = _best(means, ks)[0] if len(oracle) else np.full(len(counts), np.nan)
         for arm, g in sorted(cell.groupby("arm"), key=lambda item: order[item[0]]):
             row = dict(zip(CELL, key, strict=True)) | {"arm": arm, "n_seeds": g["seed"].nunique()}
-            at_s = g[g["k"] == s]
-            row["recall_at_s"] = at_s["routing_recall"].mean() if len(at_s) else np.nan
-            row["recall_chance_at_s"] = at_s["routing_recall_baseline"].mean() if len(at_s) else np.nan
+            row |= _means_at(g, s, at_s)
             for split in ("id", "ood"):
                 b, k = _best(_weighted_means(_seed_k(g, f"test_nmse_{split}", seeds, ks), counts), ks)
                 ratio = b / best[split]
@@ -103,12 +112,17 @@ def gate_map(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFr
                 if split == "id":
                     row["k_star_id"] = k[0]
                     row["k_star_id_lo"], row["k_star_id_hi"] = _interval(k[1:], discrete=True)
-            at_k = g[g["k"] == row["k_star_id"]]
-            row["nmse_id_at_k_star"] = at_k["test_nmse_id"].mean() if len(at_k) else np.nan
-            for col in SPLIT_COLUMNS:
-                row[col] = at_k[col].mean() if col in at_k.columns and len(at_k) else np.nan
+            row |= _means_at(g, row["k_star_id"], at_k_star)
             out.append(row)
     return _with_estimator_columns(pd.DataFrame(out), df)
+
+
+def _means_at(g: pd.DataFrame, k: float, columns: dict[str, str]) -> dict:
+    """{table column: seed mean of its store column over the rows of `g` at `k`} (NaN where the store
+    lacks the column or `g` has no row at `k`)."""
+    at = g[g["k"] == k]
+    return {name: at[col].mean() if col in at.columns and len(at) else np.nan
+            for col, name in columns.items()}
 
 
 def _with_task(rows: pd.DataFrame) -> pd.DataFrame:

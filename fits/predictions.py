@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from fits.bound_model import CONSTANTS, bound_curves
 from fits.data import FitInputError
+from fits.theory.bound_model import CONSTANTS, bound_curves
 from simulations.arms import primary, reference
 from simulations.atomic import staged_files
 from simulations.cli import OneLineParser

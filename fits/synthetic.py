@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fits.bound_model import bound_curves
 from fits.curve import coefficient_a_for_minimum, estimation_shape, loss_curve
+from fits.theory.bound_model import bound_curves
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,20 @@ def planted_results(
     """
     law = law or PlantedLaw()
     rng = np.random.default_rng(rng_seed)
-    ks = np.asarray(ks, dtype=float)
+    raw = _planted_losses(law, complexities, n_trains, widths, n_experts, np.asarray(ks, dtype=float),
+                          n_seeds, run_noise, seed_noise, (floor, b, p, shape), rng)
+    diverged = rng.random(len(raw)) < diverged_frac
+    loss = np.where(diverged, np.nan, raw["loss"].to_numpy())
+    return _store_rows(raw, loss, diverged, n_experts, n_skills=max(complexities) + 2)
+
+
+def _planted_losses(law: PlantedLaw, complexities, n_trains, widths, n_experts: int, ks: np.ndarray,
+                    n_seeds: int, run_noise: float, seed_noise: float, curve: tuple,
+                    rng: np.random.Generator) -> pd.DataFrame:
+    """One row per (s, m, h, k, seed) with its noisy loss: the cell's `loss_curve` (`curve` = (floor, b,
+    p, shape)) with its minimum at the law's k*, times a per-(seed, cell) offset and a per-run noise,
+    both log-normal (drawn from `rng` cell by cell, seed by seed)."""
+    floor, b, p, shape = curve
     rows = []
     for s, m, h in itertools.product(complexities, n_trains, widths):
         a = _approximation_coefficient(float(law.k_star(s, m, h)), n_experts, b, p, shape)
@@ -94,10 +107,14 @@ def planted_results(
             noisy = clean * np.exp(offset + rng.normal(0.0, run_noise, size=len(ks)))
             for k, loss in zip(ks, noisy, strict=True):
                 rows.append((s, m, h, int(k), seed, loss))
-    raw = pd.DataFrame(rows, columns=["complexity", "n_train", "width", "k", "seed", "loss"])
-    n = len(raw)
-    diverged = rng.random(n) < diverged_frac
-    loss = np.where(diverged, np.nan, raw["loss"].to_numpy())
+    return pd.DataFrame(rows, columns=["complexity", "n_train", "width", "k", "seed", "loss"])
+
+
+def _store_rows(raw: pd.DataFrame, loss: np.ndarray, diverged: np.ndarray, n_experts: int,
+                n_skills: int) -> pd.DataFrame:
+    """The planted losses as rows of the results store's schema: the test OOD MSE is the loss, the ID
+    and train MSE fixed fractions of it, the NMSE columns over a target variance of 1 + noise^2; the
+    bookkeeping columns (steps, bundle, commit, ...) hold placeholders. Diverged rows have NaN metrics."""
     df = pd.DataFrame(
         {
             "cell_id": [
@@ -119,7 +136,7 @@ def planted_results(
             "steps": np.where(diverged, 0, 2000),
             "wall_s": 1.0,
             "renormalize": True,
-            "n_skills": max(complexities) + 2,
+            "n_skills": n_skills,
             "noise": 0.1,
             "holdout_frac": 0.25,
             "n_heldout_combos": 1,
@@ -158,9 +175,9 @@ def planted_bound_results(
     router: str | None = None,
     rng_seed: int = 0,
 ) -> pd.DataFrame:
-    """Loss curves made by the calibrated risk bound (`fits.bound_model.bound_curves`: floor + A + lambda E
-    with `constants` h0, beta, est_weight, floor), on a grid design (the quick grid's by default), with a
-    multiplicative offset per (seed, cell) and independent multiplicative noise per run. Only the
+    """Loss curves made by the calibrated risk bound (`fits.theory.bound_model.bound_curves`: floor + A +
+    lambda E with `constants` h0, beta, est_weight, floor), on a grid design (the quick grid's by default),
+    with a multiplicative offset per (seed, cell) and independent multiplicative noise per run. Only the
     columns the theory fit reads (and the store's nmse/mse pairs, target_var = 1) are filled."""
     rng = np.random.default_rng(rng_seed)
     ks = np.arange(1, n_experts + 1, dtype=float)

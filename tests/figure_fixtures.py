@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fits.regime import main as regime_main
 from fits.synthetic import planted_results
 from simulations.results import write_bundle, write_manifest
 
@@ -76,3 +77,11 @@ def write_regime_store(path: Path) -> Path:
     for name, (router, experts) in variants.items():
         write_store(rows[(rows.router == router) & (rows.experts == experts)], Path(path) / name)
     return Path(path)
+
+
+def write_regime_fits(path: Path) -> Path:
+    """The fits of that sweep, as figure `regime_map` reads them: the sweep under path/sweep, summarised
+    by `python -m fits.regime` into path/fits (its regime.parquet); returns path/fits."""
+    sweep, out = write_regime_store(Path(path) / "sweep"), Path(path) / "fits"
+    assert regime_main([str(sweep), "--out", str(out)]) == 0
+    return out

@@ -31,6 +31,7 @@ BLOCK_MODULES = (
     "fits.blocks.routing_gain",
     "fits.blocks.adaptive_k",
     "fits.blocks.gate_map",
+    "fits.blocks.regime",
     "fits.blocks.prediction_check",
 )
 

@@ -1,5 +1,5 @@
 """Block `theory_comparison`: the theory's predicted exponents of k* against the fitted law's
-(`fits.theory_compare`), with Wald tests and P1's proportionality test."""
+(`fits.theory.law_comparison`), with Wald tests and P1's proportionality test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 from fits.blocks.context import FitContext
 from fits.summary import clean
-from fits.theory_compare import theory_comparison, theory_kwargs
+from fits.theory.law_comparison import theory_comparison, theory_kwargs
 
 NAME = "theory_comparison"
 TITLE = "Theory comparison"

@@ -1,6 +1,6 @@
-"""Block `theory_fit`: the risk bound calibrated per router arm (`fits.theory_fit`), on the students the
+"""Block `theory_fit`: the risk bound calibrated per router arm (`fits.theory.analysis`), on the students the
 bound describes (the default expert kind: learned experts); writes the bound's curves and its term checks
-for the figures (`fits.theory_tables`)."""
+for the figures (`fits.theory.tables`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pandas as pd
 
 from fits.blocks.context import FitContext
 from fits.summary import clean
-from fits.theory_fit import theory_fit_block
-from fits.theory_fit_report import markdown
-from fits.theory_tables import bound_table, terms_table
+from fits.theory.analysis import theory_fit_block
+from fits.theory.report import markdown
+from fits.theory.tables import bound_table, terms_table
 from simulations.arms import primary
 
 NAME = "theory_fit"

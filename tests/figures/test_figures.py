@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from figure_fixtures import fixture_rows, write_regime_store, write_store
+from figure_fixtures import fixture_rows, write_regime_fits, write_store
 from matplotlib import image
 from PIL import Image
 from softmoe_fixtures import write_softmoe_store
@@ -28,13 +28,13 @@ NAMES = [f.NAME for f in FIGURES]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """(results dir, fits dir, out dir, softmoe dir, regime dir, sraven dir, sraven fits dir) with every
+    """(results dir, fits dir, out dir, softmoe dir, regime fits dir, sraven dir, sraven fits dir) with every
     figure rendered once by the CLI."""
     root = tmp_path_factory.mktemp("figures")
     results, fits, out = root / "results", root / "fits", root / "out"
     write_store(fixture_rows(), results)
     softmoe = write_softmoe_store(root / "softmoe")
-    regime = write_regime_store(root / "regime")
+    regime = write_regime_fits(root / "regime")
     sraven, sraven_fits = write_sraven_store(sraven_rows(), root / "sraven"), root / "sraven_fits"
     assert fits_main([str(results), "--out", str(fits), "--bootstrap", "200"]) == 0
     assert fits_main([str(sraven), "--out", str(sraven_fits), "--bootstrap", "200"]) == 0

@@ -14,7 +14,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from figure_fixtures import fixture_rows, write_regime_store, write_store
+from figure_fixtures import fixture_rows, write_regime_fits, write_store
 from softmoe_fixtures import write_softmoe_store
 from sraven_fixtures import sraven_rows, write_sraven_store
 
@@ -33,7 +33,7 @@ def good(tmp_path_factory):
     sraven = write_sraven_store(sraven_rows(rules=(2, 4, 8), n_seeds=3), root / "sraven")
     assert fits_main([str(sraven), "--out", str(root / "sraven_fits"), "--bootstrap", "20"]) == 0
     return {"results": results, "fits": root / "fits", "softmoe": write_softmoe_store(root / "softmoe"),
-            "regime": write_regime_store(root / "regime"), "sraven": sraven,
+            "regime": write_regime_fits(root / "regime"), "sraven": sraven,
             "sraven_fits": root / "sraven_fits"}
 
 
@@ -67,6 +67,7 @@ FILES = {  # source -> (file to break, a figure that reads it)
     "softmoe": (lambda d: d / "expert_drop" / "results.parquet", "softmoe_expert_drop"),
     "sraven": (lambda d: sorted(d.glob("bundle-*.parquet"))[0], "sraven_accuracy"),
     "sraven_fits": (lambda d: d / "optimal_k.json", "sraven_kstar"),
+    "regime": (lambda d: d / "regime.parquet", "regime_map"),
 }
 
 

@@ -3,12 +3,15 @@
 
 A sweep is a base grid config plus named variants, each a few field overrides (data size, training
 length, router learning rate, load-balancing loss, logit noise, renormalization, T / S, ...). Every
-variant runs as an ordinary grid into OUT/<variant>/ (so it resumes, and its rows are the grid's), and
-`regime_table` summarises each (variant, arm, complexity, n_train): routing recall and gate mass at
-k = s, and recall at the seed-mean argmin k*, each beside its permuted-input chance level; the best test
-NMSE and its ratio to the route-free baseline; and k*. The sweep file (YAML or TOML) holds `base` (grid
-fields) and `variants` (a list of {name, set}); the built-in one is
-simulations/families/regression/presets/regime.yaml.
+variant runs as an ordinary grid into OUT/<variant>/ (so it resumes, and its rows are the grid's). The
+sweep file (YAML or TOML) holds `base` (grid fields) and `variants` (a list of {name, set}); the
+built-in one is simulations/families/regression/presets/regime.yaml.
+
+The summary of the sweep (per variant, arm, complexity and n_train: routing recall and gate mass at
+k = s and recall at the argmin k*, each beside its permuted-input chance level; the best test NMSE and
+its ratio to the route-free baseline; k*) is an analysis of the results, so it is the fits' (block
+`regime`, `fits.regime`): `python -m fits.regime OUT` writes and prints it after the sweep, and figure
+`regime_map` draws it. This module only runs the grids.
 """
 
 from __future__ import annotations
@@ -20,10 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
-from simulations import results
 from simulations.config import read_file
 from simulations.config_schema import ConfigError, flat_input
 from simulations.families.regression.config import GridConfig, validate
@@ -68,34 +69,6 @@ def run_sweep(variants: list[tuple[str, dict[str, Any]]], out: str | Path, resum
                  device=resolve_device(device or config.runtime.device), progress=progress)
 
 
-def regime_table(out: str | Path, variants: list[str] | None = None) -> pd.DataFrame:
-    """One row per (variant, router, experts, complexity, n_train): routing at k = s (seed means), the
-    best seed-mean test NMSE and its ratio to the route-free baseline, and the argmin k."""
-    out = Path(out)
-    names = variants or sorted(p.name for p in out.iterdir() if p.is_dir() and results.bundle_files(p))
-    frames = []
-    for name in names:
-        df = results.load(out / name)
-        df = df[~df.diverged]
-        keys = ["router", "experts", "complexity", "n_train"]
-        curve = df.groupby([*keys, "k"], as_index=False)[
-            ["test_nmse_id", "rel_nmse_id", *results.ROUTING_COLUMNS]].mean()
-        at_s = curve[curve.k == curve.complexity].set_index(keys)[list(results.ROUTING_COLUMNS)]
-        best = curve.loc[curve.groupby(keys)["test_nmse_id"].idxmin()].set_index(keys)
-        table = pd.DataFrame({
-            "k_star": best["k"], "best_nmse_id": best["test_nmse_id"],
-            "best_rel_nmse_id": best["rel_nmse_id"], "routing_recall_at_k_star": best["routing_recall"],
-            "routing_recall_baseline_at_k_star": best["routing_recall_baseline"],
-        }).join(at_s.add_suffix("_at_s"), how="left")
-        frames.append(table.reset_index().assign(variant=name, n_seeds=df.seed.nunique()))
-    if not frames:
-        raise FileNotFoundError(f"no regime results under {out} "
-                                "(run `python -m simulations.families.regression.regime` first)")
-    cols = ["variant", "router", "experts", "complexity", "n_train", "n_seeds"]
-    table = pd.concat(frames, ignore_index=True)
-    return table[cols + [c for c in table.columns if c not in cols]]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m simulations.families.regression.regime",
                                 description=__doc__.splitlines()[0])
@@ -120,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    table = regime_table(args.out, [n for n, _ in variants])
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.round(3).to_string(index=False))
+    names = " ".join(n for n, _ in variants)
+    print(f"regime sweep: {names} in {args.out}; summarise it with `python -m fits.regime {args.out}`")
     return 0
 
 

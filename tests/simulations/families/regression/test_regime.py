@@ -1,4 +1,6 @@
-"""The regime sweep: variants run as ordinary grids, resume, bad sweep files, and its table and figure."""
+"""The regime sweep: variants run as ordinary grids, resume, bad sweep files, and, end to end, the
+fits' summary of it (`python -m fits.regime`, tested on its own in tests/fits/test_regime_block.py) and
+its figure."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fits.regime import main as regime_main
 from simulations.config import ConfigError
 from simulations.families.regression import regime
 
@@ -26,9 +29,10 @@ def swept(tmp_path_factory):
     return root, path
 
 
-def test_every_variant_is_a_grid_and_the_table_reads_them(swept):
+def test_every_variant_is_a_grid_and_the_fits_summarise_them(swept):
     root, _ = swept
-    table = regime.regime_table(root / "out")
+    assert regime_main([str(root / "out"), "--out", str(root / "fits")]) == 0
+    table = pd.read_parquet(root / "fits" / "regime.parquet")
     assert set(table["variant"]) == {"base", "noise", "teacher"}
     assert len(table) == 3 * 2  # one row per (variant, complexity); one arm and one m each
     assert set(table.loc[table.variant == "teacher", "experts"]) == {"teacher"}
@@ -42,7 +46,8 @@ def test_a_rerun_resumes_instead_of_retraining(swept, capsys):
     assert regime.main(["--config", str(path), "--out", str(root / "out"), "--only", "noise",
                         "--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (root / "out").glob("*/bundle-*.parquet")} == before
-    assert "noise" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "noise" in printed and f"python -m fits.regime {root / 'out'}" in printed
 
 
 @pytest.mark.slow
@@ -50,7 +55,8 @@ def test_the_regime_figure_draws_from_the_sweep(swept, tmp_path):
     from figures.cli import main
 
     root, _ = swept
-    assert main(["--regime", str(root / "out"), "--only", "regime_map", "--out", str(tmp_path)]) == 0
+    assert regime_main([str(root / "out"), "--out", str(tmp_path / "fits")]) == 0
+    assert main(["--regime", str(tmp_path / "fits"), "--only", "regime_map", "--out", str(tmp_path)]) == 0
     df = pd.read_csv(tmp_path / "regime_map.csv")
     assert set(df["variant"]) == {"base", "noise", "teacher"}
 

@@ -1,15 +1,15 @@
 """The tables the risk-bound figures draw, written by the fits beside optimal_k.json so that the figures
 read them instead of evaluating the bound: `bound_curves.parquet` (the calibrated bound's parts at every
 (cell, k) of each fitted router arm) and `theory_terms.parquet` (each term against the reference arm,
-`fits.theory_terms`)."""
+`fits.theory.terms`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from fits import theory_terms as tt
-from fits.bound_model import CELL, bound_curves
+from fits.theory import terms as tt
+from fits.theory.bound_model import CELL, bound_curves
 
 BOUND_COLUMNS = ["router", *CELL, "k", "approximation", "estimation", "floor", "total"]
 TERMS_COLUMNS = ["panel", "status", "complexity", "width", "n_experts", "n_train", "k", "measured", "bound",
@@ -28,7 +28,7 @@ def _params(b: dict) -> dict:
 
 
 def bound_table(store: pd.DataFrame, block: dict) -> pd.DataFrame:
-    """The calibrated bound's parts (`fits.bound_model.bound_curves`) at every (cell, k) of each fitted
+    """The calibrated bound's parts (`fits.theory.bound_model.bound_curves`) at every (cell, k) of each fitted
     arm's rows that did not diverge; `router` is "all" for a store without arms."""
     frames = [pd.DataFrame(columns=BOUND_COLUMNS)]
     for arm, b in fitted_arms(block).items():

@@ -14,9 +14,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from fits.bound_fit import fit_points, resampled_means
-from fits.bound_model import CELL, Design, bound_curves, bound_parts
 from fits.curve import fit_curves
+from fits.theory.bound_model import CELL, Design, bound_curves, bound_parts
+from fits.theory.calibration import fit_points, resampled_means
 
 
 def _argmin_k(points: pd.DataFrame, y: np.ndarray) -> pd.Series:

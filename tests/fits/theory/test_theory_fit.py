@@ -1,5 +1,5 @@
-"""The calibrated risk bound (fits.bound_model, bound_fit, bound_validation, theory_fit) and its
-term-by-term checks (fits.theory_terms), on curves planted by the bound itself on the quick grid's design."""
+"""The calibrated risk bound (fits.theory: bound_model, calibration, validation, analysis) and its
+term-by-term checks (fits.theory.terms), on curves planted by the bound itself on the quick grid's design."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 import theory
-from fits import bound_fit as bf
-from fits import bound_model as bm
-from fits import bound_validation as bv
-from fits import theory_fit as tf
-from fits import theory_terms as tt
 from fits.synthetic import planted_bound_results
+from fits.theory import analysis as tf
+from fits.theory import bound_model as bm
+from fits.theory import calibration as bf
+from fits.theory import terms as tt
+from fits.theory import validation as bv
 
 TRUE = {"h0": 3.0, "beta": 1.2, "est_weight": 0.02, "floor": 0.05}
 
@@ -176,7 +176,7 @@ def test_term_figures_draw_an_oracle_arm(tmp_path):
     import figures.theory_fit as fig_fit
     import figures.theory_terms as fig_terms
     from fits.data import check_results
-    from fits.theory_tables import bound_table, terms_table
+    from fits.theory.tables import bound_table, terms_table
 
     true = TRUE | {"est_weight": 0.01}
     df = check_results(planted_bound_results(true, n_trains=(150, 500, 2000, 8000), router="oracle"))

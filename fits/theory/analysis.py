@@ -1,6 +1,6 @@
 """The `theory_fit` block of optimal_k.json: the risk bound calibrated to the data per router arm
-(`fits.bound_model`, `fits.bound_fit`), what the fit cannot pin down, its tests out of sample
-(`fits.bound_validation`) and each term on its own (`fits.theory_terms`), JSON-ready.
+(`fits.theory.bound_model`, `fits.theory.calibration`), what the fit cannot pin down, its tests out of sample
+(`fits.theory.validation`) and each term on its own (`fits.theory.terms`), JSON-ready.
 """
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fits.bound_fit import boot_correlation, fit_design, identifiability, profiles
-from fits.bound_model import (
+from fits.theory.bound_model import (
     BOUNDS,
     CELL,
     CONSTANTS,
@@ -19,7 +18,9 @@ from fits.bound_model import (
     design,
     metric_column,
 )
-from fits.bound_validation import (
+from fits.theory.calibration import boot_correlation, fit_design, identifiability, profiles
+from fits.theory.terms import terms_block
+from fits.theory.validation import (
     estimation_k_share,
     free_form_aic,
     gaussian_aic,
@@ -28,7 +29,6 @@ from fits.bound_validation import (
     outside_bound,
     pooled_outside,
 )
-from fits.theory_terms import terms_block
 from simulations.arms import primary, reference
 
 
@@ -117,7 +117,7 @@ def analyse(results: pd.DataFrame, metric: str = "test_nmse_id", router: str | N
 def theory_fit_block(results: pd.DataFrame, metric: str = "id", n_boot: int = 100, seed: int = 0) -> dict:
     """The `theory_fit` block of optimal_k.json: one analysis per router arm (`by_router`) when the store
     has arms (the top level then mirrors the oracle arm, else the first), else one for all rows; `terms`
-    holds the term-by-term checks (`fits.theory_terms`) on the oracle arm, or why they are unavailable."""
+    holds the term-by-term checks (`fits.theory.terms`) on the oracle arm, or why they are unavailable."""
     ref = reference().router.name
     try:
         col = metric_column(results, metric)

@@ -7,8 +7,8 @@ bound leaves out):
 
 A is our approximation bound (`theory.approximation_bound_value`), E P2's Theorem 1 with our R_m and d_N
 (`theory.instantiated_estimation_bound`, [0, 1]-loss units; est_weight converts and absorbs looseness).
-E does not depend on the constants, so it is computed once. `fits.bound_fit` fits the constants,
-`fits.bound_validation` tests the fitted bound, `fits.theory_fit` assembles the JSON block.
+E does not depend on the constants, so it is computed once. `fits.theory.calibration` fits the constants,
+`fits.theory.validation` tests the fitted bound, `fits.theory.analysis` assembles the JSON block.
 """
 
 from __future__ import annotations

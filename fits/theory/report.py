@@ -1,4 +1,4 @@
-"""The report.md section of the `theory_fit` block (`fits.theory_fit`)."""
+"""The report.md section of the `theory_fit` block (`fits.theory.analysis`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from fits.bound_model import FORM
+from fits.theory.bound_model import FORM
 
 
 def _fmt(x, nd=3):

@@ -1,4 +1,4 @@
-"""Fitting the risk bound's free constants (`fits.bound_model`) to seed-mean loss curves, and what the
+"""Fitting the risk bound's free constants (`fits.theory.bound_model`) to seed-mean loss curves, and what the
 fit cannot pin down.
 
 The fit is `fits.surface.fit_surface`: Huber loss on log residuals of seed-mean losses, multi-start
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fits.bound_model import BOUNDS, CONSTANTS, Design, TheoryFitError, bound_model, design, log_bounds
 from fits.cells import seed_resample_counts
 from fits.surface import SurfaceFit, SurfaceModel, fit_surface
+from fits.theory.bound_model import BOUNDS, CONSTANTS, Design, TheoryFitError, bound_model, design, log_bounds
 
 #: deviance (Laplace approximation of the L1-like Huber objective) at the 95 % level for one constant
 PROFILE_CUT = stats.chi2.ppf(0.95, 1)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fits.bound_model import NMSE, bound_curves, task_arguments
+from fits.theory.bound_model import NMSE, bound_curves, task_arguments
 from simulations.arms import reference
 
 MIN_M_LEVELS = 4
