@@ -22,13 +22,14 @@ from simulations.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from simulations.families.regression import family
 from simulations.families.regression import train as tr
 from simulations.families.regression.config import GridConfig
+from simulations.families.regression.task_registry import CONTEXTUAL
 
 N_EXPERTS = 8  # one expert per skill, as the estimator preset
 
 
 def step_function(experts: str, estimator: str, n_train: int, n_models: int):
     """One training step of a fresh bundle under `estimator` (a closure)."""
-    cell = {**GridConfig().to_dict(), "task": "contextual", "complexity": 4, "n_train": n_train}
+    cell = {**GridConfig().to_dict(), "task": CONTEXTUAL, "complexity": 4, "n_train": n_train}
     tasks = [family._task(family.task_spec(cell, seed)) for seed in range(n_models)]
     data = tr.make_bundle_data(tasks, [n_train] * n_models, 8, 8, torch.float32, "cpu",
                                n_experts=N_EXPERTS if experts == "teacher" else None)

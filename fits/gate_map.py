@@ -30,6 +30,7 @@ from fits.cells import seed_resample_counts
 from fits.data import arm_names, routed_arms
 from fits.routing_gain import routing_gain_table
 from simulations.arms import arm_named, reference
+from simulations.families.regression.task_registry import DEFAULT_TASK
 
 CELL = ["task", "n_experts", "width", "n_train", "complexity"]
 SPLIT_COLUMNS = ("nmse_oracle_selection_id", "nmse_equal_gates_id", "misrouted_share_id")
@@ -127,7 +128,7 @@ def _means_at(g: pd.DataFrame, k: float, columns: dict[str, str]) -> dict:
 
 def _with_task(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows with their task (stores written before the task setting are compositional)."""
-    task = rows["task"].fillna("compositional") if "task" in rows.columns else "compositional"
+    task = rows["task"].fillna(DEFAULT_TASK) if "task" in rows.columns else DEFAULT_TASK
     return rows.assign(task=task)
 
 

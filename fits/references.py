@@ -26,6 +26,7 @@ from simulations.atomic import atomic_write_text
 from simulations.cli import OneLineParser
 from simulations.driver import plan, resolve_device
 from simulations.families import REGRESSION, SRAVEN, get_family
+from simulations.families.regression.task_registry import COMPOSITIONAL
 from simulations.grid import build_parser, config_from_args
 
 RESULTS = Path("results")
@@ -109,7 +110,7 @@ REFERENCES: dict[str, Reference] = {r.name: r for r in (
     Reference("composition", "every gate family on the contextual and the compositional task",
               (Grid("composition", ("--config", "configs/composition.yaml")),
                Grid("composition-compositional", ("--config", "configs/composition.yaml",
-                                                  *_set(task="compositional")))),
+                                                  *_set(task=COMPOSITIONAL)))),
               (Fit("composition", "composition"), Fit("composition-id", "composition", ID),
                Fit("composition-compositional", "composition-compositional"))),
     Reference("standard", "the answer per router arm on the compositional task, m = 2000, h = 4",
@@ -122,7 +123,7 @@ REFERENCES: dict[str, Reference] = {r.name: r for r in (
                Fit("law-teacher-ood", "law-teacher"))),
     Reference("estimators", "the estimator map: which router gradient finds the composition",
               (Grid("estimators", EST),
-               Grid("estimators-compositional", (*EST, *_set(task="compositional"))),
+               Grid("estimators-compositional", (*EST, *_set(task=COMPOSITIONAL))),
                Grid("estimators-teacher-init", (*EST, *TEACHER_INIT)),
                Grid("gate_values", ("--config", "configs/gate_values.yaml")),
                Grid("estimators-single-skill", ("--config", "configs/estimators_single_skill.yaml"))),

@@ -56,7 +56,11 @@ def device_name(device: torch.device | str) -> str:
     return device.type
 
 
+#: The provenance columns of every row of a grid store: `provenance()`'s keys, in order.
+FIELDS = ("git_commit", "torch_version", "numpy_version", "python_version")
+
+
 def provenance() -> dict[str, str]:
-    """Versions of the code and of the libraries that produce the numbers."""
-    return {"git_commit": git_commit(), "torch_version": torch.__version__, "numpy_version": np.__version__,
-            "python_version": platform.python_version()}
+    """Versions of the code and of the libraries that produce the numbers (`FIELDS`)."""
+    values = (git_commit(), torch.__version__, np.__version__, platform.python_version())
+    return dict(zip(FIELDS, values, strict=True))

@@ -21,17 +21,18 @@ import pandas as pd
 
 from simulations.atomic import atomic_write_text, staged_files
 from simulations.families import DEFAULT, GRID_FAMILIES, get_schema
+from simulations.families.regression import schema as regression_schema
 
 REQUIRED_COLUMNS = get_schema(DEFAULT).required_columns  # the regression grid's (docs/store.md)
-# Written by every grid since the routing controls (docs/store.md); stores from before lack them.
-ROUTING_COLUMNS = ("routing_recall", "routing_gate_mass", "routing_recall_baseline",
-                   "routing_gate_mass_baseline")
+# Written by every regression grid since the routing controls (docs/store.md); stores from before lack
+# them. Named by the regression record, as the experts-by-s list column (EXPERTS_LIST) is.
+ROUTING_COLUMNS = regression_schema.ROUTING_COLUMNS
 BUNDLE_GLOB = "bundle-*.parquet"
 K_EVAL_GLOB = "keval-*.parquet"
 
 MANIFEST = "manifest.json"
 EXPERTS_GLOB = "experts-*.parquet"
-EXPERTS_LIST = "mean_experts_by_s"  # rows' list column: per level s = 1..S, NaN where absent
+EXPERTS_LIST = regression_schema.EXPERTS_BY_S  # rows' list column: per level s = 1..S, NaN where absent
 
 
 def k_eval_lists() -> dict[str, str]:

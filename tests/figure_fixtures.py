@@ -15,7 +15,8 @@ import pandas as pd
 
 from fits.regime import main as regime_main
 from fits.synthetic import planted_results
-from simulations.results import write_bundle, write_manifest
+from simulations.families.regression.config import GridConfig
+from simulations.results import REQUIRED_COLUMNS, write_bundle, write_manifest
 
 COMPLEXITIES = (1, 2, 4, 8)
 
@@ -24,7 +25,8 @@ def fixture_rows() -> pd.DataFrame:
     """The fixture's rows: 4 complexities x 2 data sizes x 2 widths x 8 k x 3 seeds of the learned arm
     (the planted law), plus the controls: oracle, teacher-expert and dense arms whose errors are the
     learned ones rescaled, with routing measures of the documented shape (the oracle's recall is
-    min(k, s) / s)."""
+    min(k, s) / s); every required column of the store's record (the settings the planted rows lack at
+    the config's defaults)."""
     df = planted_results(complexities=COMPLEXITIES, diverged_frac=0.01, rng_seed=1)
     df.loc[df["complexity"] == min(COMPLEXITIES), "n_heldout_combos"] = 0
     df["route_free_nmse"] = 1 - df["complexity"] / 16
@@ -56,7 +58,10 @@ def fixture_rows() -> pd.DataFrame:
         k_eval = np.arange(1, 17)
         pairs = zip(out[f"test_mse_{split}"], out["k"], strict=True)
         out[f"k_eval_mse_{split}"] = [mse * (1 + 0.05 * np.abs(np.log2(k_eval / k))) for mse, k in pairs]
-    return out
+    # the record's other required columns (simulations.families.regression.schema): the grid config's
+    # default settings and the library versions
+    fill = {**GridConfig().to_dict(), "numpy_version": "none", "python_version": "none"}
+    return out.assign(**{c: fill[c] for c in REQUIRED_COLUMNS if c not in out.columns})
 
 
 def write_store(df: pd.DataFrame, path: Path) -> Path:

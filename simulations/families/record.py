@@ -2,14 +2,18 @@
 
 One definition per family (its `schema` module) gives both sides: the columns the driver checks before
 a bundle is written (`required_columns`) and what the fits read (`raw_columns`, `other_cell_fields`,
-the metrics and the mapping onto the fits' generic table), so a family's columns are listed once.
+the metrics and the mapping onto the fits' generic table), so a family's columns are listed once. A
+record may take its cell's columns from its config's field metadata (`config_columns`) rather than list
+them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from simulations.config_schema import settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,3 +87,18 @@ class Schema:
 def columns(role: str, *names: str, required: bool = True, fits: bool = False) -> tuple[Column, ...]:
     """Columns of one role and flags, for writing a record compactly."""
     return tuple(Column(n, role, required, fits) for n in names)
+
+
+def config_columns(cls: type, *, axes: bool, roles: Mapping[str, str] | None = None,
+                   names: Mapping[str, str] | None = None) -> tuple[Column, ...]:
+    """The columns a family's rows carry of its config class `cls` (simulations.config_schema): each
+    hashed setting of its axes section (`axes=True`) or of its other hashed sections (`axes=False`;
+    runtime settings are in no row), in the config's order, under its flat name (`names` renames one, e.g.
+    the `seeds` axis is each row's `seed`), of role "axis" in the axes section and "setting" elsewhere
+    (`roles` gives another, by the setting's name); required unless the setting has a `since` value (the
+    stores written before it lack it)."""
+    roles, names = roles or {}, names or {}
+    return tuple(Column(names.get(name, name), roles.get(name, "axis" if axes else "setting"),
+                        required="since" not in f.metadata)
+                 for name, (sec, f) in settings(cls).items()
+                 if sec.metadata["hashed"] and sec.metadata["axes"] == axes)

@@ -5,6 +5,7 @@ bad names fail in one line, and each family's presets ship as package data."""
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from importlib import import_module, resources
 from pathlib import Path
 
@@ -14,10 +15,13 @@ from softmoe_fixtures import DROP_RESULT_COLUMNS, SINGLE_RESULT_COLUMNS, TINY_SI
 
 from fits import families as fits_families
 from simulations import results
+from simulations.arms import ARM_COLUMNS
 from simulations.config import ConfigError, preset_names
+from simulations.config_schema import ChoiceList, IntAtLeast, IntList, cell_fields, section, setting
 from simulations.families import DEFAULT, GRID_FAMILIES, REGISTRY, family_of_rows, get_family, get_schema
 from simulations.families import SRAVEN as SRAVEN_NAME
-from simulations.families.record import Column, Schema, columns
+from simulations.families.record import Column, Schema, columns, config_columns
+from simulations.families.regression.config import GridConfig
 from simulations.families.softmoe import single_expert
 from simulations.families.softmoe.__main__ import EXPERIMENTS
 from simulations.families.softmoe.config import build, preset_config, presets
@@ -85,10 +89,42 @@ def test_column_role_is_checked():
 
 
 def test_regression_record_is_the_stores_required_columns():
+    """The store's required columns are the record's; the settings the fits check for one value per cell
+    are the config's cell settings and the arm's axes (derived from the config: a new setting joins)."""
     assert results.REQUIRED_COLUMNS == get_schema("regression").required_columns
-    assert fits_families.REGRESSION.other_cell_fields == (
-        "d_in", "n_skills", "teacher_width", "noise", "holdout_frac", "renormalize", "gate", "estimator",
-        "single_skill_steps", "single_skill_share", "router_init", "impl", "lr", "max_steps", "dtype")
+    assert set(fits_families.REGRESSION.other_cell_fields) == {*cell_fields(GridConfig), *ARM_COLUMNS}
+
+
+@dataclass(frozen=True)
+class _Task:
+    size: int = setting(1, IntAtLeast())
+    later: int = setting(0, IntAtLeast(0), since=0)
+
+
+@dataclass(frozen=True)
+class _Axes:
+    width: list[int] = setting([1], IntList())
+    seeds: list[int] = setting([0], IntList(lo=0))
+    arm: list[str] = setting(["a"], ChoiceList(("a", "b")), since="a")
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    threads: int = setting(1, IntAtLeast())
+
+
+@dataclass(frozen=True)
+class _Config:
+    task: _Task = section(_Task)
+    axes: _Axes = section(_Axes, axes=True)
+    runtime: _Runtime = section(_Runtime, hashed=False)
+
+
+def test_config_columns_are_the_hashed_settings_required_unless_they_have_a_since():
+    assert config_columns(_Config, axes=False) == (Column("size", "setting"),
+                                                    Column("later", "setting", required=False))
+    assert config_columns(_Config, axes=True, names={"seeds": "seed"}, roles={"seeds": "id"}) == (
+        Column("width", "axis"), Column("seed", "id"), Column("arm", "axis", required=False))
 
 
 def test_sraven_mapping_reads_only_the_columns_its_record_marks():

@@ -35,6 +35,7 @@ from simulations.config_schema import (
     setting,
     stable_hash,
 )
+from simulations.families.regression.task_registry import DEFAULT_TASK, TASKS
 from simulations.gates import GATES
 
 __all__ = ["AxesConfig", "CurriculumConfig", "EstimatorsConfig", "GridConfig", "RoutersConfig",
@@ -59,9 +60,10 @@ class TaskConfig:
     teacher_width: int = setting(32, IntAtLeast())
     noise: float = setting(0.1, Number())
     holdout_frac: float = setting(0.25, Number(below=1))
-    # Which teacher: the compositional task, or the contextual one whose router reads a context c of
-    # width d_context (docs/tasks.md, "The contextual task"; d_context is unused by the compositional task)
-    task: str = setting("compositional", Choice(("compositional", "contextual")), since="compositional")
+    # Which teacher, a name of the task registry (simulations.families.regression.task_registry): the
+    # compositional task, or the contextual one whose router reads a context c of width d_context
+    # (docs/tasks.md, "The contextual task"; d_context is unused by the compositional task)
+    task: str = setting(DEFAULT_TASK, Choice(tuple(TASKS)), since=DEFAULT_TASK)
     d_context: int = setting(8, IntAtLeast(), since=8)
     # Mixed complexity (docs/tasks.md, "Adaptive k"): each input's s drawn uniformly from this list;
     # empty: every input has the model's s (the complexity axis).

@@ -27,9 +27,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from simulations.families.regression.tasks import CompositionalTask, TaskSpec, _rng, unit_columns
+from simulations.families.regression.task_registry import CONTEXTUAL
+from simulations.families.regression.tasks import CompositionalTask, _rng, unit_columns
 
-__all__ = ["ContextualTask", "make_task"]
+__all__ = ["ContextualTask"]
 
 # The first entry of this module's generator keys (tasks.py uses 0..5 for its own streams).
 _ROUTER_KEY, _REFERENCE_KEY, _LEVEL_KEY = 6, 7, 8
@@ -38,7 +39,8 @@ _ROUTER_KEY, _REFERENCE_KEY, _LEVEL_KEY = 6, 7, 8
 class ContextualTask(CompositionalTask):
     """The teacher of a contextual TaskSpec: the compositional task's skills on x, routed by U^T c."""
 
-    kind = "contextual"
+    name = CONTEXTUAL
+    has_context = True
 
     @property
     def input_width(self) -> int:
@@ -81,12 +83,3 @@ class ContextualTask(CompositionalTask):
     def scores(self, x: np.ndarray) -> np.ndarray:
         """z = U^T c: [N, S] teacher router scores of points u = x (A(u) holds the s largest)."""
         return self.contexts(x) @ self.U
-
-
-_KINDS: dict[str, type[CompositionalTask]] = {CompositionalTask.kind: CompositionalTask,
-                                               ContextualTask.kind: ContextualTask}
-
-
-def make_task(spec: TaskSpec) -> CompositionalTask:
-    """The teacher of `spec`: its `task` names the class (every TaskSpec.task has one)."""
-    return _KINDS[spec.task](spec)

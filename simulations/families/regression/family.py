@@ -31,7 +31,7 @@ from simulations.families.regression.config import (
     TaskConfig,
     validate,
 )
-from simulations.families.regression.contextual import make_task
+from simulations.families.regression.task_registry import has_context, make_task
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.families.regression.train import (
     TrainSettings,
@@ -123,9 +123,9 @@ def teacher_router(tasks: list[CompositionalTask], n_experts: int, d_context: in
 
 
 def d_context(cell: dict[str, Any]) -> int:
-    """Width of the context the student's router reads besides x: the cell's d_context for the contextual
-    task, 0 for the compositional task."""
-    return cell["d_context"] if cell["task"] == "contextual" else 0
+    """Width of the context the student's router reads besides x: the cell's d_context for a task that
+    has one (the contextual task), 0 for the others (the compositional task)."""
+    return cell["d_context"] if has_context(cell["task"]) else 0
 
 
 def train(bundle) -> pd.DataFrame:

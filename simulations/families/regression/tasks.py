@@ -24,7 +24,8 @@ rho = holdout_frac, and the task seed.
 
 The contextual task (TaskSpec.task = "contextual", simulations.families.regression.contextual) is this
 class with the router reading a context c drawn independently of x; the hooks it overrides are grouped
-below ("what a subclass changes").
+below ("what a subclass changes"). The variants' names and classes are the task registry's
+(simulations.families.regression.task_registry: `make_task` builds a spec's teacher).
 7. Mixed complexity (`complexity_mix`, a non-empty tuple of levels; then s = max of it): each point's
    own s_i is drawn uniformly from the levels, from the split's stream after its x and eps (so the
    streams stay prefix-stable); A(x) is the top s_i scores, the target is normalised per level
@@ -43,8 +44,11 @@ from functools import cached_property
 
 import numpy as np
 
+from simulations.families.regression.config import TaskConfig
+from simulations.families.regression.task_registry import COMPOSITIONAL, check_task
+
 SPLITS = {"train": 1, "val": 2, "test_id": 3, "test_ood": 4}
-TASKS = ("compositional", "contextual")  # TaskSpec.task: which teacher (make_task builds it)
+_CONFIG = TaskConfig()  # the task settings' defaults, which are TaskSpec's (one default each)
 _CHUNK = 4096  # fixed draw size: keeps prefixes of the streams independent of the requested size
 _MAX_CHUNKS = 2000
 _COVER_TRIES = 1000
@@ -52,19 +56,21 @@ _COVER_TRIES = 1000
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task instance; `seed` fixes everything (see the module docstring)."""
+    """One task instance; `seed` fixes everything (see the module docstring). The task settings'
+    defaults are the grid config's (TaskConfig)."""
 
     n_skills: int
     complexity: int
     d_in: int
-    teacher_width: int = 32
-    noise: float = 0.1
-    holdout_frac: float = 0.25
+    teacher_width: int = _CONFIG.teacher_width
+    noise: float = _CONFIG.noise
+    holdout_frac: float = _CONFIG.holdout_frac
     seed: int = 0
     n_ref: int = 50_000
-    task: str = "compositional"  # or "contextual" (simulations.families.regression.contextual)
-    d_context: int = 8  # the contextual task's context width (unused by the compositional task)
-    complexity_mix: tuple[int, ...] = ()  # levels of a mixed-complexity task (module docstring, 7.)
+    task: str = _CONFIG.task  # a name of the task registry (its make_task builds the teacher)
+    d_context: int = _CONFIG.d_context  # the contextual task's context width (unused by the others)
+    # levels of a mixed-complexity task (module docstring, 7.)
+    complexity_mix: tuple[int, ...] = tuple(_CONFIG.complexity_mix)
 
     def __post_init__(self) -> None:
         if not 1 <= self.complexity <= self.n_skills:
@@ -78,8 +84,7 @@ class TaskSpec:
             raise ValueError("d_in, teacher_width, n_ref must be >= 1 and noise >= 0")
         if not 0 <= self.holdout_frac < 1:
             raise ValueError(f"holdout_frac must be in [0, 1), got {self.holdout_frac}")
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        check_task(self.task)
         if self.d_context < 1:
             raise ValueError(f"d_context must be >= 1, got {self.d_context}")
 
@@ -152,11 +157,12 @@ def combo_code(combo) -> int:
 class CompositionalTask:
     """The teacher of one TaskSpec: skills, router, held-out combinations and the data streams."""
 
-    kind = "compositional"  # the TaskSpec.task this class builds
+    name = COMPOSITIONAL  # the TaskSpec.task this class builds (its name in the task registry)
+    has_context = False  # whether the student's router reads a context besides x
 
     def __init__(self, spec: TaskSpec):
-        if spec.task != self.kind:
-            raise ValueError(f"{type(self).__name__} builds task {self.kind!r}, got a spec of task "
+        if spec.task != self.name:
+            raise ValueError(f"{type(self).__name__} builds task {self.name!r}, got a spec of task "
                              f"{spec.task!r} (make_task picks the class)")
         self.spec = spec
         S, d, w = spec.n_skills, spec.d_in, spec.teacher_width

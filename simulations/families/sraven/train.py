@@ -125,6 +125,227 @@ def evaluate(model: SravenTransformer, tokens: torch.Tensor, target: torch.Tenso
             hit.all(-1), entropy)
 
 
+def _model(specs: list[ModelSpec], st: SravenSettings, device: torch.device) -> SravenTransformer:
+    """The bundle's transformer, one model per spec: initialised on the CPU (seeded CPU generators),
+    then moved, so it has the same weights on every device."""
+    model = SravenTransformer([s.k for s in specs], [s.seed for s in specs], st.d_model, st.n_heads,
+                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl,
+                              tokens=st.tokens).to(device)
+    for moe in model.moes:
+        moe.router.k = moe.router.k  # the k setter re-places its tensor on the buffers' (new) device
+    return model
+
+
+def _optimizer(model: SravenTransformer, st: SravenSettings
+               ) -> tuple[list[torch.Tensor], torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR | None]:
+    """(parameters in name order, Adam, the learning-rate schedule or None). No scheduler at the
+    defaults (constant rate, no warmup): the original trainer's exact updates."""
+    params = [p for _, p in sorted(model.named_parameters())]
+    opt = torch.optim.Adam(params, lr=st.lr)
+    sched = None if (st.schedule, st.warmup) == ("constant", 0) else torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, st.steps, st.schedule, st.warmup))
+    return params, opt, sched
+
+
+def _fixed_sets(st: SravenSettings, keys: list[tuple]) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
+    """Each data stream's fixed training set (settings.n_train problems; none without n_train)."""
+    if st.n_train is None:
+        return {}
+    return {key: to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2], permute=key[3]))
+            for key in dict.fromkeys(keys)}
+
+
+def _train_batch(st: SravenSettings, keys: list[tuple], fixed: dict, step: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, targets) of one step, per model: fresh problems of its stream (draw 1 + step), or a
+    batch drawn with replacement from its fixed training set."""
+    batch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for key in dict.fromkeys(keys):
+        if st.n_train is None:
+            batch[key] = to_tokens(sample(st.batch, key[0], "train", key[1], distinct=key[2],
+                                          draw=1 + step, permute=key[3]))
+        else:
+            rng = np.random.default_rng([key[1], 0x5C, step])
+            idx = rng.integers(0, st.n_train, size=st.batch)
+            batch[key] = (fixed[key][0][idx], fixed[key][1][idx])
+    return _stack([batch[k][0] for k in keys], device), _stack([batch[k][1] for k in keys], device)
+
+
+class _History:
+    """The learning curve (settings.eval_every): a row per model at each record with the ID and OOD
+    metrics (OOD NaN where nothing is held out), the mean training CE since the previous record and
+    the wall time since `t0`; `on_record` receives the history so far after every record."""
+
+    def __init__(self, model: SravenTransformer, st: SravenSettings, keys: list[tuple], has_ood: np.ndarray,
+                 device: torch.device, t0: float, on_record: Callable[[pd.DataFrame], None] | None):
+        self.model, self.st, self.keys, self.has_ood, self.device = model, st, keys, has_ood, device
+        self.t0, self.on_record = t0, on_record
+        self.frames: list[pd.DataFrame] = []
+        self.ce_sum, self.ce_n = torch.zeros(len(keys), dtype=torch.float64, device=device), 0
+
+    def add(self, ce: torch.Tensor) -> None:
+        """One training step's CE [M], towards the next record's mean."""
+        self.ce_sum += ce.detach().double()
+        self.ce_n += 1
+
+    def record(self, step: int) -> None:
+        st, M, has_ood = self.st, len(self.keys), self.has_ood
+        row = {"model": np.arange(M), "step": step}
+        for split, name in (("test_id", "id"), ("test_ood", "ood")):
+            if name == "ood" and not has_ood.any():
+                row |= {f"{m}_{name}": np.full(M, np.nan) for m in ("acc", "feat_acc", "ce")}
+                continue
+            # a model without held-out multisets evaluates ID problems in their place, reported as NaN
+            sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name == "id" else "test_id", key[1],
+                                     distinct=key[2], permute=key[3]))
+                    for key, ok in zip(self.keys, has_ood, strict=True)]
+            x, y = _stack([s[0] for s in sets], self.device), _stack([s[1] for s in sets], self.device)
+            values = [v.cpu().numpy() for v in evaluate(self.model, x, y, st.eval_chunk)[:3]]
+            for m, v in zip(("acc", "feat_acc", "ce"), values, strict=True):
+                row[f"{m}_{name}"] = np.where(has_ood, v, np.nan) if name == "ood" else v
+        row["train_ce"] = (self.ce_sum / self.ce_n).cpu().numpy() if self.ce_n else np.full(M, np.nan)
+        row["wall_s"] = time.perf_counter() - self.t0
+        self.frames.append(pd.DataFrame(row))
+        self.ce_sum, self.ce_n = torch.zeros_like(self.ce_sum), 0
+        if self.on_record is not None:
+            self.on_record(pd.concat(self.frames, ignore_index=True))
+
+
+def _train(model: SravenTransformer, st: SravenSettings, keys: list[tuple], fixed: dict, device: torch.device,
+           history: _History) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """settings.steps Adam steps on every model at once; returns (finite [M]: whether the training CE
+    stayed finite at every step, the CEs [M] of the last 10 % of steps)."""
+    M = len(keys)
+    params, opt, sched = _optimizer(model, st)
+    last_losses = []
+    finite = torch.ones(M, dtype=torch.bool, device=device)
+    tail = max(1, st.steps // 10)
+    for step in range(st.steps):
+        if st.eval_every and step % st.eval_every == 0:
+            history.record(step)
+        x, y = _train_batch(st, keys, fixed, step, device)
+        opt.zero_grad(set_to_none=False)
+        logits, stats = model(x, return_stats=True)
+        ce = F.cross_entropy(logits.flatten(0, 2), y.flatten(), reduction="none").view(M, -1).mean(1)
+        loss = ce + st.balance * sum(s.load_balancing_loss for s in stats)
+        loss.sum().backward()
+        _per_model_clip(params, st.clip_norm)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        finite &= torch.isfinite(ce.detach())  # on the device: no synchronisation per step
+        if st.eval_every:
+            history.add(ce)
+        if step >= st.steps - tail:
+            last_losses.append(ce.detach())
+    return finite, last_losses
+
+
+def _eval_items(st: SravenSettings, keys: list[tuple], tasks: list, fixed: dict, split: str) -> list:
+    """Per model, ((tokens, targets), ambiguity flags) of its final evaluation problems of `split`
+    (flags on the ID split only), or None where its task has no such problems (OOD of a task that holds
+    nothing out); models of one data stream share theirs."""
+    cache: dict[tuple, tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None] | None] = {}
+    for key, task in zip(keys, tasks, strict=True):
+        if key in cache:
+            continue
+        if split == "train" and st.n_train is not None:
+            tok, tgt = (a[: st.n_eval] for a in fixed[key])
+            cache[key] = ((tok, tgt), None)
+        elif split == "test_ood" and not task.ood_multisets:
+            cache[key] = None
+        else:
+            # Fresh streams: "train" problems are new draws of the training split (draw 0 is never
+            # used for training).
+            p = sample(st.n_eval, key[0], split, key[1], distinct=key[2], permute=key[3])
+            cache[key] = (to_tokens(p), ambiguous(p, task.pool) if split == "test_id" else None)
+    return [cache[key] for key in keys]
+
+
+def _id_measures(hit: torch.Tensor, filled: list, entropy: torch.Tensor) -> dict[str, np.ndarray]:
+    """The ID split's own columns: the share of ambiguous problems, the accuracy on the others, and the
+    load entropy per block and its mean over blocks."""
+    M = len(filled)
+    hits, amb = hit.cpu().numpy(), np.stack([f[1] for f in filled])
+    out = {"ambiguous_id": amb.mean(1),
+           "acc_id_unambiguous": np.array([hits[i][~amb[i]].mean() if (~amb[i]).any() else np.nan
+                                           for i in range(M)])}
+    for b, e in enumerate(entropy.numpy()):
+        out[f"router_entropy_b{b}"] = e
+    out["router_entropy"] = entropy.numpy().mean(0)
+    return out
+
+
+def _split_metrics(model: SravenTransformer, st: SravenSettings, items: list, name: str,
+                   device: torch.device) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One split's columns ({acc,feat_acc,ce}_<name>, and the ID split's own) and, with settings.k_eval
+    on the ID and OOD splits, its accuracies [M, T] at each k_eval = 1..T; NaN for the models without
+    the split (they evaluate a stand-in in the batch)."""
+    M = len(items)
+    present = np.array([it is not None for it in items])
+    acc, feat, ce = (np.full(M, np.nan) for _ in range(3))
+    out: dict[str, np.ndarray] = {}
+    k_eval: dict[str, np.ndarray] = {}
+    if name != "train" and st.k_eval:
+        for metric in ("acc", "feat_acc"):
+            k_eval[f"{metric}_{name}"] = np.full((M, st.n_experts), np.nan)
+    if present.any():
+        stand_in = items[int(np.argmax(present))]  # models without the split evaluate a stand-in
+        filled = [it if it is not None else stand_in for it in items]
+        tok = _stack([f[0][0] for f in filled], device)
+        tgt = _stack([f[0][1] for f in filled], device)
+        a, fa, c, hit, entropy = evaluate(model, tok, tgt, st.eval_chunk)
+        if name != "train" and st.k_eval:
+            for j in range(1, st.n_experts + 1):
+                a_j, fa_j = evaluate(model, tok, tgt, st.eval_chunk, k=j)[:2]
+                k_eval[f"acc_{name}"][present, j - 1] = a_j.cpu().numpy()[present]
+                k_eval[f"feat_acc_{name}"][present, j - 1] = fa_j.cpu().numpy()[present]
+        acc[present], feat[present], ce[present] = (v.cpu().numpy()[present] for v in (a, fa, c))
+        if name == "id":
+            out |= _id_measures(hit, filled, entropy.cpu())
+    out |= {f"acc_{name}": acc, f"feat_acc_{name}": feat, f"ce_{name}": ce}
+    return out, k_eval
+
+
+def _final_metrics(model: SravenTransformer, st: SravenSettings, keys: list[tuple], tasks: list, fixed: dict,
+                   device: torch.device) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every split's columns of the trained models (train, ID, OOD, in that order) and the
+    inference-time-k accuracies ("acc_id", ... -> [M, T]: each model at k_eval = 1..T)."""
+    out: dict[str, np.ndarray] = {}
+    k_eval: dict[str, np.ndarray] = {}
+    for split, name in (("train", "train"), ("test_id", "id"), ("test_ood", "ood")):
+        got, by_k = _split_metrics(model, st, _eval_items(st, keys, tasks, fixed, split), name, device)
+        out |= got
+        k_eval |= by_k
+    return out, k_eval
+
+
+def _rows(specs: list[ModelSpec], st: SravenSettings, tasks: list, last_losses: list[torch.Tensor],
+          out: dict[str, np.ndarray], finite: torch.Tensor, k_eval: dict[str, np.ndarray], wall: float
+          ) -> pd.DataFrame:
+    """The bundle's rows: each spec and the settings, the tasks' multiset counts, the metrics (NaN for a
+    diverged model), the inference-time-k arrays and the wall time per model."""
+    rows = pd.DataFrame([asdict(s) for s in specs])
+    for name, value in asdict(st).items():
+        if name not in ("impl", "eval_chunk"):
+            rows[name] = value
+    rows["n_multisets_train"] = [len(t.train_multisets) for t in tasks]
+    rows["n_multisets_ood"] = [len(t.ood_multisets) for t in tasks]
+    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().cpu().numpy()
+    for name, value in out.items():
+        rows[name] = value
+    diverged = ~finite.cpu().numpy()
+    rows["diverged"] = diverged
+    if diverged.any():  # as the regression grid: a diverged model's metrics are NaN, never averaged in
+        metrics = [c for c in out if c.startswith(("acc_", "feat_acc_", "ce_", "router_entropy"))]
+        rows.loc[diverged, metrics] = np.nan
+    for name, value in k_eval.items():  # one array of T accuracies per model (the store's k_eval table)
+        value[diverged] = np.nan
+        rows[f"k_eval_{name}"] = list(value)
+    rows["wall_s"] = wall / len(specs)
+    return rows
+
+
 def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettings(),
                  device: torch.device | str = "cpu",
                  on_record: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
@@ -149,161 +370,22 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     """
     t0 = time.perf_counter()
     st = settings
-    M = len(specs)
     bad = [s.k for s in specs if s.k > st.n_experts]
     if bad:
         raise ValueError(f"k must be in 1..n_experts={st.n_experts}, got {bad[0]}")
     device = torch.device(device)
     tasks = [get_task(s.n_rules, s.seed, s.distinct) for s in specs]
-    # Initialised on the CPU (seeded CPU generators), then moved: the same weights on every device.
-    model = SravenTransformer([s.k for s in specs], [s.seed for s in specs], st.d_model, st.n_heads,
-                              st.n_blocks, st.n_experts, st.d_expert, impl=st.impl,
-                              tokens=st.tokens).to(device)
-    for moe in model.moes:
-        moe.router.k = moe.router.k  # the k setter re-places its tensor on the buffers' (new) device
-    params = [p for _, p in sorted(model.named_parameters())]
-    opt = torch.optim.Adam(params, lr=st.lr)
-    # No scheduler at the defaults (constant rate, no warmup): the original trainer's exact updates.
-    sched = None if (st.schedule, st.warmup) == ("constant", 0) else torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: lr_factor(step, st.steps, st.schedule, st.warmup))
+    model = _model(specs, st, device)
     keys = [(s.n_rules, s.seed, s.distinct, s.permute) for s in specs]  # one key, one data stream
-
-    fixed: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    if st.n_train is not None:
-        for key in dict.fromkeys(keys):
-            fixed[key] = to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2],
-                                          permute=key[3]))
-    last_losses = []
-    finite = torch.ones(M, dtype=torch.bool, device=device)
-    tail = max(1, st.steps // 10)
-    history: list[pd.DataFrame] = []
+    fixed = _fixed_sets(st, keys)
     has_ood = np.array([bool(t.ood_multisets) for t in tasks])
-    ce_sum, ce_n = torch.zeros(M, dtype=torch.float64, device=device), 0
-
-    def record(step: int) -> None:
-        """History row per model: ID and OOD metrics (OOD NaN where nothing is held out), the mean
-        training CE since the previous record and the wall time so far."""
-        nonlocal ce_sum, ce_n
-        row = {"model": np.arange(M), "step": step}
-        for split, name in (("test_id", "id"), ("test_ood", "ood")):
-            if name == "ood" and not has_ood.any():
-                row |= {f"{m}_{name}": np.full(M, np.nan) for m in ("acc", "feat_acc", "ce")}
-                continue
-            # a model without held-out multisets evaluates ID problems in their place, reported as NaN
-            sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name == "id" else "test_id", key[1],
-                                     distinct=key[2], permute=key[3]))
-                    for key, ok in zip(keys, has_ood, strict=True)]
-            x, y = _stack([s[0] for s in sets], device), _stack([s[1] for s in sets], device)
-            values = [v.cpu().numpy() for v in evaluate(model, x, y, st.eval_chunk)[:3]]
-            for m, v in zip(("acc", "feat_acc", "ce"), values, strict=True):
-                row[f"{m}_{name}"] = np.where(has_ood, v, np.nan) if name == "ood" else v
-        row["train_ce"] = (ce_sum / ce_n).cpu().numpy() if ce_n else np.full(M, np.nan)
-        row["wall_s"] = time.perf_counter() - t0
-        history.append(pd.DataFrame(row))
-        ce_sum, ce_n = torch.zeros_like(ce_sum), 0
-        if on_record is not None:
-            on_record(pd.concat(history, ignore_index=True))
-
-    for step in range(st.steps):
-        if st.eval_every and step % st.eval_every == 0:
-            record(step)
-        batch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        for key in dict.fromkeys(keys):
-            if st.n_train is None:
-                batch[key] = to_tokens(sample(st.batch, key[0], "train", key[1], distinct=key[2],
-                                              draw=1 + step, permute=key[3]))
-            else:
-                rng = np.random.default_rng([key[1], 0x5C, step])
-                idx = rng.integers(0, st.n_train, size=st.batch)
-                batch[key] = (fixed[key][0][idx], fixed[key][1][idx])
-        x = _stack([batch[k][0] for k in keys], device)
-        y = _stack([batch[k][1] for k in keys], device)
-        opt.zero_grad(set_to_none=False)
-        logits, stats = model(x, return_stats=True)
-        ce = F.cross_entropy(logits.flatten(0, 2), y.flatten(), reduction="none").view(M, -1).mean(1)
-        loss = ce + st.balance * sum(s.load_balancing_loss for s in stats)
-        loss.sum().backward()
-        _per_model_clip(params, st.clip_norm)
-        opt.step()
-        if sched is not None:
-            sched.step()
-        finite &= torch.isfinite(ce.detach())  # on the device: no synchronisation per step
-        if st.eval_every:
-            ce_sum += ce.detach().double()
-            ce_n += 1
-        if step >= st.steps - tail:
-            last_losses.append(ce.detach())
-
+    history = _History(model, st, keys, has_ood, device, t0, on_record)
+    finite, last_losses = _train(model, st, keys, fixed, device, history)
     model.eval()
-    out: dict[str, np.ndarray] = {}
-    cache: dict[tuple, tuple[tuple[np.ndarray, np.ndarray], np.ndarray] | None] = {}
-
-    def eval_set(key: tuple, task, split: str):
-        """(tokens, targets) and the ambiguity flags of one model's evaluation problems, or None."""
-        if (key, split) not in cache:
-            if split == "train" and st.n_train is not None:
-                tok, tgt = (a[: st.n_eval] for a in fixed[key])
-                cache[key, split] = ((tok, tgt), None)
-            elif split == "test_ood" and not task.ood_multisets:
-                cache[key, split] = None
-            else:
-                # Fresh streams: "train" problems are new draws of the training split (draw 0 is
-                # never used for training).
-                p = sample(st.n_eval, key[0], split, key[1], distinct=key[2], permute=key[3])
-                cache[key, split] = (to_tokens(p), ambiguous(p, task.pool) if split == "test_id" else None)
-        return cache[key, split]
-
-    k_eval: dict[str, np.ndarray] = {}  # "acc_id", ... -> [M, T]: each model at k_eval = 1..T
-    for split, name in (("train", "train"), ("test_id", "id"), ("test_ood", "ood")):
-        items = [eval_set(key, task, split) for key, task in zip(keys, tasks, strict=True)]
-        present = np.array([it is not None for it in items])
-        acc, feat, ce = (np.full(M, np.nan) for _ in range(3))
-        if name != "train" and st.k_eval:
-            for metric in ("acc", "feat_acc"):
-                k_eval[f"{metric}_{name}"] = np.full((M, st.n_experts), np.nan)
-        if present.any():
-            stand_in = items[int(np.argmax(present))]  # models without the split evaluate a stand-in
-            filled = [it if it is not None else stand_in for it in items]
-            tok = _stack([f[0][0] for f in filled], device)
-            tgt = _stack([f[0][1] for f in filled], device)
-            a, fa, c, hit, entropy = evaluate(model, tok, tgt, st.eval_chunk)
-            if name != "train" and st.k_eval:
-                for j in range(1, st.n_experts + 1):
-                    a_j, fa_j = evaluate(model, tok, tgt, st.eval_chunk, k=j)[:2]
-                    k_eval[f"acc_{name}"][present, j - 1] = a_j.cpu().numpy()[present]
-                    k_eval[f"feat_acc_{name}"][present, j - 1] = fa_j.cpu().numpy()[present]
-            acc[present], feat[present], ce[present] = (v.cpu().numpy()[present] for v in (a, fa, c))
-            entropy = entropy.cpu()
-            if name == "id":
-                hits, amb = hit.cpu().numpy(), np.stack([f[1] for f in filled])
-                out["ambiguous_id"] = amb.mean(1)
-                out["acc_id_unambiguous"] = np.array(
-                    [hits[i][~amb[i]].mean() if (~amb[i]).any() else np.nan for i in range(M)])
-                for b, e in enumerate(entropy.numpy()):
-                    out[f"router_entropy_b{b}"] = e
-                out["router_entropy"] = entropy.numpy().mean(0)
-        out[f"acc_{name}"], out[f"feat_acc_{name}"], out[f"ce_{name}"] = acc, feat, ce
+    out, k_eval = _final_metrics(model, st, keys, tasks, fixed, device)
     if st.eval_every:
-        record(st.steps)
-    wall = time.perf_counter() - t0
-    rows = pd.DataFrame([asdict(s) for s in specs])
-    for name, value in asdict(st).items():
-        if name not in ("impl", "eval_chunk"):
-            rows[name] = value
-    rows["n_multisets_train"] = [len(t.train_multisets) for t in tasks]
-    rows["n_multisets_ood"] = [len(t.ood_multisets) for t in tasks]
-    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().cpu().numpy()
-    for name, value in out.items():
-        rows[name] = value
-    diverged = ~finite.cpu().numpy()
-    rows["diverged"] = diverged
-    if diverged.any():  # as the regression grid: a diverged model's metrics are NaN, never averaged in
-        metrics = [c for c in out if c.startswith(("acc_", "feat_acc_", "ce_", "router_entropy"))]
-        rows.loc[diverged, metrics] = np.nan
-    for name, value in k_eval.items():  # one array of T accuracies per model (the store's k_eval table)
-        value[diverged] = np.nan
-        rows[f"k_eval_{name}"] = list(value)
-    rows["wall_s"] = wall / M
-    if history:
-        rows.attrs["history"] = pd.concat(history, ignore_index=True)
+        history.record(st.steps)
+    rows = _rows(specs, st, tasks, last_losses, out, finite, k_eval, time.perf_counter() - t0)
+    if history.frames:
+        rows.attrs["history"] = pd.concat(history.frames, ignore_index=True)
     return rows

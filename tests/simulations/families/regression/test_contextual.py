@@ -14,7 +14,8 @@ from simulations.config import load_config
 from simulations.config_schema import ConfigError
 from simulations.families.regression import family
 from simulations.families.regression.config import validate
-from simulations.families.regression.contextual import ContextualTask, make_task
+from simulations.families.regression.contextual import ContextualTask
+from simulations.families.regression.task_registry import make_task
 from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.grid import cells, make_bundles, run_bundle
 
@@ -31,7 +32,7 @@ def test_make_task_picks_the_class_and_a_class_refuses_the_other_spec():
     assert type(make_task(spec("compositional"))) is CompositionalTask
     with pytest.raises(ValueError, match="make_task"):
         CompositionalTask(spec())
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match=r"^task: expected one of compositional, contextual; got 'bogus'$"):
         spec("bogus")
 
 

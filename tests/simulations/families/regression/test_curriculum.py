@@ -11,7 +11,7 @@ import torch
 from simulations.config import ConfigError, load_config
 from simulations.families.regression import family
 from simulations.families.regression import train as tr
-from simulations.families.regression.contextual import make_task
+from simulations.families.regression.task_registry import make_task
 from simulations.families.regression.tasks import TaskSpec
 from simulations.grid import cells
 from simulations.selection import topk_mask

@@ -141,7 +141,7 @@ def test_an_unmixed_grid_writes_no_experts_table(tmp_path):
 def test_the_contextual_tasks_levels_are_set_by_the_context():
     """On the contextual task the context sets each point's s (so the router can see it): the same
     contexts give the same levels whatever else is drawn, and on the ID stream every level occurs."""
-    from simulations.families.regression.contextual import make_task
+    from simulations.families.regression.task_registry import make_task
 
     task = make_task(TaskSpec(n_skills=8, complexity=4, d_in=8, task="contextual", complexity_mix=(1, 2, 4),
                               seed=3, n_ref=4000))
