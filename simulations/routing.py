@@ -36,10 +36,12 @@ def skill_ranks(z: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
-def active_skills(z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def active_skills(z: torch.Tensor, s: torch.Tensor, ranks: torch.Tensor | None = None) -> torch.Tensor:
     """Bool [M, N, S]: the teacher's active set A(x) (the s[m] largest scores) of every point; s may
-    also be per point, [M, N] (a mixed-complexity task: each point's own s)."""
-    return skill_ranks(z) < (s.view(-1, 1, 1) if s.dim() == 1 else s.unsqueeze(-1))
+    also be per point, [M, N] (a mixed-complexity task: each point's own s). `ranks`: skill_ranks(z),
+    where the caller has them."""
+    ranks = skill_ranks(z) if ranks is None else ranks
+    return ranks < (s.view(-1, 1, 1) if s.dim() == 1 else s.unsqueeze(-1))
 
 
 def oracle_gates(z: torch.Tensor, s: torch.Tensor, k: torch.Tensor, n_experts: int) -> torch.Tensor:

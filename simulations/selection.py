@@ -47,6 +47,18 @@ def ranked_top(scores: torch.Tensor, k_max: int) -> torch.Tensor:
     return (T - 1) - top.bitwise_and(width - 1)
 
 
+def descending_ranks(p: torch.Tensor, dim: int) -> torch.Tensor:
+    """Each entry's place along `dim` in the descending order of p (>= 0): 0 for the largest, ties to the
+    lower index first; the inverse of a stable descending sort's permutation (long, p's shape). On CPU
+    float32 from ranked_top's sorting network (about twice torch.sort's speed at T = 16), else a sort."""
+    if p.dtype != torch.float32 or p.device.type != "cpu":
+        order = torch.sort(p, dim=dim, descending=True, stable=True).indices
+    else:
+        order = ranked_top(p.movedim(dim, 0).contiguous(), p.shape[dim]).movedim(0, dim)
+    places = torch.arange(p.shape[dim], device=p.device).view(-1, *[1] * (p.dim() - 1 - dim % p.dim()))
+    return torch.empty_like(order).scatter_(dim, order, places.expand_as(order))
+
+
 def _sorted_keys(key: torch.Tensor, k_max: int) -> torch.Tensor:
     """The first k_max of the unique keys [T, M, N] sorted descending along dim 0, [k_max, M, N].
 

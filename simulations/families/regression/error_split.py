@@ -26,17 +26,28 @@ from typing import Protocol
 import torch
 
 from simulations import arms, routing
+from simulations.gating import Gating
 from simulations.moe import TopKMoE
+from simulations.selection import descending_ranks
 
 
 class Student(Protocol):
     """What the split reads of a bundle's student (the trainer's `Student`, whose module imports this
-    one): its model, data and the bundle's router and expert kinds."""
+    one): its model, data and the bundle's router and expert kinds, and its gating, expert outputs and
+    teacher ranks per split (computed once in its final evaluation)."""
 
     model: TopKMoE
     data: arms.BundleView
     router: arms.RouterKind
     experts: arms.ExpertsKind
+
+    def gating(self, split: str, points: slice) -> Gating: ...
+
+    def outputs(self, split: str, points: slice) -> torch.Tensor: ...
+
+    def skill_ranks(self, split: str, points: slice) -> torch.Tensor: ...
+
+    def active_skills(self, split: str) -> torch.Tensor: ...
 
 SPLITS = ("id", "ood")
 MEASURES = ("nmse_oracle_selection", "nmse_equal_gates", "misrouted_share")
@@ -56,35 +67,35 @@ def expert_skills(student: Student, learned_map: torch.Tensor) -> torch.Tensor:
 
 
 def oracle_selection(p: torch.Tensor, mapping: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
-                     k: torch.Tensor) -> torch.Tensor:
+                     k: torch.Tensor, ranks: torch.Tensor | None = None) -> torch.Tensor:
     """Bool [M, T, n]: the oracle's round-robin selection among the model's own experts (module
     docstring). p [M, T, n] router probabilities, mapping [M, T] expert -> skill (-1: none), z [M, n, S]
-    teacher scores, s [M] (or [M, n] per point, a mixed-complexity task) and k [M]."""
+    teacher scores, s [M] (or [M, n] per point, a mixed-complexity task) and k [M]; `ranks`: the skills'
+    ranks in z (`routing.skill_ranks(z)`) where the caller has them."""
     M, T, n = p.shape
     S = z.shape[-1]
-    # Work in [M, n, T] (experts last, contiguous): sorting along the last dimension is much faster.
-    pt = p.transpose(1, 2).contiguous()
-    rank = routing.skill_ranks(z)  # [M, n, S]: 0 = largest score
+    rank = routing.skill_ranks(z) if ranks is None else ranks  # [M, n, S]: 0 = largest score
     skill = mapping.clamp_min(0).unsqueeze(1).expand(M, n, T)
     rank_of = rank.gather(2, skill)  # [M, n, T]: each expert's skill's rank (unmapped: masked below)
     s_ = s.to(p.device).view(M, -1, 1)  # [M, 1, 1] or per point [M, n, 1]
     eligible = (mapping >= 0).unsqueeze(1) & (rank_of < s_)
     # place of each expert among the experts of its skill, by p (ties to the lower index): its place in
-    # the order by (skill, place by p) less the number of experts of lower skills (sorts, no T x T)
-    places = torch.arange(T, device=p.device).expand(M, n, T)
-    by_p = _place(torch.sort(pt, dim=-1, descending=True, stable=True).indices, places)
+    # the order by (skill, place by p) less the number of experts of lower skills (ranks, no T x T)
+    by_p = descending_ranks(p, 1).transpose(1, 2)  # [M, n, T]
     label = torch.where(mapping < 0, S, mapping)  # [M, T]; unmapped experts last
-    by_skill = _place(torch.argsort(label.unsqueeze(1) * T + by_p, dim=-1, stable=True), places)
+    by_skill = _ascending_place(label.unsqueeze(1) * T + by_p, (S + 1) * T)
     counts = torch.nn.functional.one_hot(label, S + 1).sum(1)  # [M, S + 1]
     before = (counts.cumsum(1) - counts).gather(1, label).unsqueeze(1)  # experts of lower skills
     key = torch.where(eligible, (by_skill - before) * s_ + rank_of, T * (T + 1))
-    place = _place(torch.argsort(key, dim=-1, stable=True), places)
+    place = _ascending_place(key, T * (T + 1))
     return (eligible & (place < k.to(p.device).view(M, 1, 1))).transpose(1, 2)
 
 
-def _place(order: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
-    """The inverse permutation of `order` along the last dimension: each element's place in it."""
-    return torch.empty_like(order).scatter_(-1, order, places)
+def _ascending_place(key: torch.Tensor, top: int) -> torch.Tensor:
+    """Each integer key's place along the last dimension in ascending order, ties to the lower index
+    (as a stable argsort's inverse): the descending ranks of top - key, exact in float32 for keys in
+    0..top < 2^24."""
+    return descending_ranks((top - key).to(torch.float32), -1)
 
 
 def covered_skills(selected: torch.Tensor, mapping: torch.Tensor, n_skills: int) -> torch.Tensor:
@@ -108,14 +119,15 @@ def error_split(student: Student, mapping: torch.Tensor | None, chunk: int = 409
     for split in SPLITS:
         x, y = data.split(split)
         z, S = data.z[split], data.z[split].shape[-1]
-        active = routing.active_skills(z, data.levels(split))
+        active = student.active_skills(split)
         sums = {m: torch.zeros(M, dtype=torch.float64, device=x.device) for m in MEASURES}
         for start in range(0, x.shape[1], chunk):
             sl = slice(start, start + chunk)
-            experts = student.experts.outputs(split, sl)  # [M, T, n, 1]
-            own = student.router.route(split, sl).selected
+            experts = student.outputs(split, sl)  # [M, T, n, 1]
+            own = student.gating(split, sl).selected
             p = router.scores(x[:, sl])
-            picked = oracle_selection(p, mapping, z[:, sl], data.levels(split, sl), router.k_per_model)
+            picked = oracle_selection(p, mapping, z[:, sl], data.levels(split, sl), router.k_per_model,
+                                      student.skill_ranks(split, sl))
             gates = {"nmse_oracle_selection": router.gates(p, picked, x=x[:, sl]).nan_to_num(0.0),  # none: 0
                      "nmse_equal_gates": own / own.sum(1, keepdim=True).clamp_min(1)}
             for name, g in gates.items():

@@ -11,10 +11,11 @@ model whose training loss turns NaN/inf is flagged diverged. Stopped and diverge
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from simulations.config_schema import build
 from simulations.families.regression import error_split
 from simulations.families.regression.config import TrainingConfig
 from simulations.families.regression.tasks import CompositionalTask, sample_cached
+from simulations.gating import Gating
 from simulations.moe import TopKMoE
 
 
@@ -221,15 +223,52 @@ class Student:
         return [{"params": ps} if mult == 1.0 else {"params": ps, "lr": lr * mult}
                 for mult, ps in by_mult.items()]
 
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[Student]:
+        """Within it the weights must not change, and each split's gating, expert outputs and teacher
+        ranks on a range of points are computed once: the final evaluation's measures share them (the
+        same values as computing them again)."""
+        self._memo = {}
+        try:
+            yield self
+        finally:
+            self._memo = None
+
+    def _once(self, what: str, split: str, points: arms.Points, make: Callable[[], Any]) -> Any:
+        if getattr(self, "_memo", None) is None or not isinstance(points, slice):
+            return make()
+        key = (what, split, *points.indices(self.data.split(split)[0].shape[1]))
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def gating(self, split: str, points: arms.Points = slice(None)) -> Gating:
+        """The router kind's greedy gating of a split's points (all of them, a slice, or an index tensor
+        such as a permutation)."""
+        return self._once("gating", split, points, lambda: self.router.route(split, points))
+
     def route(self, split: str, points: arms.Points = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-        """(selection mask, gates), each [M, T, n], on a split's points (all of them, a slice, or an
-        index tensor such as a permutation)."""
-        gating = self.router.route(split, points)
+        """(selection mask, gates), each [M, T, n], on a split's points (see `gating`)."""
+        gating = self.gating(split, points)
         return gating.selected, gating.gates
+
+    def outputs(self, split: str, points: arms.Points = slice(None)) -> torch.Tensor:
+        """Every expert's output [M, T, n, 1] on a split's points (the expert kind's)."""
+        return self._once("outputs", split, points, lambda: self.experts.outputs(split, points))
+
+    def skill_ranks(self, split: str, points: arms.Points = slice(None)) -> torch.Tensor:
+        """[M, n, S] each skill's rank in the teacher's scores of a split's points (0 = largest)."""
+        return self._once("ranks", split, points, lambda: routing.skill_ranks(self.data.z[split][:, points]))
+
+    def active_skills(self, split: str) -> torch.Tensor:
+        """Bool [M, n, S]: the teacher's active set of each of a split's points."""
+        return self._once("active", split, slice(None),
+                          lambda: routing.active_skills(self.data.z[split], self.data.levels(split),
+                                                        ranks=self.skill_ranks(split)))
 
     def __call__(self, split: str, sl: slice = slice(None)) -> torch.Tensor:
         """Predictions [M, n, 1] on a split's points (the router kind's greedy gating)."""
-        return self.experts.combine(self.router.route(split, sl), split, sl)
+        return self.experts.combine(self.gating(split, sl), split, sl)
 
     def training_loss(self) -> torch.Tensor:
         """Each model's training loss [M] on its training points, as the estimator makes it."""
@@ -264,8 +303,7 @@ def learned_skill_map(student: Student) -> torch.Tensor:
     """Expert -> skill map [M, T] from gate-weighted co-activation on the training split
     (`routing.skill_map`; -1: an expert that never gets a positive gate); asked only of kinds that route."""
     data = student.data
-    active = routing.active_skills(data.z["train"], data.levels("train"))
-    return routing.skill_map(student.route("train")[1], active, data.mask_train)
+    return routing.skill_map(student.route("train")[1], student.active_skills("train"), data.mask_train)
 
 
 @torch.no_grad()
@@ -281,7 +319,7 @@ def routing_report(student: Student, seed: int = 0, mapping: torch.Tensor | None
         nan = torch.full((M,), math.nan, dtype=torch.float64)
         return {"routing_recall": nan, "routing_gate_mass": nan, "routing_recall_baseline": nan,
                 "routing_gate_mass_baseline": nan}
-    active = routing.active_skills(data.z["id"], data.levels("id"))
+    active = student.active_skills("id")
     mapping = learned_skill_map(student) if mapping is None else mapping
     recall, mass = routing.routing_measures(*student.route("id"), active, mapping)
     perm = torch.randperm(data.x_id.shape[1], generator=torch.Generator().manual_seed(seed))
@@ -330,7 +368,7 @@ def k_eval_curves(student: Student, chunk: int = 4096) -> dict[str, np.ndarray]:
         total = torch.zeros(M, T, dtype=x.dtype, device=x.device)
         for start in range(0, x.shape[1], chunk):
             sl = slice(start, start + chunk)
-            experts = student.experts.outputs(split, sl)  # [M, T, n, 1]
+            experts = student.outputs(split, sl)  # [M, T, n, 1]
             for j, gates in enumerate(student.router.gates_by_k(split, sl)):
                 pred = (gates.unsqueeze(-1) * experts).sum(1)
                 total[:, j] += (pred - y[:, sl]).squeeze(-1).square().sum(1)
@@ -402,6 +440,107 @@ def _warm_up(model: TopKMoE, settings: TrainSettings, warm_up: WarmUp, opt: torc
     model.router.k = own_k
 
 
+@dataclass
+class _Progress:
+    """Each model's state through training: its best checkpoint and validation MSE, evaluations
+    without improvement, whether it stopped early or diverged, and the step it ended at."""
+
+    best: list[torch.Tensor]
+    best_val: torch.Tensor
+    bad_evals: torch.Tensor
+    stopped: torch.Tensor
+    diverged: torch.Tensor
+    steps: torch.Tensor
+
+    @classmethod
+    def start(cls, params: list[torch.Tensor], settings: TrainSettings) -> _Progress:
+        M, like = params[0].shape[0], params[0]
+        dtype, dev = like.dtype, like.device
+        return cls([p.detach().clone() for p in params], torch.full((M,), math.inf, dtype=dtype, device=dev),
+                   torch.zeros(M, dtype=torch.long, device=dev), torch.zeros(M, dtype=torch.bool, device=dev),
+                   torch.zeros(M, dtype=torch.bool, device=dev),
+                   torch.full((M,), settings.max_steps, dtype=torch.long, device=dev))
+
+    @property
+    def frozen(self) -> torch.Tensor:
+        return self.stopped | self.diverged
+
+    def validate(self, val: torch.Tensor, params: list[torch.Tensor], step: int, patience: int) -> None:
+        """Keep the improved models' checkpoints; stop those `patience` checks without improvement."""
+        running = ~self.frozen
+        improved = running & (val < self.best_val)
+        self.best_val = torch.where(improved, val, self.best_val)
+        self.bad_evals = torch.where(improved, 0, self.bad_evals + running.long())
+        _copy_models(self.best, params, improved)
+        newly = running & (self.bad_evals >= patience)
+        self.steps = torch.where(newly, step, self.steps)
+        self.stopped |= newly
+
+
+def _train(student: Student, params: list[torch.Tensor], opt: torch.optim.Optimizer,
+           settings: TrainSettings) -> _Progress:
+    """The main phase: Adam steps with validation every `eval_every` steps and early stopping; the
+    models are left at their last step (their best checkpoints in the returned progress)."""
+    progress = _Progress.start(params, settings)
+    for step in range(settings.max_steps + 1):
+        if step % settings.eval_every == 0 or step == settings.max_steps:
+            progress.validate(_evaluate(student, "val"), params, step, settings.patience)
+            if step == settings.max_steps or bool(progress.frozen.all()):
+                break
+        frozen = progress.frozen
+        opt.zero_grad(set_to_none=False)
+        loss = student.training_loss()
+        bad = ~torch.isfinite(loss) & ~frozen
+        progress.steps = torch.where(bad, step, progress.steps)
+        progress.diverged |= bad
+        _update(opt, params, loss, progress.frozen, settings.clip_norm)
+        _copy_models(params, progress.best, progress.frozen)
+    return progress
+
+
+@torch.no_grad()
+def _final_metrics(student: Student, progress: _Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trained bundle's metric columns (docs/store.md), NaN for diverged models: (one value per
+    model, one array per model). The student is frozen, so the measures share each split's gating,
+    expert outputs and teacher ranks."""
+    data, diverged = student.data, progress.diverged
+    nan = torch.full_like(progress.best_val, math.nan)
+    gone = diverged.cpu().numpy()
+
+    def metric(v: torch.Tensor) -> np.ndarray:
+        return torch.where(diverged, nan, v.to(nan)).cpu().double().numpy()
+
+    def per_model(v: np.ndarray) -> np.ndarray:
+        return np.where(gone.reshape(-1, *[1] * (v.ndim - 1)), np.nan, v)
+
+    with student.frozen():
+        train = metric(_evaluate(student, "train", data.mask_train))
+        test_id, test_ood = metric(_evaluate(student, "id")), metric(_evaluate(student, "ood"))
+        mapping = learned_skill_map(student) if student.router.routes else None  # computed once
+        measures = {name: metric(v) for name, v in routing_report(student, mapping=mapping).items()}
+        if mapping is not None:
+            mapping = error_split.expert_skills(student, mapping)
+        parts = {n: metric(v) for n, v in error_split.error_split(student, mapping).items()}
+        k_eval = {split: per_model(v) for split, v in k_eval_curves(student).items()}
+        used = {name: per_model(v) for name, v in experts_used(student).items()}
+        entropy = metric(_router_entropy(student))
+    tv = data.target_var.cpu().double().numpy()
+    return {
+        "train_mse": train, "val_mse": metric(progress.best_val), "test_mse_id": test_id,
+        "test_mse_ood": test_ood, "train_nmse": train / tv, "test_nmse_id": test_id / tv,
+        "test_nmse_ood": test_ood / tv, "target_var": tv, "diverged": gone,
+        "early_stopped": (progress.stopped & ~diverged).cpu().numpy(), "steps": progress.steps.cpu().numpy(),
+        "router_entropy": entropy, **measures, **parts,
+    }, {
+        # one array of T MSEs per model; the store moves them to its k_eval table (simulations.results)
+        "k_eval_mse_id": list(k_eval["id"]), "k_eval_mse_ood": list(k_eval["ood"]),
+        "mean_experts_id": used["mean"],
+        # mixed complexity: one array of S per-level means per model; the store moves them to its
+        # experts-by-s table (simulations.results)
+        **({"mean_experts_by_s": list(used["by_s"])} if "by_s" in used else {}),
+    }
+
+
 def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings,
                  options: Mapping[str, Any] | None = None, seeds: list[int] | None = None,
                  warm_up: WarmUp | None = None) -> pd.DataFrame:
@@ -414,72 +553,10 @@ def train_bundle(model: TopKMoE, data: BundleData, settings: TrainSettings,
     opt = torch.optim.Adam(student.param_groups(settings.lr), lr=settings.lr, foreach=True)
     if warm_up is not None and warm_up.steps > 0:
         _warm_up(model, settings, warm_up, opt, options, seeds)
-    M, dev = model.n_models, data.x_train.device
-    best = [p.detach().clone() for p in params]
-    best_val = torch.full((M,), math.inf, dtype=data.x_train.dtype, device=dev)
-    bad_evals = torch.zeros(M, dtype=torch.long, device=dev)
-    stopped = torch.zeros(M, dtype=torch.bool, device=dev)
-    diverged = torch.zeros(M, dtype=torch.bool, device=dev)
-    steps = torch.full((M,), settings.max_steps, dtype=torch.long, device=dev)
-
-    for step in range(settings.max_steps + 1):
-        if step % settings.eval_every == 0 or step == settings.max_steps:
-            val = _evaluate(student, "val")
-            running = ~(stopped | diverged)
-            improved = running & (val < best_val)
-            best_val = torch.where(improved, val, best_val)
-            bad_evals = torch.where(improved, 0, bad_evals + running.long())
-            _copy_models(best, params, improved)
-            newly = running & (bad_evals >= settings.patience)
-            steps = torch.where(newly, step, steps)
-            stopped |= newly
-            if step == settings.max_steps or bool((stopped | diverged).all()):
-                break
-        frozen = stopped | diverged
-        opt.zero_grad(set_to_none=False)
-        loss = student.training_loss()
-        bad = ~torch.isfinite(loss) & ~frozen
-        steps = torch.where(bad, step, steps)
-        diverged |= bad
-        frozen = stopped | diverged
-        _update(opt, params, loss, frozen, settings.clip_norm)
-        _copy_models(params, best, frozen)
-
+    progress = _train(student, params, opt, settings)
     with torch.no_grad():  # every model ends at its best validation checkpoint
-        for p, b in zip(params, best, strict=True):
+        for p, b in zip(params, progress.best, strict=True):
             p.copy_(b)
-        nan = torch.full_like(best_val, math.nan)
-
-        def metric(v: torch.Tensor) -> np.ndarray:
-            return torch.where(diverged, nan, v).cpu().double().numpy()
-
-        train = metric(_evaluate(student, "train", data.mask_train))
-        val = metric(best_val)
-        test_id = metric(_evaluate(student, "id"))
-        test_ood = metric(_evaluate(student, "ood"))
-        entropy = metric(_router_entropy(student))
-        mapping = learned_skill_map(student) if student.router.routes else None  # computed once
-        report = routing_report(student, mapping=mapping)
-        measures = {name: metric(v.to(best_val)) for name, v in report.items()}
-        if mapping is not None:
-            mapping = error_split.expert_skills(student, mapping)
-        parts = {n: metric(v.to(best_val)) for n, v in error_split.error_split(student, mapping).items()}
-        k_eval = {split: np.where(diverged.cpu().numpy()[:, None], np.nan, v)
-                  for split, v in k_eval_curves(student).items()}
-        used = {name: np.where(diverged.cpu().numpy().reshape(-1, *[1] * (v.ndim - 1)), np.nan, v)
-                for name, v in experts_used(student).items()}
-    tv = data.target_var.cpu().double().numpy()
-    wall = time.perf_counter() - t0
-    return pd.DataFrame({
-        "train_mse": train, "val_mse": val, "test_mse_id": test_id, "test_mse_ood": test_ood,
-        "train_nmse": train / tv, "test_nmse_id": test_id / tv, "test_nmse_ood": test_ood / tv,
-        "target_var": tv, "diverged": diverged.cpu().numpy(),
-        "early_stopped": (stopped & ~diverged).cpu().numpy(), "steps": steps.cpu().numpy(),
-        "router_entropy": entropy, **measures, **parts, "wall_s": np.full(M, wall / M),
-        # one array of T MSEs per model; the store moves them to its k_eval table (simulations.results)
-        "k_eval_mse_id": list(k_eval["id"]), "k_eval_mse_ood": list(k_eval["ood"]),
-        "mean_experts_id": used["mean"],
-        # mixed complexity: one array of S per-level means per model; the store moves them to its
-        # experts-by-s table (simulations.results)
-        **({"mean_experts_by_s": list(used["by_s"])} if "by_s" in used else {}),
-    })
+    scores, lists = _final_metrics(student, progress)
+    wall = np.full(model.n_models, (time.perf_counter() - t0) / model.n_models)
+    return pd.DataFrame({**scores, "wall_s": wall, **lists})
