@@ -126,12 +126,12 @@ def _reference_sample(task: CompositionalTask, *key: int) -> tuple[np.ndarray, n
     return _remember(_REFERENCE, key, _REFERENCE_MAX, make)
 
 
-def sample_cached(task: CompositionalTask, split: str, n: int, levels: bool = False
+def sample_cached(task: CompositionalTask, split: str, n: int, levels: bool = False, skills: bool = False
                   ) -> tuple[np.ndarray, ...]:
-    """task.sample(split, n, levels), cached in-process by (spec, split, n, levels); the arrays are
+    """task.sample(split, n, levels, skills), cached in-process by its arguments; the arrays are
     read-only."""
-    key = (task.spec, split, n) if not levels else (task.spec, split, n, True)
-    return _remember(_SAMPLES, key, _SAMPLES_MAX, lambda: task.sample(split, n, levels=levels))
+    key = (task.spec, split, n, *(("levels",) if levels else ()), *(("skills",) if skills else ()))
+    return _remember(_SAMPLES, key, _SAMPLES_MAX, lambda: task.sample(split, n, levels=levels, skills=skills))
 
 
 def clear_caches() -> None:
@@ -239,13 +239,14 @@ class CompositionalTask:
     def _route_free_fit(self) -> tuple[np.ndarray, float]:
         """The route-free baseline's mix, least-squares coefficients (intercept first) of the true skills
         on the first 20,000 ID test points, and its NMSE there (fitted once for both baselines)."""
-        x, y = sample_cached(self, "test_id", 20_000)
-        design = self._route_free_design(x)
+        _, y, g = sample_cached(self, "test_id", 20_000, skills=True)
+        design = self._route_free_design(g)
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         return coef, float(np.mean((y - design @ coef) ** 2) / self.target_var)
 
-    def _route_free_design(self, x: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.ones(len(x)), self.skills(x)])
+    @staticmethod
+    def _route_free_design(g: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(g)), g])
 
     @cached_property
     def route_free_nmse(self) -> float:
@@ -260,9 +261,9 @@ class CompositionalTask:
         """The route-free baseline on the OOD split: the same mix (fitted on the same 20,000 ID points as
         `route_free_nmse`) evaluated on 20,000 OOD points, so OOD errors divide by a baseline of their
         own split (docs/tasks.md, "The route-free baseline")."""
-        x, y = sample_cached(self, "test_ood", 20_000)
+        _, y, g = sample_cached(self, "test_ood", 20_000, skills=True)
         coef = self._route_free_fit[0]
-        return float(np.mean((y - self._route_free_design(x) @ coef) ** 2) / self.target_var)
+        return float(np.mean((y - self._route_free_design(g) @ coef) ** 2) / self.target_var)
 
     def active_sets(self, x: np.ndarray) -> np.ndarray:
         """A(x): [N, s] indices of the s largest router scores, sorted ascending."""
@@ -275,13 +276,14 @@ class CompositionalTask:
         """Bitmask of A(x) per input."""
         return np.bitwise_or.reduce(np.left_shift(1, self.active_sets(x)), axis=1)
 
-    def _composed(self, x: np.ndarray) -> np.ndarray:
-        g = self.skills(x)
+    def _composed(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+        g = self.skills(x) if g is None else g
         return np.take_along_axis(g, self.active_sets(x), axis=1).sum(axis=1)
 
-    def clean_target(self, x: np.ndarray) -> np.ndarray:
-        """(G(x) - m_G) / sd_G: the noise-free target, variance 1 on the input distribution."""
-        return (self._composed(x) - self.mean_G) / self.sd_G
+    def clean_target(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+        """(G(x) - m_G) / sd_G: the noise-free target, variance 1 on the input distribution (`g`: the
+        skills g(x), where the caller has them)."""
+        return (self._composed(x, g) - self.mean_G) / self.sd_G
 
     @property
     def target_var(self) -> float:
@@ -320,15 +322,17 @@ class CompositionalTask:
         return np.isin(self.codes(x), self._heldout_codes)
 
     # -- data ----------------------------------------------------------------------------------------
-    def sample(self, split: str, n: int, levels: bool = False) -> tuple[np.ndarray, ...]:
+    def sample(self, split: str, n: int, levels: bool = False, skills: bool = False
+               ) -> tuple[np.ndarray, ...]:
         """The first n accepted points of a split's stream: x [n, input_width] and y [n] (float64); with
-        `levels`, also each point's s [n] (int64; the task's s for an unmixed task)."""
+        `levels`, also each point's s [n] (int64; the task's s for an unmixed task); with `skills`, last,
+        the skills g(x) [n, S] the targets were made from (what `skills(x)` gives)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         sp = self.spec
         rng = _rng(*self._stream_key(split))
         want_heldout = split == "test_ood" and len(self.heldout) > 0
-        xs, ys, ss, have, chunks = [], [], [], 0, 0
+        xs, ys, ss, gs, have, chunks = [], [], [], [], 0, 0
         while have < n:
             if chunks == _MAX_CHUNKS:
                 raise RuntimeError(f"split {split!r}: fewer than {n} accepted points in "
@@ -338,18 +342,21 @@ class CompositionalTask:
             if sp.complexity_mix:
                 lv = self.draw_levels(x, rng)
                 keep = self.is_heldout_at(x, lv) == want_heldout
-                ys.append(self.clean_target_at(x[keep], lv[keep]) + sp.noise * eps[keep])
             else:
                 lv = np.full(_CHUNK, sp.complexity)
                 keep = self.is_heldout(x) == want_heldout
-                ys.append(self.clean_target(x[keep]) + sp.noise * eps[keep])
-            xs.append(x[keep])
-            ss.append(lv[keep])
-            have += int(keep.sum())
+            x, lv = x[keep], lv[keep]
+            g = self.skills(x)
+            clean = self.clean_target_at(x, lv, g) if sp.complexity_mix else self.clean_target(x, g)
+            ys.append(clean + sp.noise * eps[keep])
+            xs.append(x)
+            ss.append(lv)
+            gs.append(g)
+            have += len(x)
             chunks += 1
-        if levels:
-            return np.concatenate(xs)[:n], np.concatenate(ys)[:n], np.concatenate(ss)[:n].astype(np.int64)
-        return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+        out = (np.concatenate(xs)[:n], np.concatenate(ys)[:n])
+        out += (np.concatenate(ss)[:n].astype(np.int64),) if levels else ()
+        return out + ((np.concatenate(gs)[:n],) if skills else ())
 
     # -- mixed complexity: per-point levels (module docstring, 7.) ----------------------------------
     def draw_levels(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -389,8 +396,8 @@ class CompositionalTask:
         s = np.asarray(s)
         return table[s, 0], table[s, 1]
 
-    def clean_target_at(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """The noise-free target of a mixed task at each point's own level s_i."""
-        composed = (self.skills(x) * self.active_mask(x, s)).sum(axis=1)
+    def clean_target_at(self, x: np.ndarray, s: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+        """The noise-free target of a mixed task at each point's own level s_i (`g`: as clean_target's)."""
+        composed = ((self.skills(x) if g is None else g) * self.active_mask(x, s)).sum(axis=1)
         mean, sd = self._moments_at(s)
         return (composed - mean) / sd
