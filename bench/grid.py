@@ -20,7 +20,12 @@ Times are CPU seconds of this process (time.process_time; the grid trains with o
 a shared machine are much steadier than wall time; wall time is printed too. Best of --repeats.
 It also reports whether the two implementations' rows (every metric) are bit-identical.
 
+Last, the cost of one training step of the first bundle under each router-gradient estimator
+(simulations.estimators: pathwise, the score function, ...), as CPU ms and a ratio to pathwise, for
+this checkout only (the base had one gradient).
+
     python bench/grid.py [--base REV] [--bundles 0,6] [--steps 200] [--repeats 2] [--no-pieces]
+                         [--no-estimators]
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import simulations
 from simulations import config as new_config
 from simulations import grid as new_grid
 from simulations import selection as new_selection
+from simulations.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from simulations.families.regression import family as new_regression
 from simulations.families.regression import tasks as new_tasks
 from simulations.families.regression import train as new_train
@@ -211,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps per bundle (fixed)")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats of each (best is kept)")
     parser.add_argument("--no-pieces", action="store_true", help="skip the per-piece breakdown")
+    parser.add_argument("--no-estimators", action="store_true",
+                        help="skip the per-estimator cost of a training step")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.repeats < 1:
         parser.error("--steps and --repeats must be >= 1")
@@ -253,32 +261,88 @@ def main(argv: list[str] | None = None) -> None:
         print()
         print(f"speed-up (model-steps/s, CPU time, this checkout / base): {ratio:.2f}x "
               f"(wall: {best[impls[0].name][1] / best[impls[1].name][1]:.2f}x)")
-        a, b = rows[impls[0].name][METRICS], rows[impls[1].name][METRICS]
-        identical = all(np.array_equal(a[c].to_numpy(), b[c].to_numpy(), equal_nan=a[c].dtype.kind == "f")
-                        for c in METRICS)
-        if identical:
-            print(f"rows: bit-identical ({len(a)} models; {', '.join(METRICS)})")
-        else:
-            num = [c for c in METRICS if a[c].dtype.kind == "f"]
-            rel = ((a[num] - b[num]).abs() / a[num].abs().clip(lower=1e-12)).max().max()
-            print(f"rows: NOT bit-identical; max relative difference {rel:.2e}; steps equal: "
-                  f"{np.array_equal(a['steps'], b['steps'])}")
-        if args.no_pieces:
-            return
-        print()
-        print(f"pieces of bundle {picks[0]} ({new_b[0].name}), {args.steps} steps, CPU s (share of the sum):")
-        print()
-        parts = {i.name: pieces(i, w[0], args.steps) for i, w in zip(impls, (base_b, new_b), strict=True)}
-        print("| piece | " + " | ".join(i.name for i in impls) + " | ratio |")
-        print("|---|" + "---|" * len(impls) + "---|")
-        totals = {n: sum(p.values()) for n, p in parts.items()}
-        for piece in parts[impls[0].name]:
-            cells = [f"{parts[i.name][piece]:.2f} ({100 * parts[i.name][piece] / totals[i.name]:.0f}%)"
-                     for i in impls]
-            r = parts[impls[0].name][piece] / max(parts[impls[1].name][piece], 1e-9)
-            print(f"| {piece} | " + " | ".join(cells) + f" | {r:.1f}x |")
-        print("| sum | " + " | ".join(f"{totals[i.name]:.2f}" for i in impls)
-              + f" | {totals[impls[0].name] / totals[impls[1].name]:.1f}x |")
+        print_rows_comparison(rows[impls[0].name], rows[impls[1].name])
+        if not args.no_pieces:
+            print_pieces(impls, (base_b, new_b), picks[0], args.steps)
+        if not args.no_estimators:
+            print_estimators(new_b[0], picks[0], args.repeats)
+
+
+def print_rows_comparison(base: pd.DataFrame, new: pd.DataFrame) -> None:
+    a, b = base[METRICS], new[METRICS]
+    identical = all(np.array_equal(a[c].to_numpy(), b[c].to_numpy(), equal_nan=a[c].dtype.kind == "f")
+                    for c in METRICS)
+    if identical:
+        print(f"rows: bit-identical ({len(a)} models; {', '.join(METRICS)})")
+    else:
+        num = [c for c in METRICS if a[c].dtype.kind == "f"]
+        rel = ((a[num] - b[num]).abs() / a[num].abs().clip(lower=1e-12)).max().max()
+        print(f"rows: NOT bit-identical; max relative difference {rel:.2e}; steps equal: "
+              f"{np.array_equal(a['steps'], b['steps'])}")
+
+
+def print_pieces(impls: list[SimpleNamespace], work: tuple[list, list], pick: int, steps: int) -> None:
+    print()
+    print(f"pieces of bundle {pick} ({work[1][0].name}), {steps} steps, CPU s (share of the sum):")
+    print()
+    parts = {i.name: pieces(i, w[0], steps) for i, w in zip(impls, work, strict=True)}
+    print("| piece | " + " | ".join(i.name for i in impls) + " | ratio |")
+    print("|---|" + "---|" * len(impls) + "---|")
+    totals = {n: sum(p.values()) for n, p in parts.items()}
+    for piece in parts[impls[0].name]:
+        cells = [f"{parts[i.name][piece]:.2f} ({100 * parts[i.name][piece] / totals[i.name]:.0f}%)"
+                 for i in impls]
+        r = parts[impls[0].name][piece] / max(parts[impls[1].name][piece], 1e-9)
+        print(f"| {piece} | " + " | ".join(cells) + f" | {r:.1f}x |")
+    print("| sum | " + " | ".join(f"{totals[i.name]:.2f}" for i in impls)
+          + f" | {totals[impls[0].name] / totals[impls[1].name]:.1f}x |")
+
+
+def estimator_costs(bundle, repeats: int, inner: int = 5) -> dict[str, float]:
+    """CPU ms of one training step (the estimator's training loss, its backward, an Adam step) of
+    `bundle`'s models under each registered estimator, this checkout only (the base has none); the
+    estimators take turns within each repeat, best of `repeats`."""
+    torch.set_num_threads(bundle.threads)
+    first = bundle.models[0].cell
+    tasks = [new_regression._task(new_regression.task_spec(m.cell, m.seed)) for m in bundle.models]
+    data = new_train.make_bundle_data(tasks, [m.cell["n_train"] for m in bundle.models], first["n_val"],
+                                      first["n_test"], getattr(torch, first["dtype"]), "cpu")
+    seeds = [new_regression._init_seed(m.seed, m.cell) for m in bundle.models]
+    steps = {}
+    for name in ESTIMATORS:
+        model = new_train.init_model(first["n_experts"], first["d_in"], first["width"],
+                                     [m.cell["k"] for m in bundle.models], seeds, first["impl"],
+                                     first["renormalize"], data.x_train.dtype, "cpu")
+        student = new_train.Student(model, data, new_train.TrainSettings(estimator=name), first, seeds)
+        opt = torch.optim.Adam([p for _, p in student.trainable()], lr=first["lr"], foreach=True)
+
+        def step(student=student, opt=opt) -> None:
+            opt.zero_grad()
+            student.training_loss().sum().backward()
+            opt.step()
+
+        step()  # warm-up
+        steps[name] = step
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(repeats):
+        for name, step in steps.items():
+            c0 = time.process_time()
+            for _ in range(inner):
+                step()
+            best[name] = min(best[name], 1000 * (time.process_time() - c0) / inner)
+    return best
+
+
+def print_estimators(bundle, pick: int, repeats: int) -> None:
+    print()
+    print(f"one training step of bundle {pick} ({bundle.name}) per router-gradient estimator, this checkout, "
+          f"CPU ms (best of {repeats}):")
+    print()
+    ms = estimator_costs(bundle, repeats)
+    print("| estimator | ms per step | / pathwise |")
+    print("|---|---|---|")
+    for name, t in ms.items():
+        print(f"| {name} | {t:.1f} | {t / ms[DEFAULT_ESTIMATOR]:.2f} |")
 
 
 if __name__ == "__main__":
