@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulations.expert_kernel import dense_chunks, expert_mlp, sparse_chunks, with_ones
+from simulations.expert_kernel import dense_chunks, expert_mlp, sparse_plan, with_ones
 from simulations.gates import gate_family
 from simulations.router import Router
 
@@ -217,22 +217,11 @@ class TopKMoE(nn.Module):
     def _sparse(self, x: torch.Tensor, gates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.expert_inputs(x)
         M, N, d = x.shape
-        T, O = self.n_experts, self.d_out
-        # Selected (model, expert, token) triples, in (model, expert, token) order.
-        m_idx, e_idx, n_idx = mask.nonzero(as_tuple=True)
-        group = m_idx * T + e_idx
-        counts = mask.sum(-1).flatten()
-        chunks, base, n_rows = sparse_chunks(counts.tolist(), self.d_hidden, x)
-        starts = counts.cumsum(0) - counts  # first triple of each group
-        rank = torch.arange(group.numel(), device=x.device) - starts.index_select(0, group)
-        dest = torch.tensor(base, device=x.device).index_select(0, group) + rank
-        tokens = m_idx * N + n_idx
-        # Padding rows read token 0 of the bundle: finite work whose outputs are never read.
-        src = torch.zeros(n_rows, dtype=torch.long, device=x.device).index_copy_(0, dest, tokens)
-        packed = with_ones(x.reshape(M * N, d)).index_select(0, src)
-        out = expert_mlp(packed, self.w1, self.b1, self.w2, self.b2, chunks, n_rows)
-        ys = out.index_select(0, dest) * gates.view(-1).index_select(0, group * N + n_idx).unsqueeze(-1)
-        return x.new_zeros(M * N, O).index_add(0, tokens, ys).view(M, N, O)
+        plan = sparse_plan(mask, self.d_hidden, x)
+        packed = with_ones(x.reshape(M * N, d)).index_select(0, plan.src)
+        out = expert_mlp(packed, self.w1, self.b1, self.w2, self.b2, plan.chunks, plan.n_rows, plan.order)
+        ys = out.index_select(0, plan.dest) * gates.view(-1).index_select(0, plan.flat).unsqueeze(-1)
+        return x.new_zeros(M * N, self.d_out).index_add(0, plan.token, ys).view(M, N, self.d_out)
 
     def _forward_reference(self, x: torch.Tensor):
         """Loop over models and experts; selection by numpy lexsort on (-p, expert index); the gate
