@@ -134,7 +134,9 @@ def _unplan_grads(grads: list[torch.Tensor], w1, b1, w2, b2, order: torch.Tensor
     parts = [(g_w1b[:, :d], w1), (g_w1b[:, d], b1), (g_w2, w2), (g_b2, b2)]
     if order is None:
         return [g.reshape(w.shape) for g, w in parts]
-    return [w.new_zeros(w.shape).view(-1, *g.shape[1:]).index_copy_(0, order, g).view_as(w) for g, w in parts]
+    # Every pair is written when the plan holds them all (no zero fill then).
+    new = torch.empty_like if len(order) == w1.shape[0] * w1.shape[1] else torch.zeros_like
+    return [new(w).view(-1, *g.shape[1:]).index_copy_(0, order, g).view_as(w) for g, w in parts]
 
 
 def _chunk_inputs(x_rows: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
