@@ -1,9 +1,16 @@
 """The batched expert kernel of TopKMoE: 2-layer ReLU experts over a bundle's (model, expert) pairs.
 
 `expert_mlp` runs expert (i, j) of every model on the rows each `ExpertChunk` gives it, as batched
-GEMMs; `dense_chunks` (every expert on all of its model's tokens, the dense impl) and `sparse_chunks`
-(only the routed rows, packed per (model, expert) group, the sparse impl) plan those chunks. Its own
-autograd Function, so that the backward does only the work the layer needs (see _ExpertMLP).
+GEMMs; `dense_chunks` (every expert on all of its model's tokens, the dense impl) and `sparse_plan`
+(only the routed rows of a selection, packed per (model, expert) group by `sparse_chunks`, the sparse
+impl) plan those chunks. Its own autograd Function, so that the backward does only the work the layer
+needs (see _ExpertMLP).
+
+What a chunk computes is fixed by its shapes: a GEMM's rows do not depend on the rows beside them,
+but the backward's GEMMs and sums reduce over a group's padded rows, and MKL blocks such reductions by
+their length, so each group's padded size (`cap`, set by the plan and CHUNK_BYTES_CPU) decides the
+last bits of the weight gradients. The grid's stored rows depend on them: the packing can be made
+faster (how it is bookkept, gathered, batched), but not different, without moving those rows.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 # Bytes of hidden activations per chunk of expert_mlp on CPU: the chunk stays in cache between its
-# forward GEMMs (and is recomputed in the backward), while the Python loop over chunks stays short.
+# forward GEMMs (and is recomputed in the backward), while the Python loop over chunks stays short. It
+# also sets the sparse groups' padded sizes, hence the rounding of their gradients (module docstring).
 CHUNK_BYTES_CPU = 1 << 21
 CHUNK_BYTES_GPU = 1 << 30  # GPUs want few, large launches
 # Hidden activations of one expert_mlp call up to this size are kept for the backward instead of being

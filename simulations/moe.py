@@ -62,13 +62,18 @@ class TopKMoE(nn.Module):
       - "dense": every expert on every token, combined with a masked gate tensor (static shapes,
         batched matmuls over the flattened (model, expert) axis).
       - "sparse": only the selected (model, expert, token) triples: packed per (model, expert)
-        group, groups sorted by size and run in cache-sized batched matmuls, each padded only to its
-        own largest group (a collapsed router costs little padding).
+        group (planned on the host, simulations.expert_kernel.sparse_plan), groups sorted by size and
+        run in cache-sized batched matmuls, each padded only to its own largest group (a collapsed
+        router costs little padding).
       - "reference": a plain Python loop over models and experts (for tests).
       - "auto": "sparse" when T / mean(k) >= 3 and the bundle has M * N >= 16384 tokens, else
-        "dense" (measured on a 2-core CPU: sparse's cost grows with k, dense's does not, and they
-        cross near T / k = 2; on small batches sparse's fixed bookkeeping loses). On CUDA the same rule
-        with T / mean(k) >= 4 (not measured: sparse pays host syncs for its packing plan).
+        "dense". Measured on a 2-core CPU (one training step): sparse's cost grows with k, dense's
+        does not; with the grid's narrow experts (d_hidden 4) they cross near T / k = 2.6, with wider
+        ones (d_hidden 32, bench/layer.py's) sparse still takes 0.65x dense's time at T / k = 2; on
+        small batches sparse's fixed bookkeeping loses. The rule stays at 3 because the grid's bundles
+        resolve through it and the two impls round differently: moving it would move stored rows.
+        On CUDA the same rule with T / mean(k) >= 4 (not measured: sparse pays host syncs for its
+        packing plan).
     Both fast impls share the expert kernel (simulations.expert_kernel.expert_mlp): the layer-1 bias
     rides in the GEMM via a ones column, the hidden activations are kept for the backward while small
     and recomputed in it otherwise, and it is differentiable once (no double backward).
