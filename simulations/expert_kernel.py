@@ -1,20 +1,29 @@
 """The batched expert kernel of TopKMoE: 2-layer ReLU experts over a bundle's (model, expert) pairs.
 
 `expert_mlp` runs expert (i, j) of every model on the rows each `ExpertChunk` gives it, as batched
-GEMMs; `dense_chunks` (every expert on all of its model's tokens, the dense impl) and `sparse_chunks`
-(only the routed rows, packed per (model, expert) group, the sparse impl) plan those chunks. Its own
-autograd Function, so that the backward does only the work the layer needs (see _ExpertMLP).
+GEMMs; `dense_chunks` (every expert on all of its model's tokens, the dense impl) and `sparse_plan`
+(only the routed rows of a selection, packed per (model, expert) group by `sparse_chunks`, the sparse
+impl) plan those chunks. Its own autograd Function, so that the backward does only the work the layer
+needs (see _ExpertMLP).
+
+What a chunk computes is fixed by its shapes: a GEMM's rows do not depend on the rows beside them,
+but the backward's GEMMs and sums reduce over a group's padded rows, and MKL blocks such reductions by
+their length, so each group's padded size (`cap`, set by the plan and CHUNK_BYTES_CPU) decides the
+last bits of the weight gradients. The grid's stored rows depend on them: the packing can be made
+faster (how it is bookkept, gathered, batched), but not different, without moving those rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
 # Bytes of hidden activations per chunk of expert_mlp on CPU: the chunk stays in cache between its
-# forward GEMMs (and is recomputed in the backward), while the Python loop over chunks stays short.
+# forward GEMMs (and is recomputed in the backward), while the Python loop over chunks stays short. It
+# also sets the sparse groups' padded sizes, hence the rounding of their gradients (module docstring).
 CHUNK_BYTES_CPU = 1 << 21
 CHUNK_BYTES_GPU = 1 << 30  # GPUs want few, large launches
 # Hidden activations of one expert_mlp call up to this size are kept for the backward instead of being
@@ -24,12 +33,13 @@ KEEP_HIDDEN_BYTES = 1 << 26
 
 @dataclass(frozen=True)
 class ExpertChunk:
-    """One batched call of expert_mlp: `groups` (a slice or LongTensor over the M*T (model, expert)
-    pairs) each run on `cap` rows. The rows come from x_rows[inputs]: `cap` consecutive rows per group
-    (sparse packing), or, with `shared` = T, the same `cap` rows for all T experts of a model (dense:
-    inputs then indexes models). The outputs fill rows `outputs` of the [R, d_out] result."""
+    """One batched call of expert_mlp: `groups` (a slice of the plan's (model, expert) pairs: the M*T
+    pairs in order, or those of expert_mlp's `order`) each run on `cap` rows. The rows come from
+    x_rows[inputs]: `cap` consecutive rows per group (sparse packing), or, with `shared` = T, the same
+    `cap` rows for all T experts of a model (dense: inputs then indexes models). The outputs fill rows
+    `outputs` of the [R, d_out] result."""
 
-    groups: slice | torch.Tensor
+    groups: slice
     inputs: slice
     outputs: slice
     cap: int
@@ -49,12 +59,13 @@ class _ExpertMLP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x_rows, w1, b1, w2, b2, chunks, n_rows, keep_hidden):
+    def forward(ctx, x_rows, w1, b1, w2, b2, chunks, n_rows, keep_hidden, order):
         O = w2.shape[-1]
         out = x_rows.new_empty(n_rows, O)
-        weights = [_chunk_weights(w1, b1, w2, b2, c.groups) for c in chunks]
+        weights = _plan_weights(w1, b1, w2, b2, order)
         hidden = []
-        for c, (w1_c, w2_c, b2_c) in zip(chunks, weights, strict=True):
+        for c in chunks:
+            w1_c, w2_c, b2_c = (w[c.groups] for w in weights)
             side = _side_by_side(c, w1_c, w2_c)
             h = _hidden(x_rows, c, w1_c, side)
             if side:
@@ -63,7 +74,7 @@ class _ExpertMLP(torch.autograd.Function):
                 torch.baddbmm(b2_c, h, w2_c, out=out[c.outputs].view(-1, c.cap, O))
             if keep_hidden:
                 hidden.append(h)
-        ctx.chunks, ctx.weights, ctx.hidden = chunks, weights, hidden
+        ctx.chunks, ctx.weights, ctx.hidden, ctx.order = chunks, weights, hidden, order
         ctx.save_for_backward(x_rows, w1, b1, w2, b2)
         return out
 
@@ -71,71 +82,69 @@ class _ExpertMLP(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         x_rows, w1, b1, w2, b2 = ctx.saved_tensors
-        G, d = w1.shape[0] * w1.shape[1], w1.shape[-2]
-        O = w2.shape[-1]
+        d, O = w1.shape[-2], w2.shape[-1]
         grad_out = grad_out.contiguous()
         need_x = ctx.needs_input_grad[0]
         gx = torch.zeros_like(x_rows) if need_x else None
-        # Groups no chunk covers (no tokens routed to them) keep a zero gradient.
-        gw1, gb1, gw2, gb2 = (torch.zeros_like(w).view(G, -1) for w in (w1, b1, w2, b2))
+        # Gradients in plan order, each chunk writing its own slice: [w1; b1], w2, b2.
+        grads = [torch.empty_like(w) for w in ctx.weights]
         # The kept activations are overwritten below (sign_), so a second backward recomputes them.
         hidden, ctx.hidden = ctx.hidden or [None] * len(ctx.chunks), []
-        for c, (w1_c, w2_c, _), h in zip(ctx.chunks, ctx.weights, hidden, strict=True):
+        for c, h in zip(ctx.chunks, hidden, strict=True):
+            w1_c, w2_c, _ = (w[c.groups] for w in ctx.weights)
+            g_w1, g_w2, g_b2 = (g[c.groups] for g in grads)
             side = _side_by_side(c, w1_c, w2_c)
             if h is None:
                 h = _hidden(x_rows, c, w1_c, side)
             g_c = grad_out[c.outputs].view(-1, c.cap, O)
+            torch.sum(g_c, 1, keepdim=True, out=g_b2)
             if side and O == 1 and not need_x:
-                gw2_c, gw = _shared_weight_grads(x_rows, c, g_c, h, w2_c)
-                _put(gw2, c.groups, gw2_c)
-                _put(gb2, c.groups, g_c.sum(1))
-                _put(gw1, c.groups, gw[:, :-1])
-                _put(gb1, c.groups, gw[:, -1])
+                _shared_weight_grads(x_rows, c, g_c, h, w2_c, g_w1, g_w2)
                 continue
             if side:  # the per-(model, expert) layout of the generic code below
                 h = _per_group(h, c)
-            if need_x or O != 1:
-                x_c = _chunk_inputs(x_rows, c)
             w2_t = w2_c.transpose(1, 2)
             # Layouts chosen so that no [cap, H]-sized operand is transposed (that would cost a copy).
-            _put(gw2, c.groups, torch.bmm(g_c.transpose(1, 2), h).transpose(1, 2))
-            _put(gb2, c.groups, g_c.sum(1))
+            g_w2.copy_(torch.bmm(g_c.transpose(1, 2), h).transpose(1, 2))
             if O == 1 and not need_x:
                 relu_grad = h.sign_()  # h >= 0, so this is 1 where the pre-activation was > 0
-                gw = torch.bmm((_chunk_inputs(x_rows, c) * g_c).transpose(1, 2), relu_grad).mul_(w2_t)
-            else:
-                gh = g_c * w2_t if O == 1 else torch.bmm(g_c, w2_t)  # a broadcast beats a K=1 GEMM
-                gh = torch.ops.aten.threshold_backward(gh, h, 0)  # as torch.relu's backward
-                gw = torch.bmm(x_c.transpose(1, 2), gh)
-                if need_x:
-                    gx_c = torch.bmm(gh, w1_c.transpose(1, 2))
-                    if c.shared:
-                        gx_c = gx_c.view(-1, c.shared, c.cap, d + 1).sum(1)
-                    gx[c.inputs] += gx_c.reshape(gx[c.inputs].shape)
-            _put(gw1, c.groups, gw[:, :-1])
-            _put(gb1, c.groups, gw[:, -1])
-        return gx, gw1.view_as(w1), gb1.view_as(b1), gw2.view_as(w2), gb2.view_as(b2), None, None, None
+                torch.bmm((_chunk_inputs(x_rows, c) * g_c).transpose(1, 2), relu_grad, out=g_w1).mul_(w2_t)
+                continue
+            gh = g_c * w2_t if O == 1 else torch.bmm(g_c, w2_t)  # a broadcast beats a K=1 GEMM
+            gh = torch.ops.aten.threshold_backward(gh, h, 0)  # as torch.relu's backward
+            x_c = _chunk_inputs(x_rows, c)
+            torch.bmm(x_c.transpose(1, 2), gh, out=g_w1)
+            if need_x:
+                gx_c = torch.bmm(gh, w1_c.transpose(1, 2))
+                if c.shared:
+                    gx_c = gx_c.view(-1, c.shared, c.cap, d + 1).sum(1)
+                gx[c.inputs] += gx_c.reshape(gx[c.inputs].shape)
+        return (gx, *_unplan_grads(grads, w1, b1, w2, b2, ctx.order), None, None, None, None)
 
 
-def _chunk_weights(w1, b1, w2, b2, groups: slice | torch.Tensor):
-    """One chunk's weights: [w1; b1] as [n, d_in + 1, H] (b1 meets the inputs' ones column), w2 as
-    [n, H, d_out] and b2 as [n, 1, d_out]."""
+def _plan_weights(w1, b1, w2, b2, order: torch.Tensor | None) -> list[torch.Tensor]:
+    """The weights of the plan's (model, expert) pairs (all M*T in order, or those of `order`): [w1; b1]
+    as [P, d_in + 1, H] (b1 meets the inputs' ones column), w2 as [P, H, d_out] and b2 as [P, 1,
+    d_out]; a chunk's are the slices at its groups."""
     d, H = w1.shape[-2:]
     G, O = w1.shape[0] * w1.shape[1], w2.shape[-1]
-
-    def take(w: torch.Tensor, *shape: int) -> torch.Tensor:
-        w = w.reshape(G, *shape)
-        return w[groups] if isinstance(groups, slice) else w.index_select(0, groups)
-
-    return torch.cat([take(w1, d, H), take(b1, 1, H)], dim=1), take(w2, H, O), take(b2, 1, O)
+    weights = [w1.reshape(G, d, H), b1.reshape(G, 1, H), w2.reshape(G, H, O), b2.reshape(G, 1, O)]
+    if order is not None:
+        weights = [w.index_select(0, order) for w in weights]
+    return [torch.cat(weights[:2], dim=1), *weights[2:]]
 
 
-def _put(dst: torch.Tensor, groups: slice | torch.Tensor, value: torch.Tensor) -> None:
-    value = value.reshape(value.shape[0], -1)
-    if isinstance(groups, slice):
-        dst[groups] = value
-    else:
-        dst.index_copy_(0, groups, value)
+def _unplan_grads(grads: list[torch.Tensor], w1, b1, w2, b2, order: torch.Tensor | None):
+    """The plan-order gradients ([w1; b1], w2, b2) as those of w1, b1, w2 and b2; pairs outside the plan
+    (no rows routed to them) get zeros."""
+    d = w1.shape[-2]
+    g_w1b, g_w2, g_b2 = grads
+    parts = [(g_w1b[:, :d], w1), (g_w1b[:, d], b1), (g_w2, w2), (g_b2, b2)]
+    if order is None:
+        return [g.reshape(w.shape) for g, w in parts]
+    # Every pair is written when the plan holds them all (no zero fill then).
+    new = torch.empty_like if len(order) == w1.shape[0] * w1.shape[1] else torch.zeros_like
+    return [new(w).view(-1, *g.shape[1:]).index_copy_(0, order, g).view_as(w) for g, w in parts]
 
 
 def _chunk_inputs(x_rows: torch.Tensor, c: ExpertChunk) -> torch.Tensor:
@@ -194,16 +203,17 @@ def _shared_output(h: torch.Tensor, w2_c: torch.Tensor, b2_c: torch.Tensor, out:
 
 
 def _shared_weight_grads(x_rows: torch.Tensor, c: ExpertChunk, g: torch.Tensor, h: torch.Tensor,
-                         w2_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """grad w2 [n_groups, H, 1] and grad [w1; b1] [n_groups, d_in + 1, H] of a dense chunk with d_out = 1,
-    g [n_groups, cap, 1] the output gradient, h [n_models, cap, T * H] (consumed)."""
+                         w2_c: torch.Tensor, g_w1: torch.Tensor, g_w2: torch.Tensor) -> None:
+    """grad [w1; b1] into g_w1 [n_groups, d_in + 1, H] and grad w2 into g_w2 [n_groups, H, 1] of a dense
+    chunk with d_out = 1, g [n_groups, cap, 1] the output gradient, h [n_models, cap, T * H]
+    (consumed)."""
     x = x_rows[c.inputs]
     n, T, d1 = x.shape[0], c.shared, x.shape[-1]
     H = h.shape[-1] // T
     g_side = g.view(n, T, c.cap)
     # grad w2 of expert t: g_t^T @ h_t, the diagonal blocks of one GEMM per model.
     gw2 = torch.bmm(g_side, h).view(n, T, T, H).diagonal(dim1=1, dim2=2)  # [n, H, T]
-    gw2 = gw2.permute(0, 2, 1).reshape(n * T, H, 1)
+    g_w2.copy_(gw2.permute(0, 2, 1).reshape(n * T, H, 1))
     # h >= 0, so its sign is 1 where the pre-activation was > 0; taken in h's own layout (contiguous,
     # vectorised), then laid out per (model, expert).
     relu_grad = torch.empty(n, T, c.cap, H, dtype=h.dtype, device=h.device)
@@ -211,8 +221,8 @@ def _shared_weight_grads(x_rows: torch.Tensor, c: ExpertChunk, g: torch.Tensor, 
     # (x * g)^T per expert, formed transposed so the product runs along contiguous rows.
     xg_t = torch.empty(n, T, d1, c.cap, dtype=x.dtype, device=x.device)
     torch.mul(x.transpose(1, 2).contiguous().unsqueeze(1), g_side.unsqueeze(2), out=xg_t)
-    gw = torch.bmm(xg_t.view(n * T, d1, c.cap), relu_grad.view(n * T, c.cap, H))
-    return gw2, gw.mul_(w2_c.transpose(1, 2))
+    torch.bmm(xg_t.view(n * T, d1, c.cap), relu_grad.view(n * T, c.cap, H), out=g_w1)
+    g_w1.mul_(w2_c.transpose(1, 2))
 
 
 def with_ones(x: torch.Tensor) -> torch.Tensor:
@@ -220,16 +230,15 @@ def with_ones(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
 
 
-def expert_mlp(x_rows, w1, b1, w2, b2, chunks: list[ExpertChunk], n_rows: int) -> torch.Tensor:
+def expert_mlp(x_rows, w1, b1, w2, b2, chunks: list[ExpertChunk], n_rows: int,
+               order: torch.Tensor | None = None) -> torch.Tensor:
     """Run expert (i, j) = relu(x @ w1[i, j] + b1[i, j]) @ w2[i, j] + b2[i, j] on the rows each chunk
-    gives it; x_rows carries a trailing ones column (see with_ones). Returns [n_rows, d_out]."""
-    n_hidden = sum(_size(c.groups) * c.cap for c in chunks) * w1.shape[-1]
+    gives it; x_rows carries a trailing ones column (see with_ones). The chunks' groups index the M*T
+    (model, expert) pairs, or with `order` (a LongTensor of pairs) its positions: the pairs' weights are
+    gathered once in that order and their gradients put back once. Returns [n_rows, d_out]."""
+    n_hidden = sum((c.groups.stop - c.groups.start) * c.cap for c in chunks) * w1.shape[-1]
     keep_hidden = torch.is_grad_enabled() and n_hidden * x_rows.element_size() <= KEEP_HIDDEN_BYTES
-    return _ExpertMLP.apply(x_rows, w1, b1, w2, b2, chunks, n_rows, keep_hidden)
-
-
-def _size(groups: slice | torch.Tensor) -> int:
-    return groups.stop - groups.start if isinstance(groups, slice) else groups.numel()
+    return _ExpertMLP.apply(x_rows, w1, b1, w2, b2, chunks, n_rows, keep_hidden, order)
 
 
 def _chunk_budget(x: torch.Tensor) -> int:
@@ -247,22 +256,63 @@ def dense_chunks(M: int, T: int, N: int, H: int, x: torch.Tensor) -> list[Expert
     ]
 
 
-def sparse_chunks(counts: list[int], H: int, x: torch.Tensor) -> tuple[list[ExpertChunk], list[int], int]:
-    """Pack (model, expert) groups of `counts` rows: groups sorted by size, chunks padded to their own
-    largest group, so a skewed router costs little padding. Returns the chunks, each group's first row
-    (groups with no rows get none) and the number of rows."""
+def sparse_chunks(counts: np.ndarray, H: int, x: torch.Tensor
+                  ) -> tuple[list[ExpertChunk], np.ndarray, np.ndarray, int]:
+    """Pack (model, expert) groups of `counts` rows: groups sorted by size (then index), chunks padded to
+    their own largest group, so a skewed router costs little padding. Returns the chunks (their groups
+    index `order`), `order` (the groups with rows, in packing order), each group's first row (groups
+    with no rows get none) and the number of rows."""
     budget = _chunk_budget(x)
-    order = sorted((n, g) for g, n in enumerate(counts) if n > 0)
-    base = [0] * len(counts)
+    ids = np.flatnonzero(counts)
+    ids = ids[np.argsort(counts[ids], kind="stable")]
+    sizes = counts[ids]
+    base = np.zeros(len(counts), dtype=np.int64)
     chunks, row, i = [], 0, 0
-    while i < len(order):
-        j = i + 1  # grow the chunk while its padded hidden activations fit the budget
-        while j < len(order) and (j + 1 - i) * order[j][0] * H <= budget:
-            j += 1
-        cap, ids = order[j - 1][0], [g for _, g in order[i:j]]
-        for r, g in enumerate(ids):
-            base[g] = row + r * cap
+    while i < len(ids):
+        # Grow the chunk while its padded hidden activations fit the budget: j is the first group past
+        # i that would not fit (sizes ascend, so it lies within the `window` groups a budget can hold).
+        window = sizes[i + 1 : i + 2 + budget // (int(sizes[i]) * H)]
+        over = np.flatnonzero(np.arange(2, len(window) + 2) * window * H > budget)
+        j = i + 1 + (int(over[0]) if over.size else len(window))
+        cap = int(sizes[j - 1])
+        base[ids[i:j]] = row + cap * np.arange(j - i)
         rows = slice(row, row + (j - i) * cap)
-        chunks.append(ExpertChunk(torch.tensor(ids, device=x.device), rows, rows, cap))
+        chunks.append(ExpertChunk(slice(i, j), rows, rows, cap))
         row, i = rows.stop, j
-    return chunks, base, row
+    return chunks, ids, base, row
+
+
+@dataclass(frozen=True)
+class SparsePlan:
+    """The packing of a selection's routed rows (routed row r: selected triple r in (model, expert,
+    token) order) for expert_mlp: its `chunks`, `order` and `n_rows` (see sparse_chunks); `flat`, each
+    routed row's index in the flattened [M, T, N]; `token`, its row model * N + token of the flattened
+    inputs [M * N]; `dest`, its packed row; `src`, each packed row's input row (padding rows read row 0:
+    finite work whose outputs are never read)."""
+
+    chunks: list[ExpertChunk]
+    order: torch.Tensor
+    n_rows: int
+    flat: torch.Tensor
+    token: torch.Tensor
+    dest: torch.Tensor
+    src: torch.Tensor
+
+
+def sparse_plan(mask: torch.Tensor, H: int, x: torch.Tensor) -> SparsePlan:
+    """The SparsePlan of a selection `mask` [M, T, N] (bool), made on the host with numpy (whose nonzero
+    is several times torch's on CPU; on CUDA the mask is copied over and the plan back)."""
+    M, T, N = mask.shape
+    flat = np.flatnonzero(mask.detach().cpu().numpy())
+    # flat ascends, so group g's routed rows are flat[starts[g]:starts[g + 1]] (g = model * T + expert).
+    groups = np.arange(M * T)
+    starts = np.searchsorted(flat, np.append(groups, M * T) * N)
+    counts = np.diff(starts)
+    chunks, order, base, n_rows = sparse_chunks(counts, H, x)
+    token = flat - np.repeat((groups - groups // T) * N, counts)  # model * N + token
+    # Packed row: the group's first packed row + the routed row's rank within its group.
+    dest = np.repeat(base - starts[:-1], counts) + np.arange(len(flat))
+    src = np.zeros(n_rows, dtype=np.int64)
+    src[dest] = token
+    return SparsePlan(chunks, torch.from_numpy(order).to(x.device), n_rows,
+                      *(torch.from_numpy(a).to(x.device) for a in (flat, token, dest, src)))

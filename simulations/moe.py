@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulations.expert_kernel import dense_chunks, expert_mlp, sparse_chunks, with_ones
+from simulations.expert_kernel import dense_chunks, expert_mlp, sparse_plan, with_ones
 from simulations.gates import gate_family
 from simulations.router import Router
 
@@ -62,13 +62,18 @@ class TopKMoE(nn.Module):
       - "dense": every expert on every token, combined with a masked gate tensor (static shapes,
         batched matmuls over the flattened (model, expert) axis).
       - "sparse": only the selected (model, expert, token) triples: packed per (model, expert)
-        group, groups sorted by size and run in cache-sized batched matmuls, each padded only to its
-        own largest group (a collapsed router costs little padding).
+        group (planned on the host, simulations.expert_kernel.sparse_plan), groups sorted by size and
+        run in cache-sized batched matmuls, each padded only to its own largest group (a collapsed
+        router costs little padding).
       - "reference": a plain Python loop over models and experts (for tests).
       - "auto": "sparse" when T / mean(k) >= 3 and the bundle has M * N >= 16384 tokens, else
-        "dense" (measured on a 2-core CPU: sparse's cost grows with k, dense's does not, and they
-        cross near T / k = 2; on small batches sparse's fixed bookkeeping loses). On CUDA the same rule
-        with T / mean(k) >= 4 (not measured: sparse pays host syncs for its packing plan).
+        "dense". Measured on a 2-core CPU (one training step): sparse's cost grows with k, dense's
+        does not; with the grid's narrow experts (d_hidden 4) they cross near T / k = 2.6, with wider
+        ones (d_hidden 32, bench/layer.py's) sparse still takes 0.65x dense's time at T / k = 2; on
+        small batches sparse's fixed bookkeeping loses. The rule stays at 3 because the grid's bundles
+        resolve through it and the two impls round differently: moving it would move stored rows.
+        On CUDA the same rule with T / mean(k) >= 4 (not measured: sparse pays host syncs for its
+        packing plan).
     Both fast impls share the expert kernel (simulations.expert_kernel.expert_mlp): the layer-1 bias
     rides in the GEMM via a ones column, the hidden activations are kept for the backward while small
     and recomputed in it otherwise, and it is differentiable once (no double backward).
@@ -217,22 +222,11 @@ class TopKMoE(nn.Module):
     def _sparse(self, x: torch.Tensor, gates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.expert_inputs(x)
         M, N, d = x.shape
-        T, O = self.n_experts, self.d_out
-        # Selected (model, expert, token) triples, in (model, expert, token) order.
-        m_idx, e_idx, n_idx = mask.nonzero(as_tuple=True)
-        group = m_idx * T + e_idx
-        counts = mask.sum(-1).flatten()
-        chunks, base, n_rows = sparse_chunks(counts.tolist(), self.d_hidden, x)
-        starts = counts.cumsum(0) - counts  # first triple of each group
-        rank = torch.arange(group.numel(), device=x.device) - starts.index_select(0, group)
-        dest = torch.tensor(base, device=x.device).index_select(0, group) + rank
-        tokens = m_idx * N + n_idx
-        # Padding rows read token 0 of the bundle: finite work whose outputs are never read.
-        src = torch.zeros(n_rows, dtype=torch.long, device=x.device).index_copy_(0, dest, tokens)
-        packed = with_ones(x.reshape(M * N, d)).index_select(0, src)
-        out = expert_mlp(packed, self.w1, self.b1, self.w2, self.b2, chunks, n_rows)
-        ys = out.index_select(0, dest) * gates.view(-1).index_select(0, group * N + n_idx).unsqueeze(-1)
-        return x.new_zeros(M * N, O).index_add(0, tokens, ys).view(M, N, O)
+        plan = sparse_plan(mask, self.d_hidden, x)
+        packed = with_ones(x.reshape(M * N, d)).index_select(0, plan.src)
+        out = expert_mlp(packed, self.w1, self.b1, self.w2, self.b2, plan.chunks, plan.n_rows, plan.order)
+        ys = out.index_select(0, plan.dest) * gates.view(-1).index_select(0, plan.flat).unsqueeze(-1)
+        return x.new_zeros(M * N, self.d_out).index_add(0, plan.token, ys).view(M, N, self.d_out)
 
     def _forward_reference(self, x: torch.Tensor):
         """Loop over models and experts; selection by numpy lexsort on (-p, expert index); the gate

@@ -13,11 +13,13 @@ def topk_mask(p: torch.Tensor, k: torch.Tensor, k_min: int, k_max: int) -> torch
     """Bool [M, T, N]: for each (model m, token n) the k[m] largest p[m, :, n]; among equal p the lower
     expert index is kept (torch.topk promises no tie rule, so the rule is built here).
 
-    p >= 0 (router probabilities), so the integer view of its float32 bits orders like p; with the
-    expert index packed below it, every key is unique, so "the k largest keys" is one well-defined set
-    with no tie handling: the keys are sorted (a sorting network on CPU, see _sorted_keys), each
-    model's k-th largest key is read off, and every key at or above it is kept. float64 (whose bits do
-    not leave room for the index) uses a stable sort instead.
+    p >= 0 (router probabilities), so the integer view of its float32 bits orders like p. Ranked by
+    (bits descending, expert index ascending), the k largest are every expert whose bits exceed the
+    k-th largest bits value v, and then, of those equal to v, the lowest indices until k are kept. v
+    is found by a tournament over the experts (_top_values, on the [M, N] blocks of p's own layout:
+    no copy and no wider keys), and the selection is `bits >= v` whenever that keeps exactly k (no
+    tie straddles the k-th place, the usual case); otherwise the tie is cut by the index. float64
+    (whose bits do not fit int32) uses a stable sort instead.
     """
     M, T, N = p.shape
     p = p.detach()
@@ -25,12 +27,22 @@ def topk_mask(p: torch.Tensor, k: torch.Tensor, k_min: int, k_max: int) -> torch
         order = torch.sort(p, dim=1, descending=True, stable=True).indices  # ties: lower index first
         keep = torch.arange(T, device=p.device).view(1, T, 1) < k.view(M, 1, 1)
         return torch.zeros_like(p, dtype=torch.bool).scatter_(1, order, keep.expand_as(order))
-    # [T, M, N] layout: each expert's keys are one contiguous [M, N] block, the unit the network works on.
-    bits = p.float().permute(1, 0, 2).view(torch.int32)
-    key = torch.add((T - 1 - torch.arange(T, device=p.device)).view(T, 1, 1), bits, alpha=T)  # int64
-    ranked = _sorted_keys(key, k_max)
-    kth = ranked.gather(0, (k - 1).view(1, M, 1).expand(1, M, N))  # [1, M, N]: model m's k[m]-th largest
-    return (key >= kth).permute(1, 0, 2).contiguous()
+    bits = p.float().view(torch.int32)
+    ranked = _top_values(bits.transpose(0, 1), k_max)  # [k_max, M, N]
+    if k_min == k_max:
+        kth = ranked[k_max - 1].unsqueeze(1)
+    else:
+        kth = ranked.gather(0, (k - 1).view(1, M, 1).expand(1, M, N)).transpose(0, 1)
+    mask = bits >= kth  # [M, T, N]
+    want = k.view(M, 1)
+    taken = mask.sum(1)
+    if bool((taken == want).all()):
+        return mask
+    # Ties at the k-th place: keep every expert above v, then the lowest indices of those equal to v.
+    above = bits > kth
+    tied = bits == kth
+    room = (want - above.sum(1)).unsqueeze(1)
+    return above | (tied & (tied.cumsum(1) <= room))
 
 
 def ranked_top(scores: torch.Tensor, k_max: int) -> torch.Tensor:
@@ -57,6 +69,45 @@ def descending_ranks(p: torch.Tensor, dim: int) -> torch.Tensor:
         order = ranked_top(p.movedim(dim, 0).contiguous(), p.shape[dim]).movedim(0, dim)
     places = torch.arange(p.shape[dim], device=p.device).view(-1, *[1] * (p.dim() - 1 - dim % p.dim()))
     return torch.empty_like(order).scatter_(dim, order, places.expand_as(order))
+
+
+def _top_values(values: torch.Tensor, k_max: int) -> torch.Tensor:
+    """The k_max largest of values [T, M, N] along dim 0, sorted descending, [k_max, M, N] (equal values
+    are interchangeable here, so no tie rule is needed).
+
+    A tournament on blocks of B = k_max rounded up to a power of two (T padded with the smallest value
+    to a power of two): each block is sorted by a Batcher network, then blocks are merged in pairs,
+    keeping the top B of each pair (max(a_i, b_{B-1-i}) is a bitonic sequence holding them, sorted by
+    a bitonic merge). Every comparator acts on all blocks of its level at once, so a level is a few
+    elementwise ops on whole [blocks, M, N] tensors, whatever T: a few dozen ops in all, where a
+    network over single experts issues hundreds of small ones."""
+    T = values.shape[0]
+    size = 1 << max(0, (T - 1).bit_length())
+    B = 1 << max(0, (k_max - 1).bit_length())
+    if size > T:
+        pad = values.new_full((size - T, *values.shape[1:]), torch.iinfo(values.dtype).min)
+        values = torch.cat([values, pad])
+    # cols[i]: position i of every block, [size // B, M, N].
+    blocks = values.reshape(size // B, B, *values.shape[1:])
+    cols = [blocks[:, i] for i in range(B)]
+    for i, j in _sort_network(B):
+        cols[i], cols[j] = torch.maximum(cols[i], cols[j]), torch.minimum(cols[i], cols[j])
+    while cols[0].shape[0] > 1:
+        cols = [torch.maximum(cols[i][0::2], cols[B - 1 - i][1::2]) for i in range(B)]
+        step = B // 2
+        while step:
+            for i in range(B):
+                if i & step == 0:
+                    j = i + step
+                    cols[i], cols[j] = torch.maximum(cols[i], cols[j]), torch.minimum(cols[i], cols[j])
+            step //= 2
+    return torch.stack([c[0] for c in cols[:k_max]])
+
+
+@functools.lru_cache(maxsize=64)
+def _sort_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Batcher's odd-even merge sort of n (a power of two) positions, larger values to the lower one."""
+    return tuple(_selection_network(n, n)) if n > 1 else ()
 
 
 def _sorted_keys(key: torch.Tensor, k_max: int) -> torch.Tensor:
