@@ -59,11 +59,11 @@ class GateFamily:
         A renormalized k = 1 gate is the constant 1, written as such so the router gets exactly no
         gradient (p / p would leak rounding-level gradients)."""
         g = p * mask
-        if bool(renorm.all()):
-            g = g / g.sum(1, keepdim=True)
-        elif bool(renorm.any()):
-            g = torch.where(renorm[:, None, None], g / g.sum(1, keepdim=True), g)
         if bool(renorm.any()):
+            total = g.sum(1, keepdim=True)
+            if not bool(renorm.all()):  # the others divide by exactly 1 (the same values and gradients)
+                total = torch.where(renorm[:, None, None], total, torch.ones_like(total))
+            g = g / total
             constant = renorm & (k == 1)
             if bool(constant.any()):
                 g = torch.where(constant[:, None, None], mask.to(p.dtype), g)
