@@ -14,6 +14,7 @@ gate families (simulations.gates).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -198,14 +199,16 @@ class TopKMoE(nn.Module):
             return y
         return y, self.router.stats(p, mask)
 
-    def mix(self, x: torch.Tensor, gates: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    def mix(self, x: torch.Tensor, gates: torch.Tensor, selected: torch.Tensor,
+            outputs: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
         """y [M, N, d_out]: the `selected` experts [M, T, N] (bool) run on x [M, N, d_in] and summed,
         weighted by `gates` [M, T, N] (gradients flow to the gates): the combine step. The gating half of
         `forward` is `router.route`; a caller with its own gates (a fixed router, gating at another k)
-        combines them here."""
+        combines them here. `outputs`, where the caller keeps `expert_outputs(x)`, gives them to the
+        dense path instead of a second expert pass (the sparse path runs only the selected experts)."""
         if self.resolved_impl(x.shape[1]) == "sparse":
             return self._sparse(x, gates, selected)
-        return self._dense(x, gates)
+        return (gates.unsqueeze(-1) * (self.expert_outputs(x) if outputs is None else outputs())).sum(1)
 
     def expert_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Every expert's output on every token, [M, T, N, d_out] (the dense path's expert pass)."""
@@ -215,9 +218,6 @@ class TopKMoE(nn.Module):
         chunks = dense_chunks(M, T, N, self.d_hidden, x)
         out = expert_mlp(with_ones(x), self.w1, self.b1, self.w2, self.b2, chunks, M * T * N)
         return out.view(M, T, N, self.d_out)
-
-    def _dense(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
-        return (gates.unsqueeze(-1) * self.expert_outputs(x)).sum(1)
 
     def _sparse(self, x: torch.Tensor, gates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.expert_inputs(x)

@@ -10,7 +10,7 @@ kind (bound to the model and data) and asks them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -160,8 +160,11 @@ class ExpertsKind:
     def __init__(self, model: TopKMoE, data: BundleView) -> None:
         self.model, self.data = model, data
 
-    def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor:
-        """Predictions [M, n, 1] on a split's points: the gate-weighted sum of the selected experts."""
+    def combine(self, gating: Gating, split: str, points: Points,
+                outputs: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+        """Predictions [M, n, 1] on a split's points: the gate-weighted sum of the selected experts.
+        `outputs`: where the caller keeps them, the experts' outputs there (`outputs(split, points)`),
+        for a kind that would otherwise run every expert again."""
         raise NotImplementedError
 
     def outputs(self, split: str, points: Points) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from simulations.arms.base import ExpertsKind, Gating, Points, register_experts
@@ -18,8 +20,9 @@ class LearnedExperts(ExpertsKind):
     default = True
     trains = ("b1", "b2", "w1", "w2")
 
-    def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor:
-        return self.model.mix(self.data.split(split)[0][:, points], gating.gates, gating.selected)
+    def combine(self, gating: Gating, split: str, points: Points,
+                outputs: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+        return self.model.mix(self.data.split(split)[0][:, points], gating.gates, gating.selected, outputs)
 
     def outputs(self, split: str, points: Points) -> torch.Tensor:
         return self.model.expert_outputs(self.data.split(split)[0][:, points])

@@ -3,6 +3,8 @@ learns)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from simulations.arms.base import BundleView, ExpertsKind, Gating, Points, register_experts
@@ -28,7 +30,8 @@ class TeacherExperts(ExpertsKind):
                              "(make_bundle_data(..., n_experts=T))")
         super().__init__(model, data)
 
-    def combine(self, gating: Gating, split: str, points: Points) -> torch.Tensor:
+    def combine(self, gating: Gating, split: str, points: Points,
+                outputs: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
         return torch.einsum("mtn,mnt->mn", gating.gates, self.data.expert_out[split][:, points]).unsqueeze(-1)
 
     def outputs(self, split: str, points: Points) -> torch.Tensor:

@@ -267,8 +267,10 @@ class Student:
                                                         ranks=self.skill_ranks(split)))
 
     def __call__(self, split: str, sl: slice = slice(None)) -> torch.Tensor:
-        """Predictions [M, n, 1] on a split's points (the router kind's greedy gating)."""
-        return self.experts.combine(self.gating(split, sl), split, sl)
+        """Predictions [M, n, 1] on a split's points (the router kind's greedy gating); frozen, from the
+        kept expert outputs where the combine step runs every expert anyway."""
+        kept = None if getattr(self, "_memo", None) is None else (lambda: self.outputs(split, sl))
+        return self.experts.combine(self.gating(split, sl), split, sl, kept)
 
     def training_loss(self) -> torch.Tensor:
         """Each model's training loss [M] on its training points, as the estimator makes it."""
