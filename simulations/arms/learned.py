@@ -14,7 +14,7 @@ from simulations import streams
 from simulations.arms.base import BundleView, Gating, Points, RouterKind, register_router
 from simulations.config_schema import Number, setting
 from simulations.moe import TopKMoE
-from simulations.selection import descending_ranks
+from simulations.selection import ranks
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Learned(RouterKind):
         """The top-k experts of one sort for every k (topk_mask's rule: ties go to the lower index),
         gated by the model's rule at that k."""
         p = self.probs(split, points)
-        rank = descending_ranks(p, 1)  # [M, T, n]: each expert's place
+        rank = ranks(p, 1)  # [M, T, n]: each expert's place
         for j in range(self.model.n_experts):
             yield self.gates_on(p, rank <= j, split, points, k=j + 1)
 

@@ -28,7 +28,7 @@ import torch
 from simulations import arms, routing
 from simulations.gating import Gating
 from simulations.moe import TopKMoE
-from simulations.selection import descending_ranks
+from simulations.selection import ranks
 
 
 class Student(Protocol):
@@ -67,35 +67,28 @@ def expert_skills(student: Student, learned_map: torch.Tensor) -> torch.Tensor:
 
 
 def oracle_selection(p: torch.Tensor, mapping: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
-                     k: torch.Tensor, ranks: torch.Tensor | None = None) -> torch.Tensor:
+                     k: torch.Tensor, teacher_ranks: torch.Tensor | None = None) -> torch.Tensor:
     """Bool [M, T, n]: the oracle's round-robin selection among the model's own experts (module
     docstring). p [M, T, n] router probabilities, mapping [M, T] expert -> skill (-1: none), z [M, n, S]
-    teacher scores, s [M] (or [M, n] per point, a mixed-complexity task) and k [M]; `ranks`: the skills'
-    ranks in z (`routing.skill_ranks(z)`) where the caller has them."""
+    teacher scores, s [M] (or [M, n] per point, a mixed-complexity task) and k [M]; `teacher_ranks`: the
+    skills' ranks in z (`routing.skill_ranks(z)`) where the caller has them."""
     M, T, n = p.shape
     S = z.shape[-1]
-    rank = routing.skill_ranks(z) if ranks is None else ranks  # [M, n, S]: 0 = largest score
+    rank = routing.skill_ranks(z) if teacher_ranks is None else teacher_ranks  # [M, n, S]: 0 = largest
     skill = mapping.clamp_min(0).unsqueeze(1).expand(M, n, T)
     rank_of = rank.gather(2, skill)  # [M, n, T]: each expert's skill's rank (unmapped: masked below)
     s_ = s.to(p.device).view(M, -1, 1)  # [M, 1, 1] or per point [M, n, 1]
     eligible = (mapping >= 0).unsqueeze(1) & (rank_of < s_)
     # place of each expert among the experts of its skill, by p (ties to the lower index): its place in
     # the order by (skill, place by p) less the number of experts of lower skills (ranks, no T x T)
-    by_p = descending_ranks(p, 1).transpose(1, 2)  # [M, n, T]
+    by_p = ranks(p, 1).transpose(1, 2)  # [M, n, T]
     label = torch.where(mapping < 0, S, mapping)  # [M, T]; unmapped experts last
-    by_skill = _ascending_place(label.unsqueeze(1) * T + by_p, (S + 1) * T)
+    by_skill = ranks(label.unsqueeze(1) * T + by_p, -1, descending=False)
     counts = torch.nn.functional.one_hot(label, S + 1).sum(1)  # [M, S + 1]
     before = (counts.cumsum(1) - counts).gather(1, label).unsqueeze(1)  # experts of lower skills
     key = torch.where(eligible, (by_skill - before) * s_ + rank_of, T * (T + 1))
-    place = _ascending_place(key, T * (T + 1))
+    place = ranks(key, -1, descending=False)
     return (eligible & (place < k.to(p.device).view(M, 1, 1))).transpose(1, 2)
-
-
-def _ascending_place(key: torch.Tensor, top: int) -> torch.Tensor:
-    """Each integer key's place along the last dimension in ascending order, ties to the lower index
-    (as a stable argsort's inverse): the descending ranks of top - key, exact in float32 for keys in
-    0..top < 2^24."""
-    return descending_ranks((top - key).to(torch.float32), -1)
 
 
 def covered_skills(selected: torch.Tensor, mapping: torch.Tensor, n_skills: int) -> torch.Tensor:
