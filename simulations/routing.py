@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import torch
 
+from simulations.selection import ranks
+
 
 def skill_ranks(z: torch.Tensor) -> torch.Tensor:
-    """[..., S] teacher scores -> [..., S] rank of each skill (0 = largest score; ties: lower index)."""
-    order = torch.sort(z, dim=-1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(-1, order, torch.arange(z.shape[-1], device=z.device).expand_as(order))
-    return ranks
+    """[..., S] teacher scores -> [..., S] rank of each skill (0 = largest score; ties: lower index),
+    long."""
+    return ranks(z, -1).long()
 
 
 def active_skills(z: torch.Tensor, s: torch.Tensor, ranks: torch.Tensor | None = None) -> torch.Tensor:

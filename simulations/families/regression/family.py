@@ -136,6 +136,9 @@ def train(bundle) -> pd.DataFrame:
     curriculum = build(CurriculumConfig, first)
     dtype = getattr(torch, student.dtype)
     tasks = [_task(task_spec(m.cell, m.seed)) for m in bundle.models]
+    # the route-free baselines first: their 20,000-point test draws then serve the test splits
+    baselines = {"route_free_nmse": [t.route_free_nmse for t in tasks],
+                 "route_free_nmse_ood": [t.route_free_nmse_ood for t in tasks]}
     n_train = [m.cell["n_train"] for m in bundle.models]
     expert_out = first["n_experts"] if arms.experts(first["experts"]).needs_expert_out else None
     data = make_bundle_data(tasks, n_train, first["n_val"], first["n_test"], dtype, device,
@@ -164,8 +167,8 @@ def train(bundle) -> pd.DataFrame:
     if "complexity_mix" in cols:  # a list setting, stored as text ("1,2,4"; "" when off)
         cols["complexity_mix"] = [",".join(map(str, mix)) for mix in cols["complexity_mix"]]
     cols["n_heldout_combos"] = [len(t.heldout) for t in tasks]
-    cols["route_free_nmse"] = [t.route_free_nmse for t in tasks]
-    cols["route_free_nmse_ood"] = [t.route_free_nmse_ood for t in tasks]
+    for name, values in baselines.items():
+        cols[name] = values
     rows = pd.concat([cols, metrics], axis=1)
     # the share of the route-free baseline's error left, each split's by its own (docs/store.md)
     for split, base in (("id", "route_free_nmse"), ("ood", "route_free_nmse_ood")):

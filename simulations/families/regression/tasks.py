@@ -95,10 +95,11 @@ def _rng(*key: int) -> np.random.Generator:
 
 # In-process caches (the grid's local executor runs every bundle in one process; each Ray worker has
 # its own). The reference sample and its raw skills depend on (seed, S, d, w, n_ref) only, so the tasks
-# of all complexities share them; a drawn split is shared by every bundle holding the same task. Both
-# hold exactly the arrays an uncached call computes (the same operations on the same inputs).
+# of all complexities share them; a drawn split is shared by every bundle holding the same task, and
+# serves any shorter request. Both hold exactly the arrays an uncached call computes (the same
+# operations on the same inputs).
 _REFERENCE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-_SAMPLES: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_SAMPLES: OrderedDict[tuple, tuple] = OrderedDict()  # (spec, split) -> (n, levels, skills, arrays)
 _REFERENCE_MAX, _SAMPLES_MAX = 8, 512
 
 
@@ -128,10 +129,23 @@ def _reference_sample(task: CompositionalTask, *key: int) -> tuple[np.ndarray, n
 
 def sample_cached(task: CompositionalTask, split: str, n: int, levels: bool = False, skills: bool = False
                   ) -> tuple[np.ndarray, ...]:
-    """task.sample(split, n, levels, skills), cached in-process by its arguments; the arrays are
-    read-only."""
-    key = (task.spec, split, n, *(("levels",) if levels else ()), *(("skills",) if skills else ()))
-    return _remember(_SAMPLES, key, _SAMPLES_MAX, lambda: task.sample(split, n, levels=levels, skills=skills))
+    """task.sample(split, n, levels, skills), cached in-process per (task, split), read-only. A request
+    is served from the kept draw when that draw is as long and holds what it asks for: its first n
+    points are the same arrays (a stream's prefix does not depend on the size drawn, `_CHUNK`)."""
+    key = (task.spec, split)
+    kept = _SAMPLES.get(key)
+    if kept is None or kept[0] < n or (levels and not kept[1]) or (skills and not kept[2]):
+        drawn = task.sample(split, n, levels=levels, skills=skills)
+        for array in drawn:
+            array.flags.writeable = False  # shared between callers
+        kept = (n, levels, skills, drawn)
+        _SAMPLES[key] = kept
+        if len(_SAMPLES) > _SAMPLES_MAX:
+            _SAMPLES.popitem(last=False)
+    _SAMPLES.move_to_end(key)
+    x, y, *rest = kept[3]
+    out = (x[:n], y[:n]) + ((rest[0][:n],) if levels else ())
+    return out + ((rest[-1][:n],) if skills else ())
 
 
 def clear_caches() -> None:

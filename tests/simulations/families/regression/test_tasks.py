@@ -104,4 +104,21 @@ def test_cached_reference_and_samples_equal_fresh_computation():
     assert float(g.mean()) == t4.mean_G and float(g.std()) == t4.sd_G
     x, y = tasks.sample_cached(t2, "val", 50)
     assert np.array_equal(x, t2.sample("val", 50)[0]) and np.array_equal(y, t2.sample("val", 50)[1])
-    assert tasks.sample_cached(t2, "val", 50)[0] is x and not x.flags.writeable
+    assert np.shares_memory(tasks.sample_cached(t2, "val", 50)[0], x) and not x.flags.writeable
+
+
+def test_a_kept_draw_serves_shorter_requests_with_the_same_arrays():
+    """A split drawn once serves every request it covers (its first n points, and only what it holds);
+    a longer or richer request draws again; every answer equals a fresh draw of that size."""
+    tasks.clear_caches()
+    t = task(s=2)
+    x, y, g = tasks.sample_cached(t, "test_ood", 300, skills=True)
+    fresh = t.sample("test_ood", 300, skills=True)
+    assert all(np.array_equal(a, b) for a, b in zip((x, y, g), fresh, strict=True))
+    assert np.array_equal(g, t.skills(x))
+    short = tasks.sample_cached(t, "test_ood", 40)
+    assert len(short) == 2 and np.shares_memory(short[0], x)
+    assert all(np.array_equal(a, b) for a, b in zip(short, t.sample("test_ood", 40), strict=True))
+    longer = tasks.sample_cached(t, "test_ood", 500)
+    assert not np.shares_memory(longer[0], x) and np.array_equal(longer[0][:300], x)
+    assert len(tasks.sample_cached(t, "test_ood", 100, skills=True)) == 3  # redrawn: the 500 had none
