@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fits.blocks.context import FitContext
+from fits.blocks.gate_map import applies  # noqa: F401  (the same stores: those with routing controls)
 from fits.regime import COLUMNS, TABLE, regime_table, store_name
 from fits.summary import markdown_table
 
@@ -20,12 +21,6 @@ SHOWN = ("task", "n_train", "arm", "complexity", "n_seeds", "routing_recall_at_s
 
 def skipped(reason: str) -> dict:
     return {"available": False, "reason": reason}
-
-
-def applies(ctx: FitContext) -> str | None:
-    if "router" not in ctx.store.columns or "routing_recall" not in ctx.store.columns:
-        return "the store has no routing controls"
-    return None
 
 
 def run(ctx: FitContext) -> dict:
