@@ -75,7 +75,8 @@ def planted_results(
     diverged_frac: float = 0.0,
     rng_seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (cell, seed), exactly the results store's schema, with k* planted by `law`.
+    """One row per (cell, seed) with the results store's axes, metrics and the settings the fits read
+    (not every column a real store holds), with k* planted by `law`.
 
     The loss against k is `fits.curve.loss_curve(k, T, floor, a, b, p, shape)` with a set so that its
     minimum sits at the planted k*.
