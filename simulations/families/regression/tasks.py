@@ -103,17 +103,22 @@ _SAMPLES: OrderedDict[tuple, tuple] = OrderedDict()  # (spec, split) -> (n, leve
 _REFERENCE_MAX, _SAMPLES_MAX = 8, 512
 
 
-def _remember(cache: OrderedDict, key: tuple, limit: int, make):
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    value = make()
-    for array in value:
-        array.flags.writeable = False  # shared between callers
-    cache[key] = value
-    if len(cache) > limit:
-        cache.popitem(last=False)
+def _remember(cache: OrderedDict, key: tuple, limit: int, make, usable=None):
+    """cache[key], made (and the oldest entry dropped past `limit`) when absent or, with `usable`, when
+    the kept value cannot serve the request; most recently used last."""
+    value = cache.get(key)
+    if value is None or (usable is not None and not usable(value)):
+        value = cache[key] = make()
+        if len(cache) > limit:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
     return value
+
+
+def _read_only(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    for array in arrays:
+        array.flags.writeable = False  # shared between callers
+    return arrays
 
 
 def _reference_sample(task: CompositionalTask, *key: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +127,7 @@ def _reference_sample(task: CompositionalTask, *key: int) -> tuple[np.ndarray, n
 
     def make():
         x_ref = _rng(seed, 5, S, d, w).standard_normal((n_ref, d))
-        return x_ref, task._raw_skills(x_ref)
+        return _read_only((x_ref, task._raw_skills(x_ref)))
 
     return _remember(_REFERENCE, key, _REFERENCE_MAX, make)
 
@@ -132,17 +137,11 @@ def sample_cached(task: CompositionalTask, split: str, n: int, levels: bool = Fa
     """task.sample(split, n, levels, skills), cached in-process per (task, split), read-only. A request
     is served from the kept draw when that draw is as long and holds what it asks for: its first n
     points are the same arrays (a stream's prefix does not depend on the size drawn, `_CHUNK`)."""
-    key = (task.spec, split)
-    kept = _SAMPLES.get(key)
-    if kept is None or kept[0] < n or (levels and not kept[1]) or (skills and not kept[2]):
-        drawn = task.sample(split, n, levels=levels, skills=skills)
-        for array in drawn:
-            array.flags.writeable = False  # shared between callers
-        kept = (n, levels, skills, drawn)
-        _SAMPLES[key] = kept
-        if len(_SAMPLES) > _SAMPLES_MAX:
-            _SAMPLES.popitem(last=False)
-    _SAMPLES.move_to_end(key)
+    def draw() -> tuple:
+        return n, levels, skills, _read_only(task.sample(split, n, levels=levels, skills=skills))
+
+    kept = _remember(_SAMPLES, (task.spec, split), _SAMPLES_MAX, draw,
+                     usable=lambda k: k[0] >= n and (k[1] or not levels) and (k[2] or not skills))
     x, y, *rest = kept[3]
     out = (x[:n], y[:n]) + ((rest[0][:n],) if levels else ())
     return out + ((rest[-1][:n],) if skills else ())

@@ -207,6 +207,7 @@ class Student:
         self.experts = arms.experts(settings.experts)(model, data)
         est = estimators.estimator(settings.estimator)
         self.estimator = est(self, build(est.Settings, options or {}), seeds)
+        self._memo: dict | None = None  # while frozen: what the final evaluation computes once
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         """(name, parameter) pairs the arm trains, sorted by name."""
@@ -235,7 +236,7 @@ class Student:
             self._memo = None
 
     def _once(self, what: str, split: str, points: arms.Points, make: Callable[[], Any]) -> Any:
-        if getattr(self, "_memo", None) is None or not isinstance(points, slice):
+        if self._memo is None or not isinstance(points, slice):
             return make()
         key = (what, split, *points.indices(self.data.split(split)[0].shape[1]))
         if key not in self._memo:
@@ -269,7 +270,7 @@ class Student:
     def __call__(self, split: str, sl: slice = slice(None)) -> torch.Tensor:
         """Predictions [M, n, 1] on a split's points (the router kind's greedy gating); frozen, from the
         kept expert outputs where the combine step runs every expert anyway."""
-        kept = None if getattr(self, "_memo", None) is None else (lambda: self.outputs(split, sl))
+        kept = None if self._memo is None else (lambda: self.outputs(split, sl))
         return self.experts.combine(self.gating(split, sl), split, sl, kept)
 
     def training_loss(self) -> torch.Tensor:
