@@ -139,6 +139,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     if overwrite and out.exists():  # delete only what a grid writes, never other files
         for f in [*results.bundle_files(out), *out.glob(results.K_EVAL_GLOB), *out.glob(".bundle-*.tmp"),
                   *out.glob(".keval-*.tmp"), *out.glob(results.EXPERTS_GLOB), *out.glob(".experts-*.tmp"),
+                  *out.glob(results.CURVES_GLOB), *out.glob(".curves-*.tmp"),
                   out / results.MANIFEST]:
             f.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ bundles or none; the loaders ignore temporary files.
 
 For mixed-complexity grids, `experts-<bundle_id>.parquet` likewise holds the experts-by-s table: one row
 per (cell, seed, s) with the mean number of experts the router selected per ID test input of level s
-(`load_experts_by_s`).
+(`load_experts_by_s`). Grids that record learning curves (SRAVEN with early stopping) put them in
+`curves-<bundle_id>.parquet`: one row per (cell, seed, evaluation step), from the rows' `curve_*` list
+columns (`load_curves`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ K_EVAL_GLOB = "keval-*.parquet"
 MANIFEST = "manifest.json"
 EXPERTS_GLOB = "experts-*.parquet"
 EXPERTS_LIST = regression_schema.EXPERTS_BY_S  # rows' list column: per level s = 1..S, NaN where absent
+CURVES_GLOB = "curves-*.parquet"
+CURVE_PREFIX = "curve_"  # rows' list columns of a learning curve: one value per evaluation step
 
 
 def k_eval_lists() -> dict[str, str]:
@@ -54,7 +58,13 @@ def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
     names = k_eval_lists()
     lists = [c for c in names if c in rows.columns]
     by_s = _experts_by_s(rows)
+    curve = [c for c in rows.columns if c.startswith(CURVE_PREFIX)]
     with staged_files(out) as stage:
+        if curve:
+            long = rows[["cell_id", "seed", *curve]].explode(curve, ignore_index=True)
+            long = long.rename(columns=lambda c: c.removeprefix(CURVE_PREFIX))
+            long = long.astype({c.removeprefix(CURVE_PREFIX): float for c in curve}).astype({"step": int})
+            stage(f"curves-{bundle_id}.parquet", lambda tmp: long.to_parquet(tmp, index=False))
         if by_s is not None:
             stage(f"experts-{bundle_id}.parquet", lambda tmp: by_s.to_parquet(tmp, index=False))
         if lists:
@@ -62,7 +72,7 @@ def write_bundle(out: str | Path, bundle_id: str, rows: pd.DataFrame,
             long.insert(2, "k_eval", long.groupby(["cell_id", "seed"]).cumcount() + 1)
             long = long.rename(columns=names).astype({names[c]: float for c in lists})
             stage(f"keval-{bundle_id}.parquet", lambda tmp: long.to_parquet(tmp, index=False))
-        main = rows.drop(columns=lists + ([EXPERTS_LIST] if by_s is not None else []))
+        main = rows.drop(columns=lists + curve + ([EXPERTS_LIST] if by_s is not None else []))
         return stage(f"bundle-{bundle_id}.parquet", lambda tmp: main.to_parquet(tmp, index=False))
 
 
@@ -90,6 +100,20 @@ def load_experts_by_s(path: str | Path) -> pd.DataFrame:
     rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
     out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
     return out.sort_values(["cell_id", "seed", "s"], kind="stable").reset_index(drop=True)
+
+
+def load_curves(path: str | Path) -> pd.DataFrame:
+    """The learning curves of a results directory: one row per (cell, seed, step) with the curve's
+    columns (SRAVEN: {acc,feat_acc,ce}_{id,ood,val}, train_ce, wall_s), joined with the row's other
+    columns; empty for stores without curves."""
+    path = Path(path)
+    files = sorted(path.glob(CURVES_GLOB)) if path.is_dir() else []
+    if not files:
+        return pd.DataFrame(columns=["cell_id", "seed", "step"])
+    long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
+    out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
+    return out.sort_values(["cell_id", "seed", "step"], kind="stable").reset_index(drop=True)
 
 
 def write_manifest(out: str | Path, manifest: dict[str, Any]) -> Path:

@@ -20,6 +20,7 @@ from simulations.config import IMPL_CHOICES, RuntimeConfig
 from simulations.config_schema import (
     Bool,
     Choice,
+    ChoiceList,
     ConfigError,
     IntAtLeast,
     IntList,
@@ -36,6 +37,7 @@ from simulations.config_schema import (
     stable_hash,
 )
 
+from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from .model import TOKENS
 from .tasks import N_FEATURES, N_RULES
 
@@ -64,6 +66,10 @@ class SravenAxes:
     n_rules: list[int] = setting([2, 3, 4, 6, 8], IntList(lo=2))  # R, the rule pool size (2..8)
     distinct: list[int | None] = setting([None], Distinct())  # distinct rules per problem
     seeds: list[int] = setting([0, 1, 2], IntList(lo=0))
+    # How the routers learn their selection (simulations.families.sraven.estimators); one bundle per
+    # estimator. Out of the ids at the default, so every earlier id stays.
+    estimator: list[str] = setting([DEFAULT_ESTIMATOR], ChoiceList(ESTIMATORS), since=DEFAULT_ESTIMATOR,
+                                   group=True)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,14 @@ class SravenTraining:
     # constant-rate Adam, and stay out of the hashes there (`since`), so older ids do not move.
     schedule: str = setting("constant", Choice(SCHEDULES), since="constant")
     warmup: int = setting(0, IntAtLeast(0), since=0)
+    # Early stopping (docs/sraven.md, "Training to a plateau"): with `patience` > 0, every `val_every`
+    # steps each model's per-feature accuracy on its validation problems (n_eval, split "val") is
+    # checked; a model whose accuracy has not risen by more than `min_delta` for `patience` checks stops
+    # (frozen) and every model ends at its best checkpoint; `steps` is then the cap. 0: a fixed `steps`.
+    patience: int = setting(0, IntAtLeast(0), since=0)
+    val_every: int = setting(100, IntAtLeast(), since=100)
+    min_delta: float = setting(0.005, Number(), since=0.005)
+    score_samples: int = setting(4, IntAtLeast(), since=4)  # estimator score: copies of the batch (RLOO >= 2)
 
 
 @dataclass(frozen=True)

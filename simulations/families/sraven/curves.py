@@ -2,13 +2,16 @@
 per-feature accuracy (and cross-entropy) on the ID and OOD sets, as one tidy table.
 
     python -m simulations.families.sraven.curves --out DIR [--preset NAME | --config FILE]
-        [--set FIELD=VALUE ...] [--k 2 ...] [--n-rules 2 8 ...] [--seeds 0 ...] [--steps N]
-        [--eval-every E] [--n-eval N] [--device auto|cpu|cuda] [--threads N] [--run gpu] [--label TEXT]
-        [--overwrite]
+        [--set FIELD=VALUE ...] [--k 2 ...] [--estimator pathwise score ...] [--n-rules 2 8 ...]
+        [--seeds 0 ...] [--steps N] [--eval-every E] [--n-eval N] [--device auto|cpu|cuda] [--threads N]
+        [--run gpu] [--label TEXT] [--overwrite]
 
 The setting is a SRAVEN grid config (a preset, quick by default, or a file) with `--set` overrides; the
-flags --k, --n-rules, --seeds, --steps, --n-eval, --device and --threads override its fields of those
-names. `--run gpu` starts from the GPU learning-curve run of issue 22 (the paper preset's model, k = 2,
+flags --k, --estimator, --n-rules, --seeds, --steps, --n-eval, --device and --threads override its
+fields of those names (every estimator's models train apart; the curves' `estimator` column says
+which). With early stopping on (`--set patience=P`), the models are checked every `val_every` steps
+instead of E and the curves add the validation split `val`.
+`--run gpu` starts from the GPU learning-curve run of issue 22 (the paper preset's model, k = 2,
 R in {2, 8}, 20,000 steps, evaluation every 500 steps, on CUDA); the other flags still override it.
 Writes DIR/curves.parquet (one row per model, evaluation step and split: acc, feat_acc, ce, and the
 mean training CE since the previous evaluation), DIR/rows.parquet (the trainer's final row per model)
@@ -21,6 +24,7 @@ written. docs/sraven.md, "Learning curves".
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -46,7 +50,7 @@ RUNS: dict[str, dict[str, Any]] = {
             "set": {"k": [2], "n_rules": [2, 8], "seeds": [0], "steps": 20000, "device": "cuda"}},
 }
 FILES = ("curves.parquet", "rows.parquet", "manifest.json")
-SPLITS = ("id", "ood")
+SPLITS = ("id", "ood", "val")  # val: the early-stopping checks' problems (with patience only)
 METRICS = ("acc", "feat_acc", "ce")
 
 
@@ -61,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", choices=sorted(RUNS), help="a named run to start from (see the docstring)")
     cli.add_set(p)
     p.add_argument("--k", type=int, nargs="+", help="training k (config field k)")
+    p.add_argument("--estimator", nargs="+", help="how the routers learn: pathwise (default), dense_ste, "
+                   "score (config field estimator; several: one curve set each)")
     p.add_argument("--n-rules", type=int, nargs="+", help="rule pool sizes R (config field n_rules)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (config field seeds)")
     p.add_argument("--steps", type=int, help="training steps")
@@ -80,10 +86,9 @@ def load(args: argparse.Namespace) -> tuple[SravenConfig, int]:
         raise ConfigError("config: pass --preset or --config, not both")
     overrides = dict(run.get("set", {}))
     overrides |= cli.overrides(args)
-    for flag, field in (("k", "k"), ("n_rules", "n_rules"), ("seeds", "seeds"), ("steps", "steps"),
-                        ("n_eval", "n_eval"), ("device", "device"), ("threads", "threads")):
-        if getattr(args, flag) is not None:
-            overrides[field] = getattr(args, flag)
+    for field in ("k", "estimator", "n_rules", "seeds", "steps", "n_eval", "device", "threads"):
+        if getattr(args, field) is not None:  # each flag sets the config field of its name
+            overrides[field] = getattr(args, field)
     preset = args.preset or (None if args.config else run.get("preset"))
     config = load_config(args.config, overrides, family="sraven", preset_name=preset)
     every = args.eval_every if args.eval_every is not None else run.get("eval_every", 100)
@@ -103,7 +108,7 @@ def specs(config: SravenConfig) -> list[ModelSpec]:
 def tidy(history: pd.DataFrame, bundle: list[ModelSpec], batch: int) -> pd.DataFrame:
     """The trainer's history (one row per model and step) as one row per model, step and split."""
     parts = []
-    for split in SPLITS:
+    for split in [s for s in SPLITS if f"acc_{s}" in history.columns]:
         part = history[["model", "step", "train_ce", "wall_s", *(f"{m}_{split}" for m in METRICS)]]
         parts.append(part.rename(columns={f"{m}_{split}": m for m in METRICS}).assign(split=split))
     long = pd.concat(parts, ignore_index=True)
@@ -123,7 +128,8 @@ def run(config: SravenConfig, every: int, label: str = "", out: Path | None = No
     device = resolve_device(config.runtime.device)
     if device == "cpu" and config.runtime.threads > 0:
         torch.set_num_threads(config.runtime.threads)
-    settings = build(SravenSettings, {**flat(config), "eval_every": every, "k_eval": False})
+    values = {**flat(config), "eval_every": every, "k_eval": False}
+    runs = [(est, build(SravenSettings, {**values, "estimator": est})) for est in config.axes.estimator]
     models, size = specs(config), config.runtime.max_models_per_bundle
     hashed = config.config_hash()
     manifest = {"what": "sraven learning curves", "label": label, "config": flat(config),
@@ -131,20 +137,20 @@ def run(config: SravenConfig, every: int, label: str = "", out: Path | None = No
                 "device": device_name(device), **provenance(), "n_models": len(models)}
     curves, rows = [], []
 
-    def save(history: pd.DataFrame, bundle: list[ModelSpec]) -> None:
-        part = pd.concat([*curves, tidy(history, bundle, settings.batch)], ignore_index=True)
+    def save(history: pd.DataFrame, bundle: list[ModelSpec], est: str, batch: int) -> None:
+        part = pd.concat([*curves, tidy(history, bundle, batch).assign(estimator=est)], ignore_index=True)
         write(out, part.assign(label=label, config_hash=hashed), None,
               manifest | {"complete": False, "wall_s": time.perf_counter() - t0})
 
-    for start in range(0, len(models), size):
+    for (est, settings), start in itertools.product(runs, range(0, len(models), size)):
         bundle = models[start:start + size]
-        hook = None if out is None else (lambda h, b=bundle: save(h, b))
+        hook = None if out is None else (lambda h, b=bundle, e=est, n=settings.batch: save(h, b, e, n))
         trained = train_bundle(bundle, settings, device=device, on_record=hook)
-        curves.append(tidy(trained.attrs["history"], bundle, settings.batch))
+        curves.append(tidy(trained.attrs["history"], bundle, settings.batch).assign(estimator=est))
         rows.append(trained.drop(columns=["eval_every", "k_eval"]))
         rows[-1].attrs = {}  # the history is in `curves`
-        last = curves[-1][curves[-1]["step"] == settings.steps]
-        print(last.pivot_table(index=["n_rules", "seed", "k"], columns="split",
+        last = curves[-1][curves[-1]["step"] == curves[-1]["step"].max()]
+        print(last.pivot_table(index=["estimator", "n_rules", "seed", "k"], columns="split",
                                values=["feat_acc", "acc"]).round(3).to_string(), flush=True)
     curves_df = pd.concat(curves, ignore_index=True).assign(label=label, config_hash=hashed)
     rows_df = pd.concat(rows, ignore_index=True).assign(label=label, config_hash=hashed)

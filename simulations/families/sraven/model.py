@@ -22,6 +22,7 @@ its router's `route(k=...)` (simulations.router.Router), never changing the mode
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,6 +34,8 @@ from simulations.router import RouterStats
 
 from .tasks import N_FEATURES, N_VALUES
 
+# A training estimator's pass through one MoE layer: (layer, inputs [M, N, d]) -> (outputs, stats).
+MoeRoute = Callable[[TopKMoE, torch.Tensor], tuple[torch.Tensor, RouterStats]]
 N_CONTEXT = 8 * N_FEATURES  # tokens of the 8 visible panels
 TOKENS = ("value", "column")  # tokenisations of the panels (see the module docstring)
 
@@ -100,15 +103,19 @@ class Block(nn.Module):
         self.ln2_b = nn.Parameter(torch.zeros(M, d, dtype=dtype))
         self.moe = moe
 
-    def forward(self, x: torch.Tensor, reference: bool = False, k: int | None = None
-                ) -> tuple[torch.Tensor, RouterStats]:
-        """k: gate the MoE at k experts (every model) instead of each model's own k."""
+    def forward(self, x: torch.Tensor, reference: bool = False, k: int | None = None,
+                route: MoeRoute | None = None) -> tuple[torch.Tensor, RouterStats]:
+        """k: gate the MoE at k experts (every model) instead of each model's own k; route: a training
+        estimator's own pass through the MoE (simulations.families.sraven.estimators), given the layer and
+        its inputs [M, N, d], instead of the layer's forward."""
         M, B, L, d = x.shape
         attn = reference_attention if reference else batched_attention
         x = x + attn(layer_norm(x, self.ln1_w, self.ln1_b), self.wqkv, self.bqkv, self.wo, self.bo,
                      self.n_heads)
         h = layer_norm(x, self.ln2_w, self.ln2_b).reshape(M, B * L, d)
-        if k is not None:
+        if route is not None:
+            y, stats = route(self.moe, h)
+        elif k is not None:
             if reference:
                 raise ValueError("k (inference-time k) is not available with reference=True")
             gating = self.moe.router.route(h, k=k)
@@ -219,11 +226,12 @@ class SravenTransformer(nn.Module):
         return x.flatten(2, 3)
 
     def forward(self, tokens: torch.Tensor, return_stats: bool = False, reference: bool = False,
-                k: int | None = None):
+                k: int | None = None, route: MoeRoute | None = None):
         """tokens: LongTensor [M, B, 32] (values 0..7 of the 8 visible panels, panel-major) ->
         logits [M, B, 4, 8] at the query positions; with return_stats also one RouterStats per block.
         reference=True runs the per-model loop reference of attention and of the MoE (for tests);
-        k runs every MoE at k experts instead of each model's own (inference-time k)."""
+        k runs every MoE at k experts instead of each model's own (inference-time k); route, a training
+        estimator's pass through each MoE layer (Block.forward)."""
         M, B, L = tokens.shape
         if M != self.n_models or L != N_CONTEXT:
             raise ValueError(f"tokens must have shape [n_models={self.n_models}, B, {N_CONTEXT}], "
@@ -231,7 +239,7 @@ class SravenTransformer(nn.Module):
         x = self.embed_columns(tokens) if self.tokens == "column" else self.embed_values(tokens)
         stats = []
         for block in self.blocks:
-            x, s = block(x, reference=reference, k=k)
+            x, s = block(x, reference=reference, k=k, route=route)
             stats.append(s)
         q = layer_norm(x[:, :, -N_FEATURES:], self.lnf_w, self.lnf_b)  # [M, B, 4, d]
         logits = torch.baddbmm(self.head_b.unsqueeze(1), q.reshape(M, B * N_FEATURES, -1), self.head)

@@ -34,6 +34,7 @@ COLUMNS = (
     *columns("axis", "d_expert", fits=True),
     *columns("setting", "n_heads", "n_blocks", "lr", "balance", "clip_norm", "n_eval"),
     *columns("setting", "schedule", "warmup", "tokens", required=False),  # absent from older stores
+    *columns("setting", "estimator", "patience", "val_every", "min_delta", "score_samples", required=False),
     *columns("metric", "acc_train", "acc_id", "acc_ood", fits=True),
     *columns("metric", "feat_acc_train"),
     *columns("metric", "feat_acc_id", "feat_acc_ood", fits=True),
@@ -42,6 +43,8 @@ COLUMNS = (
              "train_ce_last"),
     *columns("measure", "diverged", fits=True),
     *columns("measure", "wall_s"),
+    # early stopping only (patience > 0)
+    *columns("measure", "steps_run", "best_step", "stopped_early", "val_feat_acc_best", required=False),
     *columns("provenance", "bundle_id", "config_hash", "git_commit", "torch_version", "numpy_version",
              "python_version", "device"),
 )

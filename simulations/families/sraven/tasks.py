@@ -21,7 +21,7 @@ RULES = ("constant", "progression+1", "progression+2", "progression-1", "progres
 N_RULES = len(RULES)
 N_VALUES = 8
 N_FEATURES = 4
-SPLITS = ("train", "test_id", "test_ood")
+SPLITS = ("train", "test_id", "test_ood", "val")  # val: ID problems for early stopping (its own stream)
 OOD_FRACTION = 0.25
 _STEPS = {1: 1, 2: 2, 3: -1, 4: -2}  # progression rule id -> step
 
@@ -154,7 +154,7 @@ class Task:
         self.ood_multisets = tuple(sorted(ood))
 
     def multisets(self, split: str) -> tuple[tuple[int, ...], ...]:
-        """The multisets problems of `split` draw from (test_id shares train's)."""
+        """The multisets problems of `split` draw from (test_id and val share train's)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return self.ood_multisets if split == "test_ood" else self.train_multisets
@@ -199,7 +199,7 @@ def stream_rng(seed: int, split: str, draw: int = 0) -> np.random.Generator:
 
 def sample(n: int, n_rules: int, split: str, seed: int, *, distinct: int | None = None,
            draw: int = 0, permute: bool = True) -> Problems:
-    """n problems of `split` (train, test_id, test_ood) with rule pool size R = n_rules.
+    """n problems of `split` (train, test_id, test_ood, val) with rule pool size R = n_rules.
 
     `seed` fixes the task (the pool of R rules and the OOD multisets) and, with `split` and `draw`, the
     problems: the same arguments give the same problems; `draw` = 0, 1, ... gives independent batches

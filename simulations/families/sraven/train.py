@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 
 from .ambiguity import ambiguous
 from .config import SCHEDULES, SravenModel, SravenTraining
+from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS, StepLoss
 from .model import N_CONTEXT, TOKENS, SravenTransformer
 from .tasks import Problems, get_task, sample
 
@@ -47,13 +49,14 @@ class SravenSettings(SravenModel, SravenTraining):
     """A bundle's training and model settings: the SRAVEN config's training and model sections (their
     fields and defaults, simulations.families.sraven.config), plus the trainer's own evaluation settings."""
 
+    estimator: str = DEFAULT_ESTIMATOR  # how the routers learn (the grid's `estimator` axis, one per bundle)
     eval_chunk: int = 256
     eval_every: int | None = None  # every so many steps record ID and OOD metrics in df.attrs["history"]
     k_eval: bool = True  # evaluate every model at each k_eval = 1..n_experts (inference-time k)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "n_eval", "d_model", "n_heads", "n_blocks", "n_experts", "d_expert",
-                     "eval_chunk"):
+                     "eval_chunk", "val_every", "score_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -61,8 +64,12 @@ class SravenSettings(SravenModel, SravenTraining):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be None or a positive int, got {value!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
+        for name in ("warmup", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.tokens not in TOKENS:
@@ -172,14 +179,16 @@ def _train_batch(st: SravenSettings, keys: list[tuple], fixed: dict, step: int,
 
 
 class _History:
-    """The learning curve (settings.eval_every): a row per model at each record with the ID and OOD
-    metrics (OOD NaN where nothing is held out), the mean training CE since the previous record and
-    the wall time since `t0`; `on_record` receives the history so far after every record."""
+    """The learning curve (settings.eval_every, or with early stopping every val_every steps): a row per
+    model at each record with the ID and OOD metrics (OOD NaN where nothing is held out), with early
+    stopping the validation metrics too, the mean training CE since the previous record and the wall
+    time since `t0`; `on_record` receives the history so far after every record."""
 
     def __init__(self, model: SravenTransformer, st: SravenSettings, keys: list[tuple], has_ood: np.ndarray,
                  device: torch.device, t0: float, on_record: Callable[[pd.DataFrame], None] | None):
         self.model, self.st, self.keys, self.has_ood, self.device = model, st, keys, has_ood, device
         self.t0, self.on_record = t0, on_record
+        self.splits = (("test_id", "id"), ("test_ood", "ood")) + ((("val", "val"),) if st.patience else ())
         self.frames: list[pd.DataFrame] = []
         self.ce_sum, self.ce_n = torch.zeros(len(keys), dtype=torch.float64, device=device), 0
 
@@ -188,15 +197,17 @@ class _History:
         self.ce_sum += ce.detach().double()
         self.ce_n += 1
 
-    def record(self, step: int) -> None:
+    def record(self, step: int) -> np.ndarray | None:
+        """Record every model at `step`; returns the validation per-feature accuracy [M] (early
+        stopping) or None."""
         st, M, has_ood = self.st, len(self.keys), self.has_ood
         row = {"model": np.arange(M), "step": step}
-        for split, name in (("test_id", "id"), ("test_ood", "ood")):
+        for split, name in self.splits:
             if name == "ood" and not has_ood.any():
                 row |= {f"{m}_{name}": np.full(M, np.nan) for m in ("acc", "feat_acc", "ce")}
                 continue
             # a model without held-out multisets evaluates ID problems in their place, reported as NaN
-            sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name == "id" else "test_id", key[1],
+            sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name != "ood" else "test_id", key[1],
                                      distinct=key[2], permute=key[3]))
                     for key, ok in zip(self.keys, has_ood, strict=True)]
             x, y = _stack([s[0] for s in sets], self.device), _stack([s[1] for s in sets], self.device)
@@ -209,36 +220,98 @@ class _History:
         self.ce_sum, self.ce_n = torch.zeros_like(self.ce_sum), 0
         if self.on_record is not None:
             self.on_record(pd.concat(self.frames, ignore_index=True))
+        return row.get("feat_acc_val")
+
+
+class _Stopping:
+    """Early stopping (settings.patience > 0) on each model's validation per-feature accuracy: its best
+    checkpoint, the checks since the accuracy last rose by more than min_delta, and when it stopped.
+    A stopped model is frozen at its best checkpoint (restored after every optimizer step)."""
+
+    def __init__(self, params: list[torch.Tensor], st: SravenSettings) -> None:
+        M, device = params[0].shape[0], params[0].device
+        self.patience, self.min_delta = st.patience, st.min_delta
+        self.best = [p.detach().clone() for p in params]
+        self.best_acc = torch.full((M,), -math.inf, dtype=torch.float64)
+        self.level = self.best_acc.clone()  # the accuracy at its last rise by more than min_delta
+        self.checks = torch.zeros(M, dtype=torch.long)  # checks since then
+        self.stopped = torch.zeros(M, dtype=torch.bool)
+        self.on_device = self.stopped.to(device)
+        self.best_step = torch.zeros(M, dtype=torch.long)
+        self.stop_step = torch.full((M,), st.steps, dtype=torch.long)
+
+    @torch.no_grad()
+    def check(self, acc: np.ndarray, params: list[torch.Tensor], step: int) -> None:
+        acc = torch.as_tensor(acc, dtype=torch.float64)
+        running = ~self.stopped
+        better = running & (acc > self.best_acc)
+        self.best_acc = torch.where(better, acc, self.best_acc)
+        self.best_step = torch.where(better, step, self.best_step)
+        _copy_models(self.best, params, better.to(params[0].device))
+        rose = running & (acc > self.level + self.min_delta)
+        self.level = torch.where(rose, acc, self.level)
+        self.checks = torch.where(rose, 0, self.checks + running.long())
+        newly = running & (self.checks >= self.patience)
+        self.stop_step = torch.where(newly, step, self.stop_step)
+        self.stopped |= newly
+        self.on_device = self.stopped.to(params[0].device)
+
+    @torch.no_grad()
+    def freeze(self, params: list[torch.Tensor], every: bool = False) -> None:
+        """Put the stopped models (every model with `every`) back at their best checkpoints."""
+        _copy_models(params, self.best, torch.ones_like(self.on_device) if every else self.on_device)
+
+
+def _copy_models(dest: list[torch.Tensor], src: list[torch.Tensor], which: torch.Tensor) -> None:
+    """dest[i] = src[i] for the models `which` (bool [M]) of every parameter."""
+    if bool(which.any()):
+        for d, s in zip(dest, src, strict=True):
+            d[which] = s[which].detach()
 
 
 def _train(model: SravenTransformer, st: SravenSettings, keys: list[tuple], fixed: dict, device: torch.device,
-           history: _History) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """settings.steps Adam steps on every model at once; returns (finite [M]: whether the training CE
-    stayed finite at every step, the CEs [M] of the last 10 % of steps)."""
+           history: _History, seeds: list[tuple[int, ...]]
+           ) -> tuple[torch.Tensor, list[torch.Tensor], _Stopping | None]:
+    """Adam steps on every model at once (settings.steps, or until every model has stopped early);
+    returns (finite [M]: whether the training CE stayed finite at every step, the CEs [M] of the last
+    10 % of steps, the early stopping's state or None). With early stopping every model ends at its
+    best checkpoint."""
     M = len(keys)
     params, opt, sched = _optimizer(model, st)
-    last_losses = []
+    step_loss = StepLoss(st.estimator, st.balance, seeds, st.score_samples)
+    stopping = _Stopping(params, st) if st.patience else None
+    every = st.val_every if stopping is not None else st.eval_every
+    last_losses: deque[torch.Tensor] = deque(maxlen=max(1, st.steps // 10))
     finite = torch.ones(M, dtype=torch.bool, device=device)
-    tail = max(1, st.steps // 10)
-    for step in range(st.steps):
-        if st.eval_every and step % st.eval_every == 0:
-            history.record(step)
+    for step in range(st.steps + 1):
+        last = step == st.steps  # early stopping checks here too; a plain curve's end is train_bundle's
+        if (every and step % every == 0 and not last) or (stopping is not None and last):
+            val = history.record(step)
+            if stopping is not None:
+                stopping.check(val, params, step)
+                if bool(stopping.stopped.all()):
+                    break
+        if step == st.steps:
+            break
         x, y = _train_batch(st, keys, fixed, step, device)
         opt.zero_grad(set_to_none=False)
-        logits, stats = model(x, return_stats=True)
-        ce = F.cross_entropy(logits.flatten(0, 2), y.flatten(), reduction="none").view(M, -1).mean(1)
-        loss = ce + st.balance * sum(s.load_balancing_loss for s in stats)
+        ce, loss = step_loss(model, x, y)
+        if stopping is not None:
+            loss = torch.where(stopping.on_device, torch.zeros_like(loss), loss)
         loss.sum().backward()
         _per_model_clip(params, st.clip_norm)
         opt.step()
         if sched is not None:
             sched.step()
+        if stopping is not None:
+            stopping.freeze(params)
         finite &= torch.isfinite(ce.detach())  # on the device: no synchronisation per step
-        if st.eval_every:
+        if every:
             history.add(ce)
-        if step >= st.steps - tail:
-            last_losses.append(ce.detach())
-    return finite, last_losses
+        last_losses.append(ce.detach())
+    if stopping is not None:
+        stopping.freeze(params, every=True)
+    return finite, list(last_losses), stopping
 
 
 def _eval_items(st: SravenSettings, keys: list[tuple], tasks: list, fixed: dict, split: str) -> list:
@@ -331,7 +404,7 @@ def _rows(specs: list[ModelSpec], st: SravenSettings, tasks: list, last_losses: 
             rows[name] = value
     rows["n_multisets_train"] = [len(t.train_multisets) for t in tasks]
     rows["n_multisets_ood"] = [len(t.ood_multisets) for t in tasks]
-    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().cpu().numpy()
+    rows["train_ce_last"] = torch.stack(last_losses).mean(0).double().cpu().numpy()  # steps run, last 10 %
     for name, value in out.items():
         rows[name] = value
     diverged = ~finite.cpu().numpy()
@@ -367,6 +440,11 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     model: step, {acc,feat_acc,ce}_{id,ood} (on the final evaluation's ID and OOD problems), train_ce
     (mean training CE since the previous record) and wall_s (seconds since the start); `on_record`, if
     given, receives the history so far after every record (a caller can save a curve as it grows).
+    With settings.patience > 0 (early stopping, see SravenTraining), the history is recorded at every
+    check (every val_every steps and at the last), adds {acc,feat_acc,ce}_val, and its last record is
+    the models' state before they return to their best checkpoints; the rows add steps_run (the step a
+    model stopped at, or settings.steps), best_step (its checkpoint's), stopped_early and
+    val_feat_acc_best (its checkpoint's validation per-feature accuracy).
     """
     t0 = time.perf_counter()
     st = settings
@@ -380,12 +458,18 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     fixed = _fixed_sets(st, keys)
     has_ood = np.array([bool(t.ood_multisets) for t in tasks])
     history = _History(model, st, keys, has_ood, device, t0, on_record)
-    finite, last_losses = _train(model, st, keys, fixed, device, history)
+    seeds = [(s.seed, s.n_rules, s.k) for s in specs]  # a sampling estimator's streams, one per model
+    finite, last_losses, stopping = _train(model, st, keys, fixed, device, history, seeds)
     model.eval()
     out, k_eval = _final_metrics(model, st, keys, tasks, fixed, device)
-    if st.eval_every:
+    if st.eval_every and not st.patience:
         history.record(st.steps)
     rows = _rows(specs, st, tasks, last_losses, out, finite, k_eval, time.perf_counter() - t0)
+    if stopping is not None:
+        rows["steps_run"] = stopping.stop_step.numpy()
+        rows["best_step"] = stopping.best_step.numpy()
+        rows["stopped_early"] = stopping.stopped.numpy()
+        rows["val_feat_acc_best"] = stopping.best_acc.numpy()
     if history.frames:
         rows.attrs["history"] = pd.concat(history.frames, ignore_index=True)
     return rows

@@ -126,7 +126,7 @@ def test_deterministic_per_seed_and_draw():
 @pytest.mark.parametrize("kwargs, field", [
     (dict(n=4, n_rules=1, split="train", seed=0), "n_rules"),
     (dict(n=4, n_rules=9, split="train", seed=0), "n_rules"),
-    (dict(n=4, n_rules=4, split="val", seed=0), "split"),
+    (dict(n=4, n_rules=4, split="valid", seed=0), "split"),
     (dict(n=-1, n_rules=4, split="train", seed=0), "n"),
     (dict(n=4, n_rules=4, split="train", seed=0, distinct=5), "distinct"),
     (dict(n=4, n_rules=2, split="train", seed=0, distinct=3), "distinct"),
