@@ -73,10 +73,11 @@ def report_md(opts: FitOptions, cf: CellFits, law, reason, sections: list[str], 
     """report.md: the run, the notes, the primary arm's cells and law, then each block's section."""
     col = metric_column(opts.metric, family.name)
     what = f" = {family.error_of[col]}" if col in family.error_of else ""
+    where = f", rows where {' and '.join(opts.where)}" if opts.where else ""
     parts = [
         "# Optimal k per cell and the law of k*",
         "",
-        f"Results: `{opts.results}` ({family.name}); metric `{col}`{what}; {cf.n_boot} seed-cluster"
+        f"Results: `{opts.results}` ({family.name}){where}; metric `{col}`{what}; {cf.n_boot} seed-cluster"
         f" bootstrap resamples (seed {opts.seed}).",
         "",
         "## Notes",

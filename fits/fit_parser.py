@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", default=d.predictions,
                    help="a fits.predictions directory: compare its predicted k* with the measured (block "
                         "prediction_check)")
+    p.add_argument("--where", action="append", metavar="FIELD=VALUE",
+                   help="fit only the rows whose column FIELD equals VALUE (repeatable; e.g. "
+                        "estimator=score for one estimator of a store that holds several)")
     return p
 
 

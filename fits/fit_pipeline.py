@@ -23,7 +23,7 @@ def fit(opts: FitOptions) -> tuple[dict, dict[str, str | bytes]]:
     """Fit the store of `opts`: (the JSON document, {file name: its text or bytes}) with the printed
     summary; writes nothing. Raises FitInputError on bad input."""
     opts.check()
-    store = load_results(opts.results)
+    store = opts.select(load_results(opts.results))
     family = FAMILIES[family_of(store)]
     col = metric_column(opts.metric, family.name)  # the family's metrics: checked before any fit
     arms = split_arms(store)
@@ -50,6 +50,7 @@ def fit(opts: FitOptions) -> tuple[dict, dict[str, str | bytes]]:
     doc = clean(
         {
             "results": str(opts.results),
+            **({"where": list(opts.where)} if opts.where else {}),
             "family": family.name,
             "metric": col,
             **extra,

@@ -33,6 +33,7 @@ BLOCK_MODULES = (
     "fits.blocks.gate_map",
     "fits.blocks.regime",
     "fits.blocks.prediction_check",
+    "fits.blocks.plateau",
 )
 
 BLOCKS = [importlib.import_module(path) for path in BLOCK_MODULES]

@@ -31,6 +31,8 @@ def run(ctx: FitContext) -> dict:
     opts, fam = ctx.options, ctx.family
     metric = fam.k_eval_metrics[opts.metric]
     long = load_k_eval(opts.results) if Path(opts.results).is_dir() else pd.DataFrame()
+    if not long.empty:
+        long = opts.select(long)
     if fam.to_generic is not None and not long.empty:
         long = fam.to_generic(long)
     return k_eval_block(long, metric, opts.bootstrap, opts.seed)

@@ -31,7 +31,7 @@ def test_every_block_has_the_protocol_and_a_unique_name():
     names = [b.NAME for b in blocks.BLOCKS]
     assert names == list(blocks.by_name()) and len(set(names)) == len(names)
     assert names == ["theory_comparison", "joint_surface", "by_router", "paired_arms", "theory_fit", "k_eval",
-                     "routing_gain", "adaptive_k", "gate_map", "regime", "prediction_check"]
+                     "routing_gain", "adaptive_k", "gate_map", "regime", "prediction_check", "plateau"]
     for b in blocks.BLOCKS:
         assert callable(b.applies) and callable(b.run) and callable(b.skipped)
         assert (b.TITLE is None) == (not hasattr(b, "report")), b.NAME
