@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench reference configs standard regime composition adaptive law active-compute sraven estimators clean
+.PHONY: run test test-fast bench reference configs standard regime composition adaptive law active-compute sraven sraven-regime estimators clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,23 @@ sraven: $(STAMP)
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven-feat --metric feat_ood
 	$(BIN)/python -m figures --sraven results/sraven-learnable --only sraven_accuracy sraven_kstar
+
+# Issue 29's SRAVEN regime rows (docs/sraven.md, "Regime map on the CPU"): the learnable preset (column tokens)
+# at k = 2, R = 4, seed 0, 800 steps, one setting varied per row, learning curves into
+# results/sraven-regime/LABEL (a row whose rows.parquet exists is finished and skipped; a partial one is
+# rerun from the start); then the sraven_regime figure. Not run yet (no numbers in the docs).
+SRAVEN_REGIME_ROWS := baseline: depth3:n_blocks=3 width64:d_model=64,d_expert=64 batch128:batch=128 \
+	F2:n_features=2 F3:n_features=3 V6:n_values=6 V12:n_values=12
+sraven-regime: $(STAMP)
+	for row in $(SRAVEN_REGIME_ROWS); do \
+		label=$${row%%:*}; sets=$${row#*:}; \
+		if [ -f results/sraven-regime/$$label/rows.parquet ]; then echo "sraven-regime: $$label done"; continue; fi; \
+		$(BIN)/python -m simulations.families.sraven.curves --preset learnable --k 2 --n-rules 4 --seeds 0 \
+			--steps 800 --eval-every 100 --n-eval 256 --threads 1 --label $$label \
+			--out results/sraven-regime/$$label --overwrite $$(for s in $$(echo $$sets | tr , ' '); do echo --set $$s; done) \
+			|| exit 1; \
+	done
+	$(BIN)/python -m figures --sraven-regime results/sraven-regime --only sraven_regime
 
 # Every reference result in docs/reference/ (fits/references.py lists them): runs or resumes each preset's
 # grids, fits them and writes docs/reference/<name>/ with provenance; refused from a tree with uncommitted

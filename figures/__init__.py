@@ -3,7 +3,7 @@
 Public API:
 - `FIGURES`: the figure modules in order (see figures.registry for the module convention);
 - `Inputs`: the input directories (results store, fits output, Soft MoE results, the regime sweep's
-  fits, SRAVEN store and its fits), loaded lazily;
+  fits, SRAVEN store and its fits, SRAVEN learning curves), loaded lazily;
 - `render(figure, inputs, out_dir)`: data -> plot -> `<out_dir>/<NAME>.{png,pdf,csv}`, atomically;
 - `main(argv)`: the command line.
 """

@@ -52,15 +52,18 @@ SOURCES = {
                      "python -m simulations.families.sraven"),
     "sraven_fits": Source("sraven_fits", Path("results/fits-sraven"), "optimal_k.json",
                           "python -m fits.optimal_k results/sraven-quick --out results/fits-sraven"),
+    "sraven_regime": Source("sraven_regime", Path("results/sraven-regime"), "*/curves.parquet",
+                            "make sraven-regime"),
 }
 
 
 class Inputs:
     """The input directories of one figures run; loads each input lazily and caches it."""
 
-    def __init__(self, results=None, fits=None, softmoe=None, regime=None, sraven=None, sraven_fits=None):
+    def __init__(self, results=None, fits=None, softmoe=None, regime=None, sraven=None, sraven_fits=None,
+                 sraven_regime=None):
         given = {"results": results, "fits": fits, SOFTMOE: softmoe, "regime": regime, SRAVEN: sraven,
-                 "sraven_fits": sraven_fits}
+                 "sraven_fits": sraven_fits, "sraven_regime": sraven_regime}
         self.paths = {name: Path(given[name] or src.default) for name, src in SOURCES.items()}
         self._tables: dict[Path, pd.DataFrame] = {}
 

@@ -79,3 +79,40 @@ def write_sraven_store(df: pd.DataFrame, path: Path, manifest: bool = True) -> P
                "device": "cpu", "bundles": sorted(df["bundle_id"].unique().tolist()), "n_rows": len(df)}
         (path / "manifest.json").write_text(json.dumps(doc, indent=2))
     return path
+
+
+#: The regime fixture's settings: directory -> (label stored in the curves, F, V); None: curves written
+#: before the generator settings existed (no n_features / n_values columns, no label).
+REGIME = {"baseline": ("baseline", 4, 8), "V6": ("V6", 4, 6), "F2": ("F2", 2, 8), "old": None}
+
+
+def regime_curves(label: str, n_features: int | None, n_values: int | None, n_seeds: int = 2,
+                  steps=(0, 10, 20), batch: int = 64, rng_seed: int = 0) -> pd.DataFrame:
+    """A tidy curves table as `python -m simulations.families.sraven.curves` writes it (k = 2, R = 4):
+    one row per seed, evaluation step and split, accuracies rising with the step plus noise."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for seed in range(n_seeds):
+        for step in steps:
+            for split in ("id", "ood"):
+                feat = float(np.clip(0.2 + 0.02 * step + rng.normal(0, 0.02), 0, 1))
+                rows.append({"k": 2, "n_rules": 4, "seed": seed, "distinct": np.nan, "permute": True,
+                             "step": step, "problems_seen": step * batch, "split": split, "acc": feat ** 4,
+                             "feat_acc": feat, "ce": 1.0 - feat, "train_ce": 1.0, "wall_s": 0.1 * step,
+                             "label": label, "config_hash": "synthetic"})
+    df = pd.DataFrame(rows)
+    if n_features is not None:
+        df = df.assign(n_features=n_features, n_values=n_values)
+    return df
+
+
+def write_regime_curves(root: Path, settings: dict | None = None) -> Path:
+    """One learning-curve directory per setting under `root` (curves.parquet and a manifest.json)."""
+    root = Path(root)
+    for i, (name, spec) in enumerate((settings or REGIME).items()):
+        label, F, V = spec if spec is not None else ("", None, None)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        regime_curves(label, F, V, rng_seed=i).to_parquet(root / name / "curves.parquet", index=False)
+        (root / name / "manifest.json").write_text(json.dumps({"what": "sraven learning curves",
+                                                                "label": label, "complete": True}))
+    return root

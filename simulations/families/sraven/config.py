@@ -1,10 +1,10 @@
 """The SRAVEN grid's configuration: nested, typed sections, loaded and checked like the regression grid's.
 
-`SravenConfig` holds the grid's axes (lists: `k`, `n_rules`, `distinct`, `seeds`), the problems' setting
-(`permute`), the training and model settings (together simulations.families.sraven.SravenSettings, which takes
-its defaults from these sections) and the runtime settings (`name`, `device`, `workers`,
-`max_models_per_bundle`, `threads`), which never change a row's values and stay out of the cell and
-config hashes. `k: all` means 1..n_experts. Load with
+`SravenConfig` holds the grid's axes (lists: `k`, `n_rules`, `distinct`, `seeds`), the problems' settings
+(`permute`, and the generator's `n_features` F and `n_values` V), the training and model settings
+(together simulations.families.sraven.SravenSettings, which takes its defaults from these sections) and
+the runtime settings (`name`, `device`, `workers`, `max_models_per_bundle`, `threads`), which never
+change a row's values and stay out of the cell and config hashes. `k: all` means 1..n_experts. Load with
 `simulations.config.load_config(path, overrides, family="sraven", preset_name=...)` (flat, nested or
 dotted names, as for the regression grid); every problem is a one-line `ConfigError` naming the field
 and what is allowed.
@@ -39,7 +39,7 @@ from simulations.config_schema import (
 
 from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from .model import TOKENS
-from .tasks import N_FEATURES, N_RULES
+from .tasks import FEATURE_RANGE, N_FEATURES, N_RULES, N_VALUES, VALUE_RANGE
 
 MAX_EXPERTS = 8  # ModelSpec's k range (P1's 8 experts)
 SCHEDULES = ("constant", "cosine")  # the learning rate after warmup: constant, or cosine decay to 0
@@ -59,6 +59,19 @@ class Distinct:
 
 
 @dataclass(frozen=True)
+class IntIn:
+    """An integer in lo..hi."""
+
+    lo: int
+    hi: int
+
+    def __call__(self, name: str, v: Any) -> int:
+        if not is_int(v) or not self.lo <= v <= self.hi:
+            raise ConfigError(f"{name}: expected an integer in {self.lo}..{self.hi}, got {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
 class SravenAxes:
     """The grid's axes: a cell per (distinct, n_rules, k), a model per seed."""
 
@@ -75,6 +88,10 @@ class SravenAxes:
 @dataclass(frozen=True)
 class SravenProblems:
     permute: bool = setting(True, Bool())  # False: the unpermuted diagnostic variant (not SRAVEN)
+    # The generator (simulations.families.sraven.tasks): F features per panel and values 0..V-1. The
+    # defaults are the original constants, and stay out of the hashes there (`since`), so ids do not move.
+    n_features: int = setting(N_FEATURES, IntIn(*FEATURE_RANGE), since=N_FEATURES)
+    n_values: int = setting(N_VALUES, IntIn(*VALUE_RANGE), since=N_VALUES)
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,10 @@ def validate(raw: dict[str, Any]) -> SravenConfig:
     if bad:
         raise ConfigError(f"k: every k must be in 1..n_experts (1..{vals['n_experts']}) or 'all', "
                           f"got {bad[0]}")
+    bad = [x for x in vals["distinct"] if x is not None and x > vals["n_features"]]
+    if bad:
+        raise ConfigError(f"distinct: {bad[0]} distinct rules per problem need n_features >= {bad[0]}, "
+                          f"got n_features {vals['n_features']}")
     bad = [x for x in vals["distinct"] if x is not None and x > min(vals["n_rules"])]
     if bad:
         raise ConfigError(f"distinct: {bad[0]} distinct rules per problem need n_rules >= {bad[0]}, "

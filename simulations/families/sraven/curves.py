@@ -132,6 +132,8 @@ def run(config: SravenConfig, every: int, label: str = "", out: Path | None = No
     runs = [(est, build(SravenSettings, {**values, "estimator": est})) for est in config.axes.estimator]
     models, size = specs(config), config.runtime.max_models_per_bundle
     hashed = config.config_hash()
+    tags = {"label": label, "config_hash": hashed, "n_features": config.problems.n_features,
+            "n_values": config.problems.n_values}  # every curve row: its setting and generator
     manifest = {"what": "sraven learning curves", "label": label, "config": flat(config),
                 "config_hash": hashed, "eval_every": every, "command": sys.argv,
                 "device": device_name(device), **provenance(), "n_models": len(models)}
@@ -139,7 +141,7 @@ def run(config: SravenConfig, every: int, label: str = "", out: Path | None = No
 
     def save(history: pd.DataFrame, bundle: list[ModelSpec], est: str, batch: int) -> None:
         part = pd.concat([*curves, tidy(history, bundle, batch).assign(estimator=est)], ignore_index=True)
-        write(out, part.assign(label=label, config_hash=hashed), None,
+        write(out, part.assign(**tags), None,
               manifest | {"complete": False, "wall_s": time.perf_counter() - t0})
 
     for (est, settings), start in itertools.product(runs, range(0, len(models), size)):
@@ -152,7 +154,7 @@ def run(config: SravenConfig, every: int, label: str = "", out: Path | None = No
         last = curves[-1][curves[-1]["step"] == curves[-1]["step"].max()]
         print(last.pivot_table(index=["estimator", "n_rules", "seed", "k"], columns="split",
                                values=["feat_acc", "acc"]).round(3).to_string(), flush=True)
-    curves_df = pd.concat(curves, ignore_index=True).assign(label=label, config_hash=hashed)
+    curves_df = pd.concat(curves, ignore_index=True).assign(**tags)
     rows_df = pd.concat(rows, ignore_index=True).assign(label=label, config_hash=hashed)
     rows_df["distinct"] = rows_df["distinct"].astype(float)
     rows_df["n_train"] = rows_df["n_train"].astype(float)

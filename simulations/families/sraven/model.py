@@ -6,14 +6,16 @@ independent models, each with its own k. Layout of one model:
     x = onehot(value) @ embed + row[r] + col[c] + slot[s] (+ query for query tokens)   (learned,
         factorised positions: grid row r, grid column c and feature slot s of the token's panel)
     for each block:  x = x + Attn(LN(x));  x = x + TopKMoE(LN(x))   (T experts, each a 2-layer MLP)
-    logits = LN(x)[query positions] @ head + head_bias     (4 query tokens x 8 values)
+    logits = LN(x)[query positions] @ head + head_bias     (F query tokens x V values)
 
-Inputs (`tokens="value"`, the default): the 8 visible panels as 32 tokens (panel-major, slot-minor),
-each the one-hot of its value, then 4 query tokens whose input is zero plus a learned query vector, at
-the 9th panel's position (row 3, column 3, slots 0..3). Attention is bidirectional softmax attention
-over all 36 tokens. `tokens="column"` (a variant): one token per (column c, slot s), 12 in all, the sum
+F features per panel and V values (`n_features`, `n_values`: 4 and 8 by default, the generator's
+settings, simulations.families.sraven.tasks). Inputs (`tokens="value"`, the default): the 8 visible
+panels as 8F tokens (32 at F = 4; panel-major, slot-minor), each the one-hot of its value, then F query
+tokens whose input is zero plus a learned query vector, at the 9th panel's position (row 3, column 3,
+slots 0..F-1). Attention is bidirectional softmax attention
+over all 9F tokens. `tokens="column"` (a variant): one token per (column c, slot s), 3F in all, the sum
 over rows r of a per-row embedding of the value at (r, c, s) (row 3 of column 3, the unknown, has its
-own learned embedding) plus column and slot embeddings; the 4 tokens of column 3 are the queries.
+own learned embedding) plus column and slot embeddings; the F tokens of column 3 are the queries.
 
 `forward(..., k=j)` runs every MoE at k = j instead of each model's own k (inference-time k), through
 its router's `route(k=...)` (simulations.router.Router), never changing the models' k.
@@ -36,7 +38,7 @@ from .tasks import N_FEATURES, N_VALUES
 
 # A training estimator's pass through one MoE layer: (layer, inputs [M, N, d]) -> (outputs, stats).
 MoeRoute = Callable[[TopKMoE, torch.Tensor], tuple[torch.Tensor, RouterStats]]
-N_CONTEXT = 8 * N_FEATURES  # tokens of the 8 visible panels
+N_CONTEXT = 8 * N_FEATURES  # tokens of the 8 visible panels (at the default F; an instance's n_context)
 TOKENS = ("value", "column")  # tokenisations of the panels (see the module docstring)
 
 
@@ -139,14 +141,21 @@ class SravenTransformer(nn.Module):
 
     Init: linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear, token, position
     and query embeddings N(0, 1), LayerNorm weight 1 and bias 0; each MoE as `TopKMoE(1, ...)` with a
-    seed derived from (init seed, block).
+    seed derived from (init seed, block). `n_features` (F) and `n_values` (V) set the panels' shape; the
+    weights are drawn in the same order whatever they are, so the defaults give the same weights as a
+    model written for F = 4, V = 8 only.
     """
 
     def __init__(self, ks: list[int], init_seeds: list[int], d_model: int = 32, n_heads: int = 4,
                  n_blocks: int = 2, n_experts: int = 8, d_expert: int = 64, impl: str = "auto",
-                 renormalize: str = "k>1", dtype: torch.dtype = torch.float32, tokens: str = "value") -> None:
+                 renormalize: str = "k>1", dtype: torch.dtype = torch.float32, tokens: str = "value",
+                 n_features: int = N_FEATURES, n_values: int = N_VALUES) -> None:
         super().__init__()
         M = len(ks)
+        if min(n_features, n_values) < 1:
+            raise ValueError(f"n_features and n_values must be >= 1, got {n_features} and {n_values}")
+        self.n_features, self.n_values, self.n_context = n_features, n_values, 8 * n_features
+        Fn, V = n_features, n_values
         if tokens not in TOKENS:
             raise ValueError(f"tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
         self.tokens = tokens
@@ -157,10 +166,10 @@ class SravenTransformer(nn.Module):
             raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}")
         self.n_models, self.d_model, self.n_heads = M, d_model, n_heads
         d = d_model
-        self.embed = nn.Parameter(torch.empty(M, N_VALUES, d, dtype=dtype))
+        self.embed = nn.Parameter(torch.empty(M, V, d, dtype=dtype))
         self.pos_row = nn.Parameter(torch.empty(M, 3, d, dtype=dtype))
         self.pos_col = nn.Parameter(torch.empty(M, 3, d, dtype=dtype))
-        self.pos_slot = nn.Parameter(torch.empty(M, N_FEATURES, d, dtype=dtype))
+        self.pos_slot = nn.Parameter(torch.empty(M, Fn, d, dtype=dtype))
         self.query = nn.Parameter(torch.empty(M, d, dtype=dtype))
         self.blocks = nn.ModuleList(
             Block(M, d, n_heads, TopKMoE(M, n_experts, d, d_expert, d_out=d, k=torch.tensor(ks),
@@ -168,10 +177,10 @@ class SravenTransformer(nn.Module):
             for _ in range(n_blocks))
         self.lnf_w = nn.Parameter(torch.ones(M, d, dtype=dtype))
         self.lnf_b = nn.Parameter(torch.zeros(M, d, dtype=dtype))
-        self.head = nn.Parameter(torch.empty(M, d, N_VALUES, dtype=dtype))
-        self.head_b = nn.Parameter(torch.empty(M, N_VALUES, dtype=dtype))
-        if tokens == "column":  # per-row value embeddings; index N_VALUES: the unknown 9th panel
-            self.embed_rows = nn.Parameter(torch.empty(M, 3, N_VALUES + 1, d, dtype=dtype))
+        self.head = nn.Parameter(torch.empty(M, d, V, dtype=dtype))
+        self.head_b = nn.Parameter(torch.empty(M, V, dtype=dtype))
+        if tokens == "column":  # per-row value embeddings; index V: the unknown 9th panel
+            self.embed_rows = nn.Parameter(torch.empty(M, 3, V + 1, d, dtype=dtype))
         with torch.no_grad():
             for i, s in enumerate(init_seeds):
                 self._init_model(i, int(s), n_experts, d_expert, dtype)
@@ -180,13 +189,13 @@ class SravenTransformer(nn.Module):
                     self.embed_rows[i] = torch.randn(self.embed_rows.shape[1:], generator=gen, dtype=dtype)
 
     def _init_model(self, i: int, seed: int, n_experts: int, d_expert: int, dtype) -> None:
-        d = self.d_model
+        d, V = self.d_model, self.n_values
         gen = torch.Generator().manual_seed(_seed(seed, 0))
-        self.embed[i] = torch.randn(N_VALUES, d, generator=gen, dtype=dtype)
+        self.embed[i] = torch.randn(V, d, generator=gen, dtype=dtype)
         for p in (self.pos_row, self.pos_col, self.pos_slot, self.query):
             p[i] = torch.randn(p.shape[1:], generator=gen, dtype=dtype)
-        self.head[i] = _uniform(gen, (d, N_VALUES), d, dtype)
-        self.head_b[i] = _uniform(gen, (N_VALUES,), d, dtype)
+        self.head[i] = _uniform(gen, (d, V), d, dtype)
+        self.head_b[i] = _uniform(gen, (V,), d, dtype)
         for b, block in enumerate(self.blocks):
             g = torch.Generator().manual_seed(_seed(seed, 1, b))
             block.wqkv[i] = _uniform(g, (d, 3 * d), d, dtype)
@@ -198,50 +207,53 @@ class SravenTransformer(nn.Module):
                 p[i] = single.get_parameter(name)[0]
 
     def positions(self) -> torch.Tensor:
-        """[M, 36, d]: row + column + slot embedding of each token (the queries sit at panel 9)."""
+        """[M, 9F, d]: row + column + slot embedding of each token (the queries sit at panel 9)."""
         panel = torch.arange(9, device=self.pos_row.device)
         pos = self.pos_row[:, panel // 3, None] + self.pos_col[:, panel % 3, None] + self.pos_slot[:, None]
-        return pos.flatten(1, 2)  # panel-major, slot-minor: tokens 0..31, then panel 9 = the queries
+        return pos.flatten(1, 2)  # panel-major, slot-minor: tokens 0..8F-1, then panel 9 = the queries
 
     @property
     def moes(self) -> list[TopKMoE]:
         return [b.moe for b in self.blocks]
 
     def embed_values(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[M, B, 36, d]: the 32 value tokens then the 4 queries, with their positions (tokens="value")."""
+        """[M, B, 9F, d]: the 8F value tokens then the F queries, with their positions (tokens="value")."""
         M, B, L = tokens.shape
-        onehot = F.one_hot(tokens, N_VALUES).to(self.embed.dtype).view(M, B * L, N_VALUES)
+        V = self.n_values
+        onehot = F.one_hot(tokens, V).to(self.embed.dtype).view(M, B * L, V)
         x = torch.bmm(onehot, self.embed).view(M, B, L, -1)
-        x = torch.cat([x, self.query[:, None, None, :].expand(M, B, N_FEATURES, -1)], dim=2)
+        x = torch.cat([x, self.query[:, None, None, :].expand(M, B, self.n_features, -1)], dim=2)
         return x + self.positions().unsqueeze(1)
 
     def embed_columns(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[M, B, 12, d]: one token per (column, slot), column-major, column 3's last (tokens="column")."""
+        """[M, B, 3F, d]: one token per (column, slot), column-major, column 3's last (tokens="column")."""
         M, B, _ = tokens.shape
-        unknown = tokens.new_full((M, B, N_FEATURES), N_VALUES)  # the 9th panel
-        grid = torch.cat([tokens, unknown], dim=2).view(M, B, 3, 3, N_FEATURES)  # [M, B, r, c, s]
-        onehot = F.one_hot(grid, N_VALUES + 1).to(self.embed_rows.dtype)
+        Fn, V = self.n_features, self.n_values
+        unknown = tokens.new_full((M, B, Fn), V)  # the 9th panel
+        grid = torch.cat([tokens, unknown], dim=2).view(M, B, 3, 3, Fn)  # [M, B, r, c, s]
+        onehot = F.one_hot(grid, V + 1).to(self.embed_rows.dtype)
         x = torch.einsum("mbrcsv,mrvd->mbcsd", onehot, self.embed_rows)
         x = x + self.pos_col[:, None, :, None] + self.pos_slot[:, None, None]
         return x.flatten(2, 3)
 
     def forward(self, tokens: torch.Tensor, return_stats: bool = False, reference: bool = False,
                 k: int | None = None, route: MoeRoute | None = None):
-        """tokens: LongTensor [M, B, 32] (values 0..7 of the 8 visible panels, panel-major) ->
-        logits [M, B, 4, 8] at the query positions; with return_stats also one RouterStats per block.
+        """tokens: LongTensor [M, B, 8F] (values 0..V-1 of the 8 visible panels, panel-major) ->
+        logits [M, B, F, V] at the query positions; with return_stats also one RouterStats per block.
         reference=True runs the per-model loop reference of attention and of the MoE (for tests);
         k runs every MoE at k experts instead of each model's own (inference-time k); route, a training
         estimator's pass through each MoE layer (Block.forward)."""
         M, B, L = tokens.shape
-        if M != self.n_models or L != N_CONTEXT:
-            raise ValueError(f"tokens must have shape [n_models={self.n_models}, B, {N_CONTEXT}], "
+        if M != self.n_models or L != self.n_context:
+            raise ValueError(f"tokens must have shape [n_models={self.n_models}, B, {self.n_context}], "
                              f"got {tuple(tokens.shape)}")
         x = self.embed_columns(tokens) if self.tokens == "column" else self.embed_values(tokens)
         stats = []
         for block in self.blocks:
             x, s = block(x, reference=reference, k=k, route=route)
             stats.append(s)
-        q = layer_norm(x[:, :, -N_FEATURES:], self.lnf_w, self.lnf_b)  # [M, B, 4, d]
-        logits = torch.baddbmm(self.head_b.unsqueeze(1), q.reshape(M, B * N_FEATURES, -1), self.head)
-        logits = logits.view(M, B, N_FEATURES, N_VALUES)
+        Fn = self.n_features
+        q = layer_norm(x[:, :, -Fn:], self.lnf_w, self.lnf_b)  # [M, B, F, d]
+        logits = torch.baddbmm(self.head_b.unsqueeze(1), q.reshape(M, B * Fn, -1), self.head)
+        logits = logits.view(M, B, Fn, self.n_values)
         return (logits, stats) if return_stats else logits

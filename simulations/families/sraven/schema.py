@@ -33,7 +33,8 @@ COLUMNS = (
     *columns("setting", "d_model"),
     *columns("axis", "d_expert", fits=True),
     *columns("setting", "n_heads", "n_blocks", "lr", "balance", "clip_norm", "n_eval"),
-    *columns("setting", "schedule", "warmup", "tokens", required=False),  # absent from older stores
+    *columns("setting", "schedule", "warmup", "tokens", "n_features", "n_values",
+             required=False),  # absent from older stores
     *columns("setting", "estimator", "patience", "val_every", "min_delta", "score_samples", required=False),
     *columns("metric", "acc_train", "acc_id", "acc_ood", fits=True),
     *columns("metric", "feat_acc_train"),

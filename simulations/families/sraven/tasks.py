@@ -1,8 +1,9 @@
-"""SRAVEN problems: 3x3 grids of panels with F = 4 integer features in {0..7}, each feature following
-one of 8 row-wise rules (after Schug et al., "Attention as a Hypernetwork", 2024; written from the
-description in docs/sraven.md, not from their code).
+"""SRAVEN problems: 3x3 grids of panels with F integer features in {0..V-1} (by default F = 4 and V = 8,
+`N_FEATURES` and `N_VALUES`; both are generator settings), each feature following one of 8 row-wise
+rules (after Schug et al., "Attention as a Hypernetwork", 2024; written from the description in
+docs/sraven.md, not from their code).
 
-A task is the multiset of the 4 features' rules. A `Task` fixes, from its seed, the pool of R rules that
+A task is the multiset of the F features' rules. A `Task` fixes, from its seed, the pool of R rules that
 tasks draw from and which of the pool's multisets are held out as out-of-distribution (OOD); `sample`
 draws problems of one split. Features are permuted per grid column (the same permutation in every row),
 so a solver must match features across columns.
@@ -19,8 +20,10 @@ import numpy as np
 RULES = ("constant", "progression+1", "progression+2", "progression-1", "progression-2",
          "sum", "difference", "distribute_three")
 N_RULES = len(RULES)
-N_VALUES = 8
-N_FEATURES = 4
+N_VALUES = 8  # V, the default value range 0..V-1
+N_FEATURES = 4  # F, the default number of features per panel
+FEATURE_RANGE = (2, 4)  # the F a task may have (the ambiguity measure enumerates F! x F! readings)
+VALUE_RANGE = (3, 16)  # the V a task may have (distribute_three needs 3 distinct values)
 SPLITS = ("train", "test_id", "test_ood", "val")  # val: ID problems for early stopping (its own stream)
 OOD_FRACTION = 0.25
 _STEPS = {1: 1, 2: 2, 3: -1, 4: -2}  # progression rule id -> step
@@ -30,33 +33,36 @@ _STEPS = {1: 1, 2: 2, 3: -1, 4: -2}  # progression rule id -> step
 class Problems:
     """A batch of n SRAVEN problems (numpy int64 arrays).
 
-    panels: [n, 3, 3, 4] the grid as the model sees it (rows, columns, feature slots), after the
+    panels: [n, 3, 3, F] the grid as the model sees it (rows, columns, feature slots), after the
         per-column feature permutation; panels[:, 2, 2] is the hidden 9th panel (the target, in the
         slot order of column 3).
-    rules: [n, 4] rule id of each feature (ids index RULES).
-    perm: [n, 3, 4] perm[i, c, f] = the slot feature f occupies in column c, so
+    rules: [n, F] rule id of each feature (ids index RULES).
+    perm: [n, 3, F] perm[i, c, f] = the slot feature f occupies in column c, so
         panels[i, r, c, perm[i, c, f]] is feature f's value.
-    answer: [n, 4] the 9th panel's features in feature order (answer[i, f] = raw value of feature f).
+    answer: [n, F] the 9th panel's features in feature order (answer[i, f] = raw value of feature f).
+    n_values: V, the value range (values 0..V-1) the problems were drawn with.
     """
 
     panels: np.ndarray
     rules: np.ndarray
     perm: np.ndarray
     answer: np.ndarray
+    n_values: int = N_VALUES
 
     def __len__(self) -> int:
         return self.panels.shape[0]
 
     @property
     def target(self) -> np.ndarray:
-        """[n, 4] what the model predicts at its 4 query positions: the 9th panel in slot order."""
+        """[n, F] what the model predicts at its F query positions: the 9th panel in slot order."""
         return self.panels[:, 2, 2]
 
 
-def rows_for_rules(rules: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Unpermuted grids [n, 3, 3, F] (rows, columns, features) whose feature f follows rules[:, f]."""
+def rows_for_rules(rules: np.ndarray, rng: np.random.Generator, n_values: int = N_VALUES) -> np.ndarray:
+    """Unpermuted grids [n, 3, 3, F] (rows, columns, features), values 0..n_values-1, whose feature f
+    follows rules[:, f]."""
     n, F = rules.shape
-    V = N_VALUES
+    V = n_values
     start = rng.integers(0, V, size=(n, 3, F))  # one random start / first value per row
     second = rng.integers(0, V, size=(n, 3, F))
     out = np.empty((n, 3, 3, F), dtype=np.int64)
@@ -82,10 +88,11 @@ def rows_for_rules(rules: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def rule_fits(rows: np.ndarray, rule: int) -> np.ndarray:
-    """Bool [...]: do the complete rows rows[..., r, 0:3] (shape [..., n_rows, 3]) all follow `rule`?"""
+def rule_fits(rows: np.ndarray, rule: int, n_values: int = N_VALUES) -> np.ndarray:
+    """Bool [...]: do the complete rows rows[..., r, 0:3] (shape [..., n_rows, 3]) all follow `rule`
+    (arithmetic mod n_values)?"""
     a, b, c = rows[..., 0], rows[..., 1], rows[..., 2]
-    V = N_VALUES
+    V = n_values
     if rule == 0:
         ok = (a == b) & (b == c)
     elif rule in _STEPS:
@@ -106,9 +113,10 @@ def rule_fits(rows: np.ndarray, rule: int) -> np.ndarray:
 
 
 @functools.cache
-def all_multisets() -> tuple[tuple[int, ...], ...]:
-    """The 330 multisets of 4 rules over the 8 rules, as sorted tuples in lexicographic order."""
-    return tuple(itertools.combinations_with_replacement(range(N_RULES), N_FEATURES))
+def all_multisets(n_features: int = N_FEATURES) -> tuple[tuple[int, ...], ...]:
+    """The multisets of n_features rules over the 8 rules (330 at F = 4), as sorted tuples in
+    lexicographic order."""
+    return tuple(itertools.combinations_with_replacement(range(N_RULES), n_features))
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -118,23 +126,28 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
 
 
 class Task:
-    """The task family of one (n_rules, seed, distinct): its rule pool and its train/OOD multisets.
+    """The task family of one (n_rules, seed, distinct, n_features, n_values): its rule pool and its
+    train/OOD multisets.
 
-    n_rules: R, the pool size (2..8): tasks are the multisets of 4 rules drawn from a pool of R rules,
-        the pool a random R-subset of the 8 rules drawn from `seed`.
-    distinct: if given (1..4), only multisets with exactly that many distinct rules are used.
+    n_rules: R, the pool size (2..8): tasks are the multisets of F rules drawn from a pool of R rules,
+        the pool a random R-subset of the 8 rules drawn from `seed` (the same pool whatever F and V).
+    distinct: if given (1..F), only multisets with exactly that many distinct rules are used.
+    n_features: F, features per panel (FEATURE_RANGE); n_values: V, values 0..V-1 (VALUE_RANGE).
     The OOD multisets: a seeded max(1, round(25 %)) of the eligible multisets, taken in random order
     and skipping any whose removal would leave a pool rule absent from training; fewer are held out
     when the constraint allows no more (e.g. distinct=1 holds out none).
     """
 
-    def __init__(self, n_rules: int = N_RULES, seed: int = 0, distinct: int | None = None) -> None:
+    def __init__(self, n_rules: int = N_RULES, seed: int = 0, distinct: int | None = None,
+                 n_features: int = N_FEATURES, n_values: int = N_VALUES) -> None:
         self.n_rules = _check_int("n_rules", n_rules, 2, N_RULES)
         self.seed = _check_int("seed", seed, 0, 2**63 - 1)
-        self.distinct = None if distinct is None else _check_int("distinct", distinct, 1, N_FEATURES)
+        self.n_features = _check_int("n_features", n_features, *FEATURE_RANGE)
+        self.n_values = _check_int("n_values", n_values, *VALUE_RANGE)
+        self.distinct = None if distinct is None else _check_int("distinct", distinct, 1, self.n_features)
         rng = np.random.default_rng([self.seed, 0x5A])
         self.pool = tuple(sorted(rng.choice(N_RULES, size=self.n_rules, replace=False).tolist()))
-        eligible = [m for m in all_multisets() if set(m) <= set(self.pool)
+        eligible = [m for m in all_multisets(self.n_features) if set(m) <= set(self.pool)
                     and (self.distinct is None or len(set(m)) == self.distinct)]
         if not eligible:
             raise ValueError(f"distinct={self.distinct} is impossible with n_rules={self.n_rules}")
@@ -160,7 +173,7 @@ class Task:
         return self.ood_multisets if split == "test_ood" else self.train_multisets
 
     def sample(self, n: int, split: str, rng: np.random.Generator, permute: bool = True) -> Problems:
-        """n problems of `split`: a multiset uniformly from the split's, its rules assigned to the 4
+        """n problems of `split`: a multiset uniformly from the split's, its rules assigned to the F
         features in random order, a random grid, a random feature permutation per column (the
         identity for every column with permute=False: an easier diagnostic variant, not SRAVEN)."""
         n = _check_int("n", n, 0, 2**40)
@@ -170,24 +183,27 @@ class Task:
                              f"distinct={self.distinct} (no rule combination can be held out)")
         table = np.asarray(sets, dtype=np.int64)
         rules = table[rng.integers(0, len(sets), size=n)]
-        rules = np.take_along_axis(rules, np.argsort(rng.random((n, N_FEATURES)), axis=1), axis=1)
-        raw = rows_for_rules(rules, rng)
-        perm = np.argsort(rng.random((n, 3, N_FEATURES)), axis=-1)  # a random permutation per column
+        F = self.n_features
+        rules = np.take_along_axis(rules, np.argsort(rng.random((n, F)), axis=1), axis=1)
+        raw = rows_for_rules(rules, rng, self.n_values)
+        perm = np.argsort(rng.random((n, 3, F)), axis=-1)  # a random permutation per column
         if not permute:
-            perm = np.broadcast_to(np.arange(N_FEATURES), perm.shape).copy()
+            perm = np.broadcast_to(np.arange(F), perm.shape).copy()
         panels = np.empty_like(raw)
         # panels[i, r, c, perm[i, c, f]] = raw[i, r, c, f]
         idx = np.broadcast_to(perm[:, None], raw.shape)
         np.put_along_axis(panels, idx, raw, axis=-1)
-        return Problems(panels=panels, rules=rules, perm=perm, answer=raw[:, 2, 2].copy())
+        return Problems(panels=panels, rules=rules, perm=perm, answer=raw[:, 2, 2].copy(),
+                        n_values=self.n_values)
 
 
 _SPLIT_IDS = {s: i for i, s in enumerate(SPLITS)}
 
 
 @functools.lru_cache(maxsize=256)
-def get_task(n_rules: int, seed: int, distinct: int | None = None) -> Task:
-    return Task(n_rules, seed, distinct)
+def get_task(n_rules: int, seed: int, distinct: int | None = None, n_features: int = N_FEATURES,
+             n_values: int = N_VALUES) -> Task:
+    return Task(n_rules, seed, distinct, n_features, n_values)
 
 
 def stream_rng(seed: int, split: str, draw: int = 0) -> np.random.Generator:
@@ -198,12 +214,16 @@ def stream_rng(seed: int, split: str, draw: int = 0) -> np.random.Generator:
 
 
 def sample(n: int, n_rules: int, split: str, seed: int, *, distinct: int | None = None,
-           draw: int = 0, permute: bool = True) -> Problems:
+           draw: int = 0, permute: bool = True, n_features: int = N_FEATURES,
+           n_values: int = N_VALUES) -> Problems:
     """n problems of `split` (train, test_id, test_ood, val) with rule pool size R = n_rules.
 
     `seed` fixes the task (the pool of R rules and the OOD multisets) and, with `split` and `draw`, the
     problems: the same arguments give the same problems; `draw` = 0, 1, ... gives independent batches
     of the same task (a training stream). `distinct` keeps only problems with that many distinct rules.
     permute=False leaves features unpermuted (a diagnostic: the problems otherwise equal permute=True's).
+    n_features (F, 2..4) and n_values (V, 3..16) are the generator's settings; at their defaults (4, 8)
+    the problems are those of the constant-F, constant-V generator, draw for draw.
     """
-    return get_task(n_rules, seed, distinct).sample(n, split, stream_rng(seed, split, draw), permute)
+    task = get_task(n_rules, seed, distinct, n_features, n_values)
+    return task.sample(n, split, stream_rng(seed, split, draw), permute)

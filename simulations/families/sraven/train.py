@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from .ambiguity import ambiguous
 from .config import SCHEDULES, SravenModel, SravenTraining
 from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS, StepLoss
-from .model import N_CONTEXT, TOKENS, SravenTransformer
-from .tasks import Problems, get_task, sample
+from .model import TOKENS, SravenTransformer
+from .tasks import FEATURE_RANGE, N_FEATURES, N_VALUES, VALUE_RANGE, Problems, get_task, sample
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class SravenSettings(SravenModel, SravenTraining):
     eval_chunk: int = 256
     eval_every: int | None = None  # every so many steps record ID and OOD metrics in df.attrs["history"]
     k_eval: bool = True  # evaluate every model at each k_eval = 1..n_experts (inference-time k)
+    n_features: int = N_FEATURES  # the generator's F and V (the config's problems section; tasks.sample)
+    n_values: int = N_VALUES
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "n_eval", "d_model", "n_heads", "n_blocks", "n_experts", "d_expert",
@@ -72,6 +74,10 @@ class SravenSettings(SravenModel, SravenTraining):
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name, (lo, hi) in (("n_features", FEATURE_RANGE), ("n_values", VALUE_RANGE)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an int in {lo}..{hi}, got {value!r}")
         if self.tokens not in TOKENS:
             raise ValueError(f"tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
         if not self.lr > 0 or not self.clip_norm > 0 or not self.balance >= 0:
@@ -80,10 +86,15 @@ class SravenSettings(SravenModel, SravenTraining):
 
 
 def to_tokens(p: Problems) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens [n, 32], targets [n, 4]): the 8 visible panels flattened panel-major, and the 9th panel
+    """(tokens [n, 8F], targets [n, F]): the 8 visible panels flattened panel-major, and the 9th panel
     in slot order (what the query positions predict)."""
-    n = len(p)
-    return p.panels.reshape(n, 9, 4)[:, :8].reshape(n, N_CONTEXT), p.target
+    n, F = len(p), p.panels.shape[-1]
+    return p.panels.reshape(n, 9, F)[:, :8].reshape(n, 8 * F), p.target
+
+
+def _generator(st: SravenSettings) -> dict[str, int]:
+    """The generator's settings of `sample` (F and V)."""
+    return {"n_features": st.n_features, "n_values": st.n_values}
 
 
 def _stack(arrays: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -137,7 +148,7 @@ def _model(specs: list[ModelSpec], st: SravenSettings, device: torch.device) -> 
     then moved, so it has the same weights on every device."""
     model = SravenTransformer([s.k for s in specs], [s.seed for s in specs], st.d_model, st.n_heads,
                               st.n_blocks, st.n_experts, st.d_expert, impl=st.impl,
-                              tokens=st.tokens).to(device)
+                              tokens=st.tokens, **_generator(st)).to(device)
     for moe in model.moes:
         moe.router.k = moe.router.k  # the k setter re-places its tensor on the buffers' (new) device
     return model
@@ -158,7 +169,8 @@ def _fixed_sets(st: SravenSettings, keys: list[tuple]) -> dict[tuple, tuple[np.n
     """Each data stream's fixed training set (settings.n_train problems; none without n_train)."""
     if st.n_train is None:
         return {}
-    return {key: to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2], permute=key[3]))
+    return {key: to_tokens(sample(st.n_train, key[0], "train", key[1], distinct=key[2], permute=key[3],
+                                  **_generator(st)))
             for key in dict.fromkeys(keys)}
 
 
@@ -170,7 +182,7 @@ def _train_batch(st: SravenSettings, keys: list[tuple], fixed: dict, step: int,
     for key in dict.fromkeys(keys):
         if st.n_train is None:
             batch[key] = to_tokens(sample(st.batch, key[0], "train", key[1], distinct=key[2],
-                                          draw=1 + step, permute=key[3]))
+                                          draw=1 + step, permute=key[3], **_generator(st)))
         else:
             rng = np.random.default_rng([key[1], 0x5C, step])
             idx = rng.integers(0, st.n_train, size=st.batch)
@@ -208,7 +220,7 @@ class _History:
                 continue
             # a model without held-out multisets evaluates ID problems in their place, reported as NaN
             sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name != "ood" else "test_id", key[1],
-                                     distinct=key[2], permute=key[3]))
+                                     distinct=key[2], permute=key[3], **_generator(st)))
                     for key, ok in zip(self.keys, has_ood, strict=True)]
             x, y = _stack([s[0] for s in sets], self.device), _stack([s[1] for s in sets], self.device)
             values = [v.cpu().numpy() for v in evaluate(self.model, x, y, st.eval_chunk)[:3]]
@@ -330,7 +342,7 @@ def _eval_items(st: SravenSettings, keys: list[tuple], tasks: list, fixed: dict,
         else:
             # Fresh streams: "train" problems are new draws of the training split (draw 0 is never
             # used for training).
-            p = sample(st.n_eval, key[0], split, key[1], distinct=key[2], permute=key[3])
+            p = sample(st.n_eval, key[0], split, key[1], distinct=key[2], permute=key[3], **_generator(st))
             cache[key] = (to_tokens(p), ambiguous(p, task.pool) if split == "test_id" else None)
     return [cache[key] for key in keys]
 
@@ -452,7 +464,7 @@ def train_bundle(specs: list[ModelSpec], settings: SravenSettings = SravenSettin
     if bad:
         raise ValueError(f"k must be in 1..n_experts={st.n_experts}, got {bad[0]}")
     device = torch.device(device)
-    tasks = [get_task(s.n_rules, s.seed, s.distinct) for s in specs]
+    tasks = [get_task(s.n_rules, s.seed, s.distinct, st.n_features, st.n_values) for s in specs]
     model = _model(specs, st, device)
     keys = [(s.n_rules, s.seed, s.distinct, s.permute) for s in specs]  # one key, one data stream
     fixed = _fixed_sets(st, keys)
