@@ -411,8 +411,11 @@ def _rows(specs: list[ModelSpec], st: SravenSettings, tasks: list, last_losses: 
     """The bundle's rows: each spec and the settings, the tasks' multiset counts, the metrics (NaN for a
     diverged model), the inference-time-k arrays and the wall time per model."""
     rows = pd.DataFrame([asdict(s) for s in specs])
+    # min_delta only where early stopping reads it: a float setting column would enter the rows'
+    # digests (fits.snapshot) of every store made before it
+    skip = ("impl", "eval_chunk") + (() if st.patience else ("min_delta",))
     for name, value in asdict(st).items():
-        if name not in ("impl", "eval_chunk"):
+        if name not in skip:
             rows[name] = value
     rows["n_multisets_train"] = [len(t.train_multisets) for t in tasks]
     rows["n_multisets_ood"] = [len(t.ood_multisets) for t in tasks]
