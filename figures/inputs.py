@@ -54,6 +54,8 @@ SOURCES = {
                           "python -m fits.optimal_k results/sraven-quick --out results/fits-sraven"),
     "sraven_regime": Source("sraven_regime", Path("results/sraven-regime"), "*/curves.parquet",
                             "make sraven-regime"),
+    "sraven_curves": Source("sraven_curves", Path("results/sraven-converge"), "curves-*.parquet",
+                            "python -m simulations.families.sraven --preset converge"),
 }
 
 
@@ -61,9 +63,9 @@ class Inputs:
     """The input directories of one figures run; loads each input lazily and caches it."""
 
     def __init__(self, results=None, fits=None, softmoe=None, regime=None, sraven=None, sraven_fits=None,
-                 sraven_regime=None):
+                 sraven_regime=None, sraven_curves=None):
         given = {"results": results, "fits": fits, SOFTMOE: softmoe, "regime": regime, SRAVEN: sraven,
-                 "sraven_fits": sraven_fits, "sraven_regime": sraven_regime}
+                 "sraven_fits": sraven_fits, "sraven_regime": sraven_regime, "sraven_curves": sraven_curves}
         self.paths = {name: Path(given[name] or src.default) for name, src in SOURCES.items()}
         self._tables: dict[Path, pd.DataFrame] = {}
 

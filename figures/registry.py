@@ -34,7 +34,7 @@ FIGURE_MODULES = (
     "figures.k_eval",
     "figures.regime_map",
     "figures.softmoe_single_expert", "figures.softmoe_expert_drop",
-    "figures.sraven_accuracy", "figures.sraven_kstar", "figures.sraven_regime",
+    "figures.sraven_accuracy", "figures.sraven_kstar", "figures.sraven_regime", "figures.sraven_converge",
 )
 
 FIGURES = [importlib.import_module(path) for path in FIGURE_MODULES]

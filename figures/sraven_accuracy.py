@@ -8,10 +8,13 @@ over seeds: each seed contributes one model per (R, k) (its own rule pool, OOD s
 interval treats seeds as the independent clusters. Diverged models are left out (counted in `n_nan`),
 and so are OOD values of models with no held-out multisets. Dotted grey lines mark chance: 1/8 per
 feature, 8^-4 per problem. A ring marks each curve's best k (highest seed-mean accuracy; every k tied at
-the top is ringed).
+the top is ringed). A store with several estimators (the grid's `estimator` axis) draws each with its own
+line style (solid: the first in the store's order); a store without the column is all pathwise.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from figures import style
 from figures.error_vs_k import _k_ticks
 from figures.stats import seed_summary
 from simulations.families import SRAVEN
+from simulations.families.sraven.estimators import DEFAULT_ESTIMATOR
 
 NAME = "sraven_accuracy"
 TITLE = "SRAVEN accuracy vs k per rule pool size R (OOD and ID; whole problem and per feature), seed CIs"
@@ -40,14 +44,19 @@ def select_slice(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["width"] == rows["width"].max()]
 
 
+LINES = ("-", "--", ":", "-.")  # one per estimator
+
+
 def data(inputs) -> pd.DataFrame:
     rows = select_slice(inputs.sraven)
+    est = rows["estimator"].fillna(DEFAULT_ESTIMATOR) if "estimator" in rows.columns else DEFAULT_ESTIMATOR
+    rows = rows.assign(estimator=est)
     parts = []
     for panel, levels in PANELS.items():
         for level, metric in levels.items():
             values = rows.assign(value=rows[metric].where(~rows["diverged"].astype(bool)))
-            summary = seed_summary(values, ["n_rules", "k"], "value")
-            top = summary.groupby("n_rules")["mean"].transform("max")
+            summary = seed_summary(values, ["estimator", "n_rules", "k"], "value")
+            top = summary.groupby(["estimator", "n_rules"])["mean"].transform("max")
             summary["is_best"] = np.isclose(summary["mean"], top, rtol=0, atol=1e-12)
             summary.insert(0, "metric", metric)
             summary.insert(0, "level", level)
@@ -64,14 +73,15 @@ def data(inputs) -> pd.DataFrame:
 def plot(df: pd.DataFrame):
     fig, axes = style.new_figure(2, 2, height_in=4.2, columns=2, sharex=True, sharey="row")
     rules = sorted(df["n_rules"].unique())
+    ests = list(dict.fromkeys(df["estimator"]))
     for c, panel in enumerate(PANELS):
         for r, level in enumerate(CHANCE):
             ax = axes[r, c]
-            for i, n_rules in enumerate(rules):
-                cur = df[(df["panel"] == panel) & (df["level"] == level) & (df["n_rules"] == n_rules)]
-                cur = cur.sort_values("k")
+            for (e, est), (i, n_rules) in itertools.product(enumerate(ests), enumerate(rules)):
+                cur = df[(df["panel"] == panel) & (df["level"] == level) & (df["n_rules"] == n_rules)
+                         & (df["estimator"] == est)].sort_values("k")
                 ax.plot(cur["k"], cur["mean"], color=style.color(i), marker=style.marker(i),
-                        label=f"{n_rules:g}")
+                        linestyle=LINES[e % len(LINES)], label=f"{n_rules:g}" if e == 0 else None)
                 ax.fill_between(cur["k"], cur["ci_lo"], cur["ci_hi"], color=style.color(i),
                                 alpha=style.BAND_ALPHA, linewidth=0)
                 best = cur[cur["is_best"]]
@@ -92,8 +102,11 @@ def plot(df: pd.DataFrame):
     axes[0, 0].plot([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="none",
                     markeredgecolor=style.GREY, label="best k (highest mean)")
     axes[0, 0].plot([], [], color=style.GREY, linestyle=":", label=r"chance ($8^{-4}$; 1/8 per feature)")
+    if len(ests) > 1:
+        for e, est in enumerate(ests):
+            axes[0, 0].plot([], [], color="black", linestyle=LINES[e % len(LINES)], label=est)
     first = df.iloc[0]
-    style.top_legend(fig, axes[0, 0], ncol=len(rules) + 2,
+    style.top_legend(fig, axes[0, 0], ncol=len(rules) + 2 + (len(ests) if len(ests) > 1 else 0),
                      title=f"rule pool size $R$ ($T$ = {first['n_experts']:g}, {first['n_train']:g} problems "
                            f"per model, $d_{{expert}}$ = {first['width']:g}; mean, 95 % CI over seeds)")
     return fig

@@ -21,8 +21,8 @@ import pandas as pd
 TOLERANCE = 0.02  # per-feature accuracy: "within 0.02 of its own plateau" (issue 29)
 TABLE = "plateau.parquet"
 GROUP = ("estimator", "n_rules")  # the summary's rows, where the store has the columns
-MODEL_COLUMNS = ("estimator", "n_rules", "k", "seed", "steps_run", "best_step", "stopped_early", "final",
-                 "best", "gap", "rise", "at_plateau")
+MODEL_COLUMNS = ("cell_id", "estimator", "n_rules", "k", "seed", "steps_run", "best_step", "stopped_early",
+                 "final", "best", "gap", "rise", "at_plateau")
 
 
 def _rise(steps: np.ndarray, acc: np.ndarray) -> float:
@@ -49,7 +49,7 @@ def model_table(curves: pd.DataFrame, rows: pd.DataFrame, metric: str = "feat_ac
         best = float(run[metric].max())
         rise = _rise(last["step"].to_numpy(), last[metric].to_numpy(dtype=float))
         stopped = bool(first["stopped_early"])
-        row = {c: first[c] for c in ("estimator", "n_rules", "k") if c in g.columns}
+        row = {"cell_id": cell} | {c: first[c] for c in ("estimator", "n_rules", "k") if c in g.columns}
         row |= {"seed": seed, "steps_run": stop, "best_step": int(first["best_step"]),
                 "stopped_early": stopped, "final": final, "best": best, "gap": best - final, "rise": rise,
                 "at_plateau": stopped and rise <= TOLERANCE and best - final <= TOLERANCE}

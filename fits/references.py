@@ -80,7 +80,7 @@ def _set(**kw: str) -> tuple[str, ...]:
     return tuple(a for k, v in kw.items() for a in ("--set", f"{k}={v}"))
 
 
-ID, NO_THEORY = ("--metric", "id"), ("--no-theory",)
+ID, NO_THEORY, FEAT = ("--metric", "id"), ("--no-theory",), ("--metric", "feat_ood")
 LAW, EST = ("--config", "configs/law.yaml"), ("--config", "configs/estimators.yaml")
 # the teacher's skills as experts (the registry's expert kind that reads the teacher's outputs), and the
 # router started at the teacher's scores (the router_init choice of that name)
@@ -107,6 +107,11 @@ REFERENCES: dict[str, Reference] = {r.name: r for r in (
               (Grid("sraven-learnable", ("--preset", "learnable"), SRAVEN),),
               (Fit("sraven-learnable", "sraven-learnable"),
                Fit("sraven-learnable-feat", "sraven-learnable", ("--metric", "feat_ood")))),
+    Reference("sraven-converge", "SRAVEN trained to a plateau, score function and pathwise: k* on R",
+              (Grid("sraven-converge", ("--preset", "converge"), SRAVEN),),
+              tuple(Fit(f"sraven-converge{'' if est == 'score' else '-' + est}{suffix}", "sraven-converge",
+                        ("--where", f"estimator={est}", *metric))
+                    for est in ("score", "pathwise") for suffix, metric in (("", ()), ("-feat", FEAT)))),
     Reference("composition", "every gate family on the contextual and the compositional task",
               (Grid("composition", ("--config", "configs/composition.yaml")),
                Grid("composition-compositional", ("--config", "configs/composition.yaml",

@@ -116,3 +116,24 @@ def write_regime_curves(root: Path, settings: dict | None = None) -> Path:
         (root / name / "manifest.json").write_text(json.dumps({"what": "sraven learning curves",
                                                                 "label": label, "complete": True}))
     return root
+
+
+def write_converge_store(path: Path, rules=(2, 4), n_seeds: int = 2, checks=(0, 100, 200, 300)) -> Path:
+    """A SRAVEN store trained with early stopping, as the converge preset writes it: the rows of
+    `sraven_rows` for two estimators (pathwise and score, each its own bundles and cell ids), every model
+    stopped at the last check, and per bundle a `curves-<bundle_id>.parquet` whose per-feature OOD
+    accuracy rises to the row's."""
+    base = sraven_rows(rules=rules, n_seeds=n_seeds, diverged=0)
+    parts = [base.assign(estimator=est, cell_id=base["cell_id"] + f"-{est}",
+                         bundle_id=base["bundle_id"] + est, steps_run=checks[-1], best_step=checks[-1], stopped_early=True, patience=2,
+                         val_every=checks[1] - checks[0])
+             for est in ("pathwise", "score")]
+    rows = pd.concat(parts, ignore_index=True)
+    write_sraven_store(rows, path)
+    for bundle, part in rows.groupby("bundle_id"):
+        curve = [{"cell_id": r.cell_id, "seed": r.seed, "step": step,
+                  "feat_acc_ood": r.feat_acc_ood * (0.3 + 0.7 * step / checks[-1]),
+                  "feat_acc_val": r.feat_acc_id * (0.3 + 0.7 * step / checks[-1])}
+                 for r in part.itertuples() for step in checks]
+        pd.DataFrame(curve).to_parquet(Path(path) / f"curves-{bundle}.parquet", index=False)
+    return Path(path)

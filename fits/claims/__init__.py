@@ -7,7 +7,8 @@ its files. `--check` rewrites nothing and exits 1 naming every block whose text 
 files give (tests/fits/test_claims.py runs it on the shipped files).
 
 Modules: `reference` (reading the references, number formats), `results` (README, docs/results.md,
-docs/reference.md), `tables` (the maps of docs/tasks.md), `docs` (the other docs); this module holds the
+docs/reference.md), `tables` (the maps of docs/tasks.md), `docs` (the other docs), `sraven` (the SRAVEN
+converge blocks); this module holds the
 registry of blocks, the markers and the rewrite.
 """
 
@@ -17,7 +18,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from fits.claims import docs, results, tables
+from fits.claims import docs, results, sraven, tables
 from fits.claims.reference import REFERENCE, ROOT, cells
 from fits.claims.results import LAW_ARMS, direction_rows
 from simulations.atomic import atomic_write_text
@@ -67,6 +68,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "theory-oracle-table": docs.theory_oracle_table,
     "sraven-learnable-table": docs.sraven_learnable_table,
     "sraven-learnable-reading": docs.sraven_learnable_reading,
+    "sraven-converge-regime": sraven.converge_regime,
+    "sraven-converge-k": sraven.converge_k_table,
+    "sraven-converge-reading": sraven.converge_reading,
 }
 
 

@@ -13,7 +13,7 @@ from figure_fixtures import fixture_rows, write_regime_fits, write_store
 from matplotlib import image
 from PIL import Image
 from softmoe_fixtures import write_softmoe_store
-from sraven_fixtures import sraven_rows, write_regime_curves, write_sraven_store
+from sraven_fixtures import sraven_rows, write_converge_store, write_regime_curves, write_sraven_store
 from statsmodels.stats.weightstats import DescrStatsW
 
 from figures import FIGURES, Inputs, main
@@ -37,23 +37,26 @@ def store(tmp_path_factory):
     regime = write_regime_fits(root / "regime")
     sraven, sraven_fits = write_sraven_store(sraven_rows(), root / "sraven"), root / "sraven_fits"
     sraven_regime = write_regime_curves(root / "sraven_regime")
+    sraven_curves = write_converge_store(root / "sraven_curves")
     assert fits_main([str(results), "--out", str(fits), "--bootstrap", "200"]) == 0
     assert fits_main([str(sraven), "--out", str(sraven_fits), "--bootstrap", "200"]) == 0
     assert main(["--results", str(results), "--fits", str(fits), "--softmoe", str(softmoe),
                  "--regime", str(regime), "--sraven", str(sraven), "--sraven-fits", str(sraven_fits),
-                 "--sraven-regime", str(sraven_regime), "--out", str(out)]) == 0
-    return results, fits, out, softmoe, regime, sraven, sraven_fits, sraven_regime
+                 "--sraven-regime", str(sraven_regime), "--sraven-curves", str(sraven_curves),
+                 "--out", str(out)]) == 0
+    return results, fits, out, softmoe, regime, sraven, sraven_fits, sraven_regime, sraven_curves
 
 
 def _sraven_args(store) -> list[str]:
-    return ["--sraven", str(store[5]), "--sraven-fits", str(store[6]), "--sraven-regime", str(store[7])]
+    return ["--sraven", str(store[5]), "--sraven-fits", str(store[6]), "--sraven-regime", str(store[7]),
+            "--sraven-curves", str(store[8])]
 
 
 @pytest.fixture(scope="module")
 def inputs(store):
-    results, fits, _, softmoe, regime, sraven, sraven_fits, sraven_regime = store
+    results, fits, _, softmoe, regime, sraven, sraven_fits, sraven_regime, sraven_curves = store
     return Inputs(results=results, fits=fits, softmoe=softmoe, regime=regime, sraven=sraven,
-                  sraven_fits=sraven_fits, sraven_regime=sraven_regime)
+                  sraven_fits=sraven_fits, sraven_regime=sraven_regime, sraven_curves=sraven_curves)
 
 
 def test_registry_follows_the_module_convention():
@@ -175,7 +178,8 @@ def test_missing_grid_results_name_the_grid_first(store, tmp_path, capsys):
     assert main(["--results", str(results), "--fits", str(fits), "--softmoe", str(store[3]),
                  "--regime", str(store[4]), *_sraven_args(store), "--out", str(out)]) == 0
     assert {p.stem for p in out.iterdir()} == {"softmoe_single_expert", "softmoe_expert_drop", "regime_map",
-                                              "sraven_accuracy", "sraven_kstar", "sraven_regime"}
+                                              "sraven_accuracy", "sraven_kstar", "sraven_regime",
+                                              "sraven_converge"}
     err = capsys.readouterr().err.strip().splitlines()
     grid = f"missing {results} (run: python -m simulations.grid)"
     assert len(err) == len([f for f in FIGURES if "results" in f.INPUTS]) >= 5
@@ -192,7 +196,7 @@ def test_nothing_to_draw_exits_2(tmp_path, capsys):
     assert main(["--results", str(tmp_path / "r"), "--fits", str(tmp_path / "f"), "--softmoe",
                  str(tmp_path / "s"), "--regime", str(tmp_path / "g"), "--sraven", str(tmp_path / "v"),
                  "--sraven-fits", str(tmp_path / "vf"), "--sraven-regime", str(tmp_path / "vr"),
-                 "--out", str(out)]) == 2
+                 "--sraven-curves", str(tmp_path / "vc"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == len(NAMES) + 1 and err[-1].startswith("figures: nothing to draw")
     assert not out.exists()

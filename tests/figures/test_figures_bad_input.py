@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from figure_fixtures import fixture_rows, write_regime_fits, write_store
 from softmoe_fixtures import write_softmoe_store
-from sraven_fixtures import sraven_rows, write_regime_curves, write_sraven_store
+from sraven_fixtures import sraven_rows, write_converge_store, write_regime_curves, write_sraven_store
 
 from figures import main
 from fits.optimal_k import main as fits_main
@@ -34,7 +34,8 @@ def good(tmp_path_factory):
     assert fits_main([str(sraven), "--out", str(root / "sraven_fits"), "--bootstrap", "20"]) == 0
     return {"results": results, "fits": root / "fits", "softmoe": write_softmoe_store(root / "softmoe"),
             "regime": write_regime_fits(root / "regime"), "sraven": sraven,
-            "sraven_fits": root / "sraven_fits", "sraven_regime": write_regime_curves(root / "sraven_regime")}
+            "sraven_fits": root / "sraven_fits", "sraven_regime": write_regime_curves(root / "sraven_regime"),
+            "sraven_curves": write_converge_store(root / "sraven_curves")}
 
 
 @pytest.fixture
@@ -69,6 +70,7 @@ FILES = {  # source -> (file to break, a figure that reads it)
     "sraven_fits": (lambda d: d / "optimal_k.json", "sraven_kstar"),
     "regime": (lambda d: d / "regime.parquet", "regime_map"),
     "sraven_regime": (lambda d: d / "baseline" / "curves.parquet", "sraven_regime"),
+    "sraven_curves": (lambda d: sorted(d.glob("curves-*.parquet"))[0], "sraven_converge"),
 }
 
 

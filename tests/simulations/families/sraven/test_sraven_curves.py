@@ -77,3 +77,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, field)
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {field}") and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_estimator_option_trains_each_estimator_and_early_stopping_adds_val(tmp_path):
+    assert _run(tmp_path, "--k", "2", "--n-rules", "2", "--seeds", "0", "--steps", "8", "--eval-every", "4",
+                "--estimator", "pathwise", "score", "--set", "score_samples=2", "--set", "patience=3",
+                "--set", "val_every=4") == 0
+    c = pd.read_parquet(tmp_path / "curves.parquet")
+    assert set(c["estimator"]) == {"pathwise", "score"} and set(c["split"]) == {"id", "ood", "val"}
+    rows = pd.read_parquet(tmp_path / "rows.parquet")
+    assert sorted(rows["estimator"]) == ["pathwise", "score"] and (rows["steps_run"] == 8).all()
+    assert curves.main(["--out", str(tmp_path / "bad"), *TINY, "--estimator", "swap"]) == 2
+    assert not (tmp_path / "bad").exists()
