@@ -125,8 +125,8 @@ def write_converge_store(path: Path, rules=(2, 4), n_seeds: int = 2, checks=(0, 
     accuracy rises to the row's."""
     base = sraven_rows(rules=rules, n_seeds=n_seeds, diverged=0)
     parts = [base.assign(estimator=est, cell_id=base["cell_id"] + f"-{est}",
-                         bundle_id=base["bundle_id"] + est, steps_run=checks[-1], best_step=checks[-1], stopped_early=True, patience=2,
-                         val_every=checks[1] - checks[0])
+                         bundle_id=base["bundle_id"] + est, steps_run=checks[-1], best_step=checks[-1],
+                         stopped_early=True, patience=2, val_every=checks[1] - checks[0])
              for est in ("pathwise", "score")]
     rows = pd.concat(parts, ignore_index=True)
     write_sraven_store(rows, path)
