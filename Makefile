@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench reference configs standard regime composition adaptive law active-compute sraven sraven-regime estimators clean
+.PHONY: run test test-fast bench reference configs standard regime composition adaptive law active-compute sraven sraven-converge sraven-regime estimators clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,21 @@ sraven: $(STAMP)
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven
 	$(BIN)/python -m fits.optimal_k results/sraven-learnable --out results/fits-sraven-feat --metric feat_ood
 	$(BIN)/python -m figures --sraven results/sraven-learnable --only sraven_accuracy sraven_kstar
+
+# Issue 29's converge preset (docs/sraven.md, "The converge preset"): trained to a plateau, the score
+# function beside pathwise; fits per estimator on whole-problem and per-feature OOD error (fits --where),
+# then its learning curves, accuracy against k and k* against R. At most ~50 min on 2 cores (dry run).
+SRAVEN_CONVERGE_FITS := score: score-feat:--metric=feat_ood pathwise: pathwise-feat:--metric=feat_ood
+sraven-converge: $(STAMP)
+	$(BIN)/python -m simulations.families.sraven --preset converge --resume
+	for fit in $(SRAVEN_CONVERGE_FITS); do \
+		name=$${fit%%:*}; extra=$$(echo $${fit#*:} | tr = ' '); est=$${name%%-*}; \
+		$(BIN)/python -m fits.optimal_k results/sraven-converge --where estimator=$$est $$extra \
+			--out results/fits-sraven-converge-$$name || exit 1; \
+	done
+	$(BIN)/python -m figures --sraven results/sraven-converge --sraven-fits results/fits-sraven-converge-score \
+		--sraven-curves results/sraven-converge --only sraven_converge sraven_accuracy sraven_kstar \
+		--out figures/out/sraven-converge
 
 # Issue 29's SRAVEN regime rows (docs/sraven.md, "Regime map on the CPU"): the learnable preset (column tokens)
 # at k = 2, R = 4, seed 0, 800 steps, one setting varied per row, learning curves into
