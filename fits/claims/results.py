@@ -303,7 +303,8 @@ def answers() -> str:
         for est in ("score", "pathwise")
     )
     h = doc("law")["theory_fit"]["heldout"]
-    sr = cells("sraven-learnable")
+    sr, sp = cells("sraven-converge"), cells("sraven-converge-pathwise")
+    plateau = pd.DataFrame(doc("sraven-converge-feat")["plateau"]["groups"])
     lines = [
         "| question | answer so far | reference |",
         "|---|---|---|",
@@ -332,16 +333,24 @@ def answers() -> str:
         f"{h['share_within_1']:.0%} of held-out "
         f"cells, against {h['share_within_1_constant']:.0%} for a constant k* (learned arm, ID) "
         "| [law](docs/reference/law) |",
-        "| SRAVEN (P1's own task): k* on R | k enough "
-        f"{', '.join(num(v) for v in ordered(sr, 'complexity')['k_enough'])}"
-        f" at R = {', '.join(num(v) for v in sorted(sr['complexity']))}"
-        f"{FLAT_IN_K if (sr['k_enough'] == sr['k_min']).all() else ''} "
-        "| [sraven-learnable](docs/reference/sraven-learnable) |",
+        "| SRAVEN (P1's own task): k* on R, students trained to a plateau | score function: k enough "
+        f"{', '.join(num(v) for v in ordered(sr, 'complexity')['k_enough'])} at R = "
+        f"{', '.join(num(v) for v in sorted(sr['complexity']))} (pathwise "
+        f"{', '.join(num(v) for v in ordered(sp, 'complexity')['k_enough'])}), censored low at "
+        f"{_censored_levels(sr)}: not identified at three levels; per-feature OOD accuracy "
+        f"{span(plateau['final_mean'])} over R "
+        "| [sraven-converge](docs/reference/sraven-converge) |",
         "| Soft MoE (Chung et al. 2024): one expert suffices? | a quick experiment in `make run`; "
         "no reference "
         "result yet | [docs/softmoe.md](docs/softmoe.md) |",
     ]
     return "\n".join(lines)
+
+
+def _censored_levels(c: pd.DataFrame) -> str:
+    """The levels of R whose k enough is censored low, as "R = a, b" (or "no R")."""
+    low = sorted(c.loc[c["k_enough_censored"] == "low", "complexity"])
+    return f"R = {', '.join(num(v) for v in low)}" if low else "no R"
 
 
 def reference_index() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fits.claims.docs import _cens, _pct, _sraven_acc
-from fits.claims.reference import cells, doc, f2, kspan, num, ordered
+from fits.claims.reference import cells, doc, f2, num, ordered
 
 # estimator -> (whole-problem reference, per-feature reference); the first is the composing estimator
 CONVERGE = {"score": ("sraven-converge", "sraven-converge-feat"),
@@ -43,26 +43,51 @@ def converge_regime() -> str:
 
 def converge_k_table() -> str:
     """Per estimator, error and R: the k estimands with their seed-cluster intervals and inference-time k."""
-    rows = ["| estimator | OOD error | R | k enough (5 %) [CI] | argmin [CI] | one paired SE [CI] "
-            "| best k_eval = k_train |", "|---|---|---|---|---|---|---|"]
+    rows = ["| estimator | OOD error | R | seed-mean error: best, spread over k | k enough (5 %) [CI] "
+            "| argmin [CI] | one paired SE [CI] | best k_eval = k_train |", "|---" * 8 + "|"]
     for est, names in CONVERGE.items():
         for name, what in zip(names, ("whole problem", "per feature"), strict=True):
             ke = {r["complexity"]: r["equal"] for r in doc(name)["k_eval"]["by_complexity"]}
             for _, r in ordered(cells(name), "complexity").iterrows():
                 s = r["complexity"]
-                rows.append(f"| {est} | {what} | {num(s)} | {_cens(r, 'k_enough')} | {_cens(r, 'k_star')} | "
-                            f"{_cens(r, 'k_one_se')} | {_pct(ke[s]) if s in ke else '-'} of cells |")
+                loss = list(r["mean_loss"].values())
+                rows.append(f"| {est} | {what} | {num(s)} | {min(loss):.3f}, {max(loss) - min(loss):.3f} | "
+                            f"{_cens(r, 'k_enough')} | {_cens(r, 'k_star')} | {_cens(r, 'k_one_se')} | "
+                            f"{_pct(ke[s]) if s in ke else '-'} of cells |")
     return "\n".join(rows)
 
 
+def _flat_and_identified(name: str) -> tuple[list[str], list[str]]:
+    """Levels of R where the smallest k is within 5 % of the best (k enough censored low), with the spread of
+    the seed-mean error over k, and the others, with k enough and the argmin and their intervals."""
+    flat, matters = [], []
+    for _, r in ordered(cells(name), "complexity").iterrows():
+        loss = list(r["mean_loss"].values())
+        if r["k_enough_censored"] == "low":
+            flat.append(f"R = {num(r['complexity'])} (spread {max(loss) - min(loss):.3f})")
+        else:
+            matters.append(f"R = {num(r['complexity'])} (k enough {_cens(r, 'k_enough')}, argmin "
+                           f"{_cens(r, 'k_star')})")
+    return flat, matters
+
+
 def converge_reading() -> str:
-    """The plateau criterion at R = 4 and 8 and the k estimands' spread, in one paragraph."""
+    """Where the models got, whether at their plateau, and at which levels of R k matters."""
     parts = []
     for est, (whole, feat) in CONVERGE.items():
-        p = _plateau(feat)
-        at = ", ".join(f"{_pct(p.loc[r, 'at_plateau'])} at R = {r}" for r in PLATEAU_R if r in p.index)
-        c = cells(whole)
-        levels = ", ".join(num(v) for v in sorted(c["complexity"]))
-        parts.append(f"{est}: at plateau {at}; k enough on whole-problem OOD error {kspan(c['k_enough'])}, "
-                     f"argmin {kspan(c['k_star'])} over R = {levels}")
-    return "Converge preset, " + "; ".join(parts) + "."
+        p, acc = _plateau(feat), _sraven_acc(feat)
+        at = " and ".join(f"{_pct(p.loc[r, 'at_plateau'])} at R = {r}" for r in PLATEAU_R if r in p.index)
+        stopped = "every model stopped early" if p["stopped_early"].min() == 1 else \
+            f"{_pct(p['stopped_early'].min())} or more of the models per R stopped early"
+        flat, matters = _flat_and_identified(whole)
+        levels = ", ".join(num(r) for r in sorted(acc.index))
+        parts.append(
+            f"**{est}**: {stopped} (median steps {', '.join(num(v) for v in p['median_steps'])} at R = "
+            f"{levels}); at its plateau by the 0.02 test {at}; per-feature OOD accuracy "
+            f"{', '.join(f2(acc[r]) for r in sorted(acc.index))} (mean over k). On whole-problem OOD error "
+            f"k matters at {', '.join(matters) or 'no level'} and not at {', '.join(flat) or 'no level'}, "
+            "where the smallest k is within 5 % of the best (k enough censored low; spread: the largest "
+            "minus the smallest seed-mean error over k); so k* on R is "
+            + ("identified at three levels" if len(matters) >= 3 else
+               f"not identified at three levels of R (only {len(matters)})"))
+    return "Converge preset. " + ". ".join(parts) + "."
