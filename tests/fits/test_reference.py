@@ -52,7 +52,10 @@ def test_a_reference_was_made_by_its_preset_with_every_model(name):
     config = g.config()
     assert prov["manifest"]["config_hash"] == config.config_hash() and prov["wall_s"] > 0
     doc = json.loads((ref / "optimal_k.json").read_text())
-    assert doc["n_rows"] == len(grid.cells(config)) * len(config.axes.seeds)
+    where = [a.split("=", 1) for a, flag in zip(f.args[1:], f.args, strict=False) if flag == "--where"]
+    fitted = [c for c in grid.cells(config) if all(str(c[k]) == v for k, v in where)]  # its rows (--where)
+    assert doc["n_rows"] == len(fitted) * len(config.axes.seeds) and doc.get("where", []) == [
+        f"{k}={v}" for k, v in where]
     assert (ref / "report.md").is_file() and (ref / "cells.csv").is_file()
     if (ref / "means.csv").exists():
         means = pd.read_csv(ref / "means.csv")
