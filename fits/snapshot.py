@@ -4,7 +4,9 @@ docs/reference/<name>/ holds the fits run's `cells.csv`, `optimal_k.json` and `r
 the store's seed-mean of every result number per cell, at full precision; `rows.sha256.csv`, a digest
 of each row's result numbers (what the reproduction test compares bit for bit); and `provenance.json`:
 the store's manifest (config, commit, versions, device, every run), the machine, the grid's wall time,
-the commands, and the commit the fits ran at. It is refused unless the tree is clean and every run of
+the commands, and the commit the fits ran at; for a store with learning curves (SRAVEN with early
+stopping) `curves.csv`, every model's curve (`CURVE_COLUMNS`, 4 significant digits: for reading and
+drawing, not for bit-for-bit checks). It is refused unless the tree is clean and every run of
 the store was made from a clean tree at the commit its rows record, so one commit reproduces it. Files
 land together (atomically) or not at all.
 """
@@ -30,6 +32,9 @@ FILES = ("cells.csv", "optimal_k.json", "report.md")
 OUTPUTS = "docs/reference"  # what `make reference` writes, one directory after another
 # Row columns that are not results: timings differ run to run.
 NOT_RESULTS = ("wall_s",)
+# The curve columns a reference ships (simulations.results.load_curves), where the store has them.
+CURVE_COLUMNS = ("cell_id", "seed", "step", "acc_id", "acc_ood", "acc_val", "feat_acc_id", "feat_acc_ood",
+                 "feat_acc_val", "train_ce")
 
 
 def machine() -> dict:
@@ -107,10 +112,13 @@ def snapshot(fits_dir: Path, store: Path, wall_s: float | None, grid_command: st
         raise FitInputError(f"store {store}: {problem}; rerun it from a clean tree")
     prov = {"store": str(store), "fits": str(fits_dir), "command": grid_command, "fit_command": fit_command,
             "wall_s": wall_s, "fits_commit": git_commit(), "machine": machine(), "manifest": manifest}
+    curves = results.load_curves(store)
+    shipped = {} if curves.empty else {"curves.csv": curves[[c for c in CURVE_COLUMNS if c in curves]].to_csv(
+        index=False, float_format="%.4g")}
     return ({f: (fits_dir / f).read_text() for f in FILES}
             | {"means.csv": cell_means(rows).to_csv(index=False, float_format="%.17g"),
                "rows.sha256.csv": row_digests(rows).to_csv(index=False),
-               "provenance.json": json.dumps(prov, indent=1)})
+               "provenance.json": json.dumps(prov, indent=1)} | shipped)
 
 
 def write_snapshot(fits_dir: Path, store: Path, out: Path, wall_s: float | None, grid_command: str,

@@ -303,7 +303,7 @@ def _train(model: SravenTransformer, st: SravenSettings, keys: list[tuple], fixe
                 stopping.check(val, params, step)
                 if bool(stopping.stopped.all()):
                     break
-        if step == st.steps:
+        if last:
             break
         x, y = _train_batch(st, keys, fixed, step, device)
         opt.zero_grad(set_to_none=False)
