@@ -5,7 +5,7 @@ the store's seed-mean of every result number per cell, at full precision; `rows.
 of each row's result numbers (what the reproduction test compares bit for bit); and `provenance.json`:
 the store's manifest (config, commit, versions, device, every run), the machine, the grid's wall time,
 the commands, and the commit the fits ran at; for a store with learning curves (SRAVEN with early
-stopping) `curves.csv`, every model's curve (`CURVE_COLUMNS`, 4 significant digits: for reading and
+stopping) `curves.csv`, the curve of every model the fit read (`CURVE_COLUMNS`, 4 significant digits: for reading and
 drawing, not for bit-for-bit checks). It is refused unless the tree is clean and every run of
 the store was made from a clean tree at the commit its rows record, so one commit reproduces it. Files
 land together (atomically) or not at all.
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fits.data import FitInputError
+from fits.options import FitOptions
 from simulations import results
 from simulations.atomic import staged_files
 from simulations.provenance import git_commit, tree_state
@@ -112,7 +113,9 @@ def snapshot(fits_dir: Path, store: Path, wall_s: float | None, grid_command: st
         raise FitInputError(f"store {store}: {problem}; rerun it from a clean tree")
     prov = {"store": str(store), "fits": str(fits_dir), "command": grid_command, "fit_command": fit_command,
             "wall_s": wall_s, "fits_commit": git_commit(), "machine": machine(), "manifest": manifest}
+    where = json.loads((fits_dir / "optimal_k.json").read_text()).get("where", [])
     curves = results.load_curves(store)
+    curves = curves if curves.empty else FitOptions(where=tuple(where)).select(curves)  # the fit's rows
     shipped = {} if curves.empty else {"curves.csv": curves[[c for c in CURVE_COLUMNS if c in curves]].to_csv(
         index=False, float_format="%.4g")}
     return ({f: (fits_dir / f).read_text() for f in FILES}
