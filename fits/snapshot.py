@@ -5,8 +5,8 @@ the store's seed-mean of every result number per cell, at full precision; `rows.
 of each row's result numbers (what the reproduction test compares bit for bit); and `provenance.json`:
 the store's manifest (config, commit, versions, device, every run), the machine, the grid's wall time,
 the commands, and the commit the fits ran at; for a store with learning curves (SRAVEN with early
-stopping) `curves.csv`, the curve of every model the fit read (`CURVE_COLUMNS`, 4 significant digits: for reading and
-drawing, not for bit-for-bit checks). It is refused unless the tree is clean and every run of
+stopping) `curves.csv`, the curve of every model the fit read (`CURVE_COLUMNS`, 4 significant digits:
+for reading and drawing, not for bit-for-bit checks). It is refused unless the tree is clean and every run of
 the store was made from a clean tree at the commit its rows record, so one commit reproduces it. Files
 land together (atomically) or not at all.
 """
