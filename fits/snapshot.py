@@ -113,9 +113,10 @@ def snapshot(fits_dir: Path, store: Path, wall_s: float | None, grid_command: st
         raise FitInputError(f"store {store}: {problem}; rerun it from a clean tree")
     prov = {"store": str(store), "fits": str(fits_dir), "command": grid_command, "fit_command": fit_command,
             "wall_s": wall_s, "fits_commit": git_commit(), "machine": machine(), "manifest": manifest}
-    where = json.loads((fits_dir / "optimal_k.json").read_text()).get("where", [])
     curves = results.load_curves(store)
-    curves = curves if curves.empty else FitOptions(where=tuple(where)).select(curves)  # the fit's rows
+    if not curves.empty:  # the fit's models only (its --where)
+        where = json.loads((fits_dir / "optimal_k.json").read_text()).get("where", [])
+        curves = FitOptions(where=tuple(where)).select(curves)
     shipped = {} if curves.empty else {"curves.csv": curves[[c for c in CURVE_COLUMNS if c in curves]].to_csv(
         index=False, float_format="%.4g")}
     return ({f: (fits_dir / f).read_text() for f in FILES}
