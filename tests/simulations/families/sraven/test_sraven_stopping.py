@@ -11,8 +11,9 @@ import pytest
 import torch
 import yaml
 
-from simulations import results
-from simulations.families.sraven import ModelSpec, SravenSettings, train_bundle
+from simulations import grid, results
+from simulations.config import load_config
+from simulations.families.sraven import ModelSpec, SravenSettings, family, train_bundle
 from simulations.families.sraven.cli import main
 from simulations.families.sraven.train import _Stopping
 
@@ -97,3 +98,18 @@ def test_overwrite_removes_the_curves_and_plain_grids_write_none(stopped_store, 
         (copy / f.name).write_bytes(f.read_bytes())
     assert main(["--config", str(plain), "--out", str(copy), "--overwrite", "--no-progress"]) == 0
     assert not list(copy.glob(results.CURVES_GLOB))
+
+
+def test_dry_run_times_each_estimator_apart(stopped_store, tmp_path, capsys, monkeypatch):
+    """The estimators' steps cost differently: the estimate times one bundle per estimator."""
+    cfg, _ = stopped_store
+    out = tmp_path / "planned"
+    assert main(["--config", str(cfg), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "models: 8" in text and "estimated time" in text and not out.exists()
+    groups = []
+    monkeypatch.setattr(family, "_estimate_group", lambda b, *_: groups.append(b) or 1.0)
+    bundles = grid.make_bundles(load_config(cfg, family="sraven"), "cpu")
+    assert family.estimate_seconds(bundles) == 2.0  # one estimate per estimator's bundles
+    assert [sorted({m.cell["estimator"] for b in g for m in b.models}) for g in groups] == [["pathwise"],
+                                                                                           ["score"]]
