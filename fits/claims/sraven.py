@@ -37,7 +37,7 @@ def converge_regime() -> str:
             p = plateau.loc[r]
             rows.append(f"| {est} | {num(r)} | {f2(fm[r])}, {f2(fb[r])} | {f2(wm[r])}, {f2(wb[r])} | "
                         f"{_pct(p['at_plateau'])} ({_pct(p['stopped_early'])}) | {num(p['median_steps'])} | "
-                        f"{f2(p['rise_max'])}, {f2(p['gap_max'])} |")
+                        f"{p['rise_max']:.3f}, {p['gap_max']:.3f} |")
     return "\n".join(rows)
 
 
