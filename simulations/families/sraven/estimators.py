@@ -22,14 +22,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from simulations.estimators import plackett_luce
+from simulations.estimators import DEFAULT_ESTIMATOR, plackett_luce
+from simulations.estimators import ESTIMATORS as ALL_ESTIMATORS
 from simulations.moe import TopKMoE
 from simulations.router import RouterStats
 
 from .model import SravenTransformer, _seed
 
-ESTIMATORS = ("pathwise", "dense_ste", "score")  # those of simulations.estimators a transformer takes
-DEFAULT_ESTIMATOR = "pathwise"
+__all__ = ["DEFAULT_ESTIMATOR", "ESTIMATORS", "ScoreRoute", "StepLoss", "dense_ste"]
+
+# those of simulations.estimators a transformer takes (swap: no loss per token), in the registry's order
+ESTIMATORS = tuple(name for name in ALL_ESTIMATORS if name in ("pathwise", "dense_ste", "score"))
 _SCORE_STREAM = 0x5C0E  # the score estimator's own stream of a model's seeds
 
 
