@@ -8,7 +8,7 @@ files give (tests/fits/test_claims.py runs it on the shipped files).
 
 Modules: `reference` (reading the references, number formats), `results` (README, docs/results.md,
 docs/reference.md), `tables` (the maps of docs/tasks.md), `docs` (the other docs), `sraven` (the SRAVEN
-converge blocks); this module holds the
+blocks); this module holds the
 registry of blocks, the markers and the rewrite.
 """
 
@@ -47,7 +47,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "quick": results.quick,
     "k-eval": results.k_eval,
     "estimators": results.estimators,
-    "sraven-learnable": results.sraven,
+    "sraven-learnable": sraven.learnable,
     # docs/fits.md, docs/theory.md, docs/sraven.md, docs/tasks.md
     "quick-p-argmin": docs.quick_p_argmin,
     "quick-first": docs.quick_first,
@@ -66,8 +66,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "oracle-standard": docs.oracle_standard,
     "theory-quick-table": docs.theory_quick_table,
     "theory-oracle-table": docs.theory_oracle_table,
-    "sraven-learnable-table": docs.sraven_learnable_table,
-    "sraven-learnable-reading": docs.sraven_learnable_reading,
+    "sraven-learnable-table": sraven.learnable_table,
+    "sraven-learnable-reading": sraven.learnable_reading,
     "sraven-converge-regime": sraven.converge_regime,
     "sraven-converge-k": sraven.converge_k_table,
     "sraven-converge-reading": sraven.converge_reading,

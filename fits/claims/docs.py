@@ -13,10 +13,12 @@ from fits.claims.reference import (
     estimate_ci,
     f2,
     gate_rows,
+    kci,
     ks_of,
     kspan,
     num,
     ordered,
+    pct,
     span,
 )
 from fits.claims.results import LAW_ARMS, levels_of
@@ -30,16 +32,6 @@ from simulations.arms.top_p import TopP
 
 SUPERVISED = arm_of(Supervised.name, LEARNED.experts.name)
 TOP_P = arm_of(TopP.name, LEARNED.experts.name)
-
-
-def _kci(r, col: str) -> str:
-    """A k estimand with its interval, as "k [lo, hi]"."""
-    lo, hi = r[f"{col}_ci"]
-    return f"{num(r[col])} [{num(lo)}, {num(hi)}]"
-
-
-def _pct(x: float) -> str:
-    return f"{x:.0%}".replace("%", " %")
 
 
 def _bound(name: str, arm: str) -> dict:
@@ -91,8 +83,8 @@ def quick_bound_table() -> str:
         f"| AIC: bound ({b['n_params']} params) / free-form curves ({b['free_form']['n_params']}) | "
         f"{b['aic']:.0f} / {b['free_form_aic']:.0f} |",
         f"| held out: RMSE log loss | {f2(h['rmse_log'])} |",
-        f"| held out: k* within +-1, bound / constant k* | {_pct(h['share_within_1'])} / "
-        f"{_pct(h['share_within_1_constant'])} (of {h['n_predictions']}) |",
+        f"| held out: k* within +-1, bound / constant k* | {pct(h['share_within_1'])} / "
+        f"{pct(h['share_within_1_constant'])} (of {h['n_predictions']}) |",
         f"| cells with k*'s 95 % CI above the bound's largest k* | {o['n_k_star_ci_above_max']} of "
         f"{o['n_cells']} |",
         f"| pooled above_max, s = 1 / whole arm (one-sided p) | {_pooled(b, s1, 'above_max'):.3f} / "
@@ -195,15 +187,15 @@ def law_heldout() -> str:
          for k in ("enough", "discrete")}
     h, ho = doc("law")["theory_fit"]["heldout"], doc("law-ood")["theory_fit"]["heldout"]
     short = {"complexity": "s", "n_train": "m", "width": "h"}
-    by = ", ".join(f"{short.get(f, f)} {_pct(v['share_within_1'])}" for f, v in h["by_factor"].items())
+    by = ", ".join(f"{short.get(f, f)} {pct(v['share_within_1'])}" for f, v in h["by_factor"].items())
     return (
-        f"k_enough is pinned (CI within a factor 2) in {_pct(t['enough'])} of the {LEARNED.name} arm's ID "
-        f"cells, the argmin in {_pct(t['discrete'])}. The calibrated bound (`theory_fit`, {LEARNED.name} "
-        f"arm, ID) puts the held-out argmin within 1 in {_pct(h['share_within_1'])} of held-out cells "
-        f"(by factor: {by}), against {_pct(h['share_within_1_constant'])} for a constant k* and "
-        f"{_pct(h['share_within_1_rule'])} for the rule k* = s r (`heldout.share_within_1_rule`); on OOD "
-        f"{_pct(ho['share_within_1'])} against {_pct(ho['share_within_1_constant'])} and "
-        f"{_pct(ho['share_within_1_rule'])}."
+        f"k_enough is pinned (CI within a factor 2) in {pct(t['enough'])} of the {LEARNED.name} arm's ID "
+        f"cells, the argmin in {pct(t['discrete'])}. The calibrated bound (`theory_fit`, {LEARNED.name} "
+        f"arm, ID) puts the held-out argmin within 1 in {pct(h['share_within_1'])} of held-out cells "
+        f"(by factor: {by}), against {pct(h['share_within_1_constant'])} for a constant k* and "
+        f"{pct(h['share_within_1_rule'])} for the rule k* = s r (`heldout.share_within_1_rule`); on OOD "
+        f"{pct(ho['share_within_1'])} against {pct(ho['share_within_1_constant'])} and "
+        f"{pct(ho['share_within_1_rule'])}."
     )
 
 
@@ -223,14 +215,14 @@ def active_compute_table() -> str:
     for arm in doc(ac)["by_router"]:
         c = ordered(cells(ac, arm), "complexity")
         fixed = [
-            ", ".join(_kci(r, "k_enough") for _, r in ordered(law[law["width"] == h], "complexity").iterrows()
+            ", ".join(kci(r, "k_enough") for _, r in ordered(law[law["width"] == h], "complexity").iterrows()
                       )
             if arm == LEARNED.name else ("cap s r at every h (docs/tasks.md)" if h == hs[0] else "")
             for h in hs
         ]
         rows.append(
-            f"| {arm} | {', '.join(_kci(r, 'k_enough') for _, r in c.iterrows())} | "
-            f"{', '.join(_kci(r, 'k_star') for _, r in c.iterrows())} | " + " | ".join(fixed) + " |"
+            f"| {arm} | {', '.join(kci(r, 'k_enough') for _, r in c.iterrows())} | "
+            f"{', '.join(kci(r, 'k_star') for _, r in c.iterrows())} | " + " | ".join(fixed) + " |"
         )
     return "\n".join(rows)
 
@@ -246,7 +238,7 @@ def active_compute_oracle() -> str:
     """The oracle's k at fixed active compute, per s, and its law."""
     c = ordered(cells("active-compute", ORACLE.name), "complexity")
     return (
-        f"Oracle k enough {', '.join(_kci(r, 'k_enough') for _, r in c.iterrows())}, argmin "
+        f"Oracle k enough {', '.join(kci(r, 'k_enough') for _, r in c.iterrows())}, argmin "
         f"{', '.join(num(v) for v in c['k_star'])} at s = {levels_of('active-compute', ORACLE.name)}; "
         f"{_ac_law(ORACLE.name)}."
     )
@@ -342,11 +334,11 @@ def oracle_standard() -> str:
         f"In the standard reference the {ORACLE.name} arm's argmin is "
         f"{', '.join(num(v) for v in c['k_star'])} "
         f"at s = {', '.join(num(s) for s in c['complexity'])}. For the {LEARNED.name} router the calibrated "
-        f"bound's held-out k* is within 1 in {_pct(ln['heldout']['share_within_1'])} against "
-        f"{_pct(ln['heldout']['share_within_1_constant'])} for a constant k*"
+        f"bound's held-out k* is within 1 in {pct(ln['heldout']['share_within_1'])} against "
+        f"{pct(ln['heldout']['share_within_1_constant'])} for a constant k*"
         f"{f' with {edges} at the edges' if edges else ''}"
-        f"; for the {ORACLE.name}: {_pct(o['heldout']['share_within_1'])} against "
-        f"{_pct(o['heldout']['share_within_1_constant'])}."
+        f"; for the {ORACLE.name}: {pct(o['heldout']['share_within_1'])} against "
+        f"{pct(o['heldout']['share_within_1_constant'])}."
     )
 
 
@@ -365,7 +357,7 @@ def theory_oracle_table() -> str:
         "|---|---|---|---|---|---|",
         f"| `configs/standard.yaml` (reference `standard`) | {_edge(b['params']['h0'])} | "
         f"{_edge(b['params']['beta'])} | {_edge(b['params']['est_weight'])} | "
-        f"{_pct(b['heldout']['share_within_1'])} / {_pct(b['heldout']['share_within_1_constant'])} | "
+        f"{pct(b['heldout']['share_within_1'])} / {pct(b['heldout']['share_within_1_constant'])} | "
         f"{'no cell' if outside == 0 else f'{outside} cells (Holm)'} |",
     ])
 
@@ -397,54 +389,10 @@ def theory_quick_table() -> str:
         f"| risk = A + lambda E, constants h0, beta, lambda | **ours** | fitted (plus a floor): "
         f"{', '.join(edges) or 'none'} at the edges of their ranges, beta = "
         f"{f2(b['params']['beta']['estimate'])} "
-        f"(OOD); held-out k* within +-1 in {_pct(h['share_within_1'])} (constant k*: "
-        f"{_pct(h['share_within_1_constant'])}); AIC {b['aic']:.0f} against {b['free_form_aic']:.0f} for "
+        f"(OOD); held-out k* within +-1 in {pct(h['share_within_1'])} (constant k*: "
+        f"{pct(h['share_within_1_constant'])}); AIC {b['aic']:.0f} against {b['free_form_aic']:.0f} for "
         "free-form curves |",
         "| \"no k* strictly inside (1, s)\" | **ours** | "
         + ("not contradicted: no cell" if n_between == 0 else f"{n_between} cells (Holm)")
         + f" (pooled p = {f2(between)}) |",
     ])
-
-
-def _sraven_acc(name: str) -> pd.Series:
-    """Seed-mean accuracy per R, mean over k (1 - the cells' mean error)."""
-    c = cells(name)
-    acc = pd.Series([1 - sum(m.values()) / len(m) for m in c["mean_loss"]], index=c["complexity"])
-    return acc.groupby(level=0).mean()
-
-
-def _cens(r, col: str) -> str:
-    cen = r["censored" if col == "k_star" else f"{col}_censored"]
-    return _kci(r, col) + (f", censored {cen}" if cen else "")
-
-
-def sraven_learnable_table() -> str:
-    """The SRAVEN learnable reference per R: accuracies (mean over k) and the k estimands."""
-    whole = ordered(cells("sraven-learnable"), "complexity")
-    feat, acc = _sraven_acc("sraven-learnable-feat"), _sraven_acc("sraven-learnable")
-    ke = {r["complexity"]: r["equal"] for r in doc("sraven-learnable")["k_eval"]["by_complexity"]}
-    rows = [
-        "| R | per-feature OOD accuracy | whole-problem OOD accuracy | k enough (5 %) [CI] | argmin [CI] "
-        "| one paired SE [CI] | best k_eval = k_train |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, r in whole.iterrows():
-        s = r["complexity"]
-        rows.append(
-            f"| {num(s)} | {f2(feat[s])} | {f2(acc[s])} | {_cens(r, 'k_enough')} | {_cens(r, 'k_star')} | "
-            f"{_cens(r, 'k_one_se')} | {_pct(ke[s]) if s in ke else '-'} of cells |"
-        )
-    return "\n".join(rows)
-
-
-def sraven_learnable_reading() -> str:
-    """Per-feature OOD accuracy at the smallest R and the k_eval share (sraven-learnable)."""
-    feat = _sraven_acc("sraven-learnable-feat")
-    eq = [r["equal"] for r in doc("sraven-learnable")["k_eval"]["by_complexity"]]
-    return (
-        f"Per-feature OOD accuracy at R = {num(feat.index[0])}: {f2(feat.iloc[0])}; the training k is the "
-        "best "
-        f"k_eval in {min(eq):.0%}-{max(eq):.0%} of cells.".replace("%-", "-").replace("%", " %")
-    )
-
-

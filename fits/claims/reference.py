@@ -90,6 +90,23 @@ def ordered(df: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 
+def pct(x: float) -> str:
+    """A share as a whole percentage, "50 %"."""
+    return f"{x:.0%}".replace("%", " %")
+
+
+def kci(r, col: str) -> str:
+    """A k estimand of a cells row with its interval, as "k [lo, hi]"."""
+    lo, hi = r[f"{col}_ci"]
+    return f"{num(r[col])} [{num(lo)}, {num(hi)}]"
+
+
+def kci_censored(r, col: str) -> str:
+    """`kci`, followed by its censoring ("censored low" / "high") where the cells row has one."""
+    cen = r["censored" if col == "k_star" else f"{col}_censored"]
+    return kci(r, col) + (f", censored {cen}" if cen else "")
+
+
 def dash(x, fmt: str = "{:.2f}") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 

@@ -22,6 +22,7 @@ from fits.claims.reference import (
     signed,
     span,
 )
+from fits.claims.sraven import converge_answer
 from fits.references import REFERENCES
 from fits.summary import interval_text, k_step_text
 
@@ -272,17 +273,6 @@ def estimators() -> str:
     )
 
 
-def sraven() -> str:
-    whole, feat = cells("sraven-learnable"), cells("sraven-learnable-feat")
-    return (
-        f"SRAVEN learnable preset: R = {', '.join(num(r) for r in sorted(whole['complexity']))}; k enough on "
-        f"whole-problem OOD error {', '.join(num(v) for v in ordered(whole, 'complexity')['k_enough'])}, "
-        f"argmin {', '.join(num(v) for v in ordered(whole, 'complexity')['k_star'])}; on per-feature OOD "
-        f"error k enough {', '.join(num(v) for v in ordered(feat, 'complexity')['k_enough'])}, argmin "
-        f"{', '.join(num(v) for v in ordered(feat, 'complexity')['k_star'])}."
-    )
-
-
 # ---- the first screen -------------------------------------------------------------------------------
 
 
@@ -303,8 +293,6 @@ def answers() -> str:
         for est in ("score", "pathwise")
     )
     h = doc("law")["theory_fit"]["heldout"]
-    sr, sp = cells("sraven-converge"), cells("sraven-converge-pathwise")
-    plateau = pd.DataFrame(doc("sraven-converge-feat")["plateau"]["groups"])
     lines = [
         "| question | answer so far | reference |",
         "|---|---|---|",
@@ -333,24 +321,12 @@ def answers() -> str:
         f"{h['share_within_1']:.0%} of held-out "
         f"cells, against {h['share_within_1_constant']:.0%} for a constant k* (learned arm, ID) "
         "| [law](docs/reference/law) |",
-        "| SRAVEN (P1's own task): k* on R, students trained to a plateau | score function: k enough "
-        f"{', '.join(num(v) for v in ordered(sr, 'complexity')['k_enough'])} at R = "
-        f"{', '.join(num(v) for v in sorted(sr['complexity']))} (pathwise "
-        f"{', '.join(num(v) for v in ordered(sp, 'complexity')['k_enough'])}), censored low at "
-        f"{_censored_levels(sr)}: not identified at three levels; per-feature OOD accuracy "
-        f"{span(plateau['final_mean'])} over R "
-        "| [sraven-converge](docs/reference/sraven-converge) |",
+        converge_answer(),
         "| Soft MoE (Chung et al. 2024): one expert suffices? | a quick experiment in `make run`; "
         "no reference "
         "result yet | [docs/softmoe.md](docs/softmoe.md) |",
     ]
     return "\n".join(lines)
-
-
-def _censored_levels(c: pd.DataFrame) -> str:
-    """The levels of R whose k enough is censored low, as "R = a, b" (or "no R")."""
-    low = sorted(c.loc[c["k_enough_censored"] == "low", "complexity"])
-    return f"R = {', '.join(num(v) for v in low)}" if low else "no R"
 
 
 def reference_index() -> str:
