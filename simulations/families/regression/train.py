@@ -30,6 +30,7 @@ from simulations.families.regression.config import TrainingConfig
 from simulations.families.regression.tasks import CompositionalTask, sample_cached
 from simulations.gating import Gating
 from simulations.moe import TopKMoE
+from simulations.per_model import clip_grads, copy_models
 
 
 @dataclass(frozen=True)
@@ -387,27 +388,6 @@ def _finite_grads(params: list[torch.Tensor]) -> None:
         p.grad.nan_to_num_(0.0, 0.0, 0.0)
 
 
-def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
-    sq = sum(p.grad.square().flatten(1).sum(1) for p in params)
-    scale = (clip / (sq.sqrt() + 1e-12)).clamp(max=1.0)
-    for p in params:
-        p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
-
-
-def _where_models(sel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(sel.view(-1, *([1] * (a.dim() - 1))), a, b)
-
-
-@torch.no_grad()
-def _copy_models(dst: list[torch.Tensor], src: list[torch.Tensor], sel: torch.Tensor) -> None:
-    """dst[i] = src[i] for the selected models; nothing to do (and no copy made) when none is."""
-    if bool(sel.all()):
-        torch._foreach_copy_(dst, src)
-    elif bool(sel.any()):
-        for d, s in zip(dst, src, strict=True):
-            d.copy_(_where_models(sel, s, d))
-
-
 @dataclass(frozen=True)
 class WarmUp:
     """A first training phase (docs/tasks.md, "A single-skill phase"): `steps` Adam steps at k = 1 on
@@ -424,7 +404,7 @@ def _update(opt: torch.optim.Optimizer, params: list[torch.Tensor], loss: torch.
     with non-finite gradient entries zeroed and each model's gradient clipped to `clip_norm`."""
     torch.where(frozen, torch.zeros_like(loss), loss).sum().backward()
     _finite_grads(params)
-    _per_model_clip(params, clip_norm)
+    clip_grads(params, clip_norm)
     opt.step()
 
 
@@ -474,7 +454,7 @@ class _Progress:
         improved = running & (val < self.best_val)
         self.best_val = torch.where(improved, val, self.best_val)
         self.bad_evals = torch.where(improved, 0, self.bad_evals + running.long())
-        _copy_models(self.best, params, improved)
+        copy_models(self.best, params, improved)
         newly = running & (self.bad_evals >= patience)
         self.steps = torch.where(newly, step, self.steps)
         self.stopped |= newly
@@ -497,7 +477,7 @@ def _train(student: Student, params: list[torch.Tensor], opt: torch.optim.Optimi
         progress.steps = torch.where(bad, step, progress.steps)
         progress.diverged |= bad
         _update(opt, params, loss, progress.frozen, settings.clip_norm)
-        _copy_models(params, progress.best, progress.frozen)
+        copy_models(params, progress.best, progress.frozen)
     return progress
 
 

@@ -21,6 +21,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from simulations.per_model import clip_grads, copy_models
+
 from .ambiguity import ambiguous
 from .config import SCHEDULES, SravenModel, SravenTraining
 from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS, StepLoss
@@ -99,14 +101,6 @@ def _generator(st: SravenSettings) -> dict[str, int]:
 
 def _stack(arrays: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.as_tensor(np.stack(arrays), dtype=torch.long).to(device)
-
-
-def _per_model_clip(params: list[torch.Tensor], clip: float) -> None:
-    params = [p for p in params if p.grad is not None]  # tokens="column" leaves the value embeddings unused
-    sq = sum(p.grad.square().flatten(1).sum(1) for p in params)
-    scale = (clip / (sq.sqrt() + 1e-12)).clamp(max=1.0)
-    for p in params:
-        p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
 
 
 def lr_factor(step: int, steps: int, schedule: str = "constant", warmup: int = 0) -> float:
@@ -259,7 +253,7 @@ class _Stopping:
         better = running & (acc > self.best_acc)
         self.best_acc = torch.where(better, acc, self.best_acc)
         self.best_step = torch.where(better, step, self.best_step)
-        _copy_models(self.best, params, better.to(params[0].device))
+        copy_models(self.best, params, better)
         rose = running & (acc > self.level + self.min_delta)
         self.level = torch.where(rose, acc, self.level)
         self.checks = torch.where(rose, 0, self.checks + running.long())
@@ -268,17 +262,11 @@ class _Stopping:
         self.stopped |= newly
         self.on_device = self.stopped.to(params[0].device)
 
-    @torch.no_grad()
     def freeze(self, params: list[torch.Tensor], every: bool = False) -> None:
-        """Put the stopped models (every model with `every`) back at their best checkpoints."""
-        _copy_models(params, self.best, torch.ones_like(self.on_device) if every else self.on_device)
-
-
-def _copy_models(dest: list[torch.Tensor], src: list[torch.Tensor], which: torch.Tensor) -> None:
-    """dest[i] = src[i] for the models `which` (bool [M]) of every parameter."""
-    if bool(which.any()):
-        for d, s in zip(dest, src, strict=True):
-            d[which] = s[which].detach()
+        """Put the stopped models (every model with `every`) back at their best checkpoints; the flags
+        are read on the host, so a step with no model stopped costs no device synchronisation."""
+        if every or bool(self.stopped.any()):
+            copy_models(params, self.best, torch.ones_like(self.stopped) if every else self.stopped)
 
 
 def _train(model: SravenTransformer, st: SravenSettings, keys: list[tuple], fixed: dict, device: torch.device,
@@ -311,7 +299,7 @@ def _train(model: SravenTransformer, st: SravenSettings, keys: list[tuple], fixe
         if stopping is not None:
             loss = torch.where(stopping.on_device, torch.zeros_like(loss), loss)
         loss.sum().backward()
-        _per_model_clip(params, st.clip_norm)
+        clip_grads(params, st.clip_norm)  # tokens="column" leaves the value embeddings without one
         opt.step()
         if sched is not None:
             sched.step()

@@ -12,11 +12,11 @@ from simulations.families.regression.tasks import CompositionalTask, TaskSpec
 from simulations.families.regression.train import (
     BundleData,
     TrainSettings,
-    _per_model_clip,
     init_model,
     make_bundle_data,
     train_bundle,
 )
+from simulations.per_model import clip_grads
 
 SETTINGS = TrainSettings(lr=0.01, max_steps=40, eval_every=10, patience=100, clip_norm=1.0)
 
@@ -87,7 +87,7 @@ def test_early_stopping_freezes_at_best_checkpoint():
 def test_gradient_clipping_is_per_model():
     p = torch.nn.Parameter(torch.zeros(3, 2, 2))
     p.grad = torch.stack([torch.full((2, 2), v) for v in (0.1, 10.0, 100.0)])
-    _per_model_clip([p], clip=1.0)
+    clip_grads([p], clip=1.0)
     norms = p.grad.flatten(1).norm(dim=1)
     assert norms.tolist() == pytest.approx([0.2, 1.0, 1.0])
 
