@@ -92,28 +92,28 @@ def load_experts_by_s(path: str | Path) -> pd.DataFrame:
     `mean_experts_id` (the mean number of experts selected per ID test input of level s), joined with
     the cell's fields and the row's `diverged` and arm; empty for stores without one (grids without
     complexity_mix, or written before it existed)."""
-    path = Path(path)
-    files = sorted(path.glob(EXPERTS_GLOB)) if path.is_dir() else []
-    if not files:
-        return pd.DataFrame(columns=["cell_id", "seed", "s", "mean_experts_id"])
-    long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
-    out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
-    return out.sort_values(["cell_id", "seed", "s"], kind="stable").reset_index(drop=True)
+    return _side_table(path, EXPERTS_GLOB, "s", lambda: ["mean_experts_id"])
 
 
 def load_curves(path: str | Path) -> pd.DataFrame:
     """The learning curves of a results directory: one row per (cell, seed, step) with the curve's
     columns (SRAVEN: {acc,feat_acc,ce}_{id,ood,val}, train_ce, wall_s), joined with the row's other
     columns; empty for stores without curves."""
+    return _side_table(path, CURVES_GLOB, "step", list)
+
+
+def _side_table(path: str | Path, glob: str, key: str, empty_columns) -> pd.DataFrame:
+    """A table the store keeps beside its bundles (one `glob` file per bundle, one row per (cell, seed,
+    `key`)), joined with the rows' other columns and sorted; for a store without one, an empty frame
+    with cell_id, seed, `key` and `empty_columns()`."""
     path = Path(path)
-    files = sorted(path.glob(CURVES_GLOB)) if path.is_dir() else []
+    files = sorted(path.glob(glob)) if path.is_dir() else []
     if not files:
-        return pd.DataFrame(columns=["cell_id", "seed", "step"])
+        return pd.DataFrame(columns=["cell_id", "seed", key, *empty_columns()])
     long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
     out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
-    return out.sort_values(["cell_id", "seed", "step"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["cell_id", "seed", key], kind="stable").reset_index(drop=True)
 
 
 def write_manifest(out: str | Path, manifest: dict[str, Any]) -> Path:
@@ -160,15 +160,12 @@ def load_k_eval(path: str | Path) -> pd.DataFrame:
     cell's fields (k is the training k) and the rest of the row (`diverged`, arm, ...); empty for stores
     written before it existed."""
     path = Path(path)
-    files = sorted(path.glob(K_EVAL_GLOB))
-    if not files:
+
+    def columns() -> list[str]:  # the family's k_eval columns, read only for a store without the table
         family = (read_manifest(path) or {}).get("family", DEFAULT) if path.is_dir() else DEFAULT
-        lists = get_schema(family).k_eval_lists if family in GRID_FAMILIES else {}
-        return pd.DataFrame(columns=["cell_id", "seed", "k_eval", *lists.values()])
-    long = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    rows = load(path).drop(columns=[c for c in long.columns if c not in ("cell_id", "seed")], errors="ignore")
-    out = long.merge(rows, on=["cell_id", "seed"], how="inner", validate="many_to_one")
-    return out.sort_values(["cell_id", "seed", "k_eval"], kind="stable").reset_index(drop=True)
+        return list((get_schema(family).k_eval_lists if family in GRID_FAMILIES else {}).values())
+
+    return _side_table(path, K_EVAL_GLOB, "k_eval", columns)
 
 
 def done_keys(out: str | Path) -> set[tuple[str, int]]:
