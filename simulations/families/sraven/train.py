@@ -197,6 +197,21 @@ class _History:
         self.splits = (("test_id", "id"), ("test_ood", "ood")) + ((("val", "val"),) if st.patience else ())
         self.frames: list[pd.DataFrame] = []
         self.ce_sum, self.ce_n = torch.zeros(len(keys), dtype=torch.float64, device=device), 0
+        self._sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def problems(self, split: str, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens, targets) of every model's evaluation problems of `split`, the same at every record:
+        drawn once, and once per data stream (the models of a k sweep share theirs). A model without
+        held-out multisets evaluates ID problems in place of OOD ones (reported as NaN)."""
+        if split not in self._sets:
+            st = self.st
+            drawn = {key: to_tokens(sample(st.n_eval, key[0], split if ok or name != "ood" else "test_id",
+                                           key[1], distinct=key[2], permute=key[3], **_generator(st)))
+                     for key, ok in zip(self.keys, self.has_ood, strict=True)}
+            sets = [drawn[key] for key in self.keys]
+            self._sets[split] = (_stack([s[0] for s in sets], self.device),
+                                 _stack([s[1] for s in sets], self.device))
+        return self._sets[split]
 
     def add(self, ce: torch.Tensor) -> None:
         """One training step's CE [M], towards the next record's mean."""
@@ -212,11 +227,7 @@ class _History:
             if name == "ood" and not has_ood.any():
                 row |= {f"{m}_{name}": np.full(M, np.nan) for m in ("acc", "feat_acc", "ce")}
                 continue
-            # a model without held-out multisets evaluates ID problems in their place, reported as NaN
-            sets = [to_tokens(sample(st.n_eval, key[0], split if ok or name != "ood" else "test_id", key[1],
-                                     distinct=key[2], permute=key[3], **_generator(st)))
-                    for key, ok in zip(self.keys, has_ood, strict=True)]
-            x, y = _stack([s[0] for s in sets], self.device), _stack([s[1] for s in sets], self.device)
+            x, y = self.problems(split, name)
             values = [v.cpu().numpy() for v in evaluate(self.model, x, y, st.eval_chunk)[:3]]
             for m, v in zip(("acc", "feat_acc", "ce"), values, strict=True):
                 row[f"{m}_{name}"] = np.where(has_ood, v, np.nan) if name == "ood" else v
